@@ -1,0 +1,3 @@
+module github.com/govscsi/govscsi
+
+go 1.26.0
