@@ -62,7 +62,7 @@ if ! have_go; then
 	cp -a "$dir" /usr/local/go
 	chmod -R u+w /usr/local/go
 	chmod +x /usr/local/go/bin/* /usr/local/go/pkg/tool/*/* 2>/dev/null || true
-	rm -rf "$tmp"
+	chmod -R u+w "$tmp" && rm -rf "$tmp" # the module cache is read-only
 	log "go: $(/usr/local/go/bin/go version) installed in $((SECONDS - t0)) s"
 fi
 export PATH=/usr/local/go/bin:$PATH
