@@ -1,0 +1,350 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// exercise runs the behaviour every store shares: round trips at scattered
+// offsets, bounds, and (when supported) discard reading back as zeros.
+func exercise(t *testing.T, s Store) {
+	t.Helper()
+	lbs := int64(s.LogicalBlockSize())
+	size := s.Size()
+	rng := rand.New(rand.NewPCG(1, 2))
+	shadow := make([]byte, min(size, 4<<20))
+	limit := int64(len(shadow))
+	for i := 0; i < 200; i++ {
+		blocks := 1 + rng.Int64N(16)
+		off := rng.Int64N(limit/lbs-blocks) * lbs
+		buf := make([]byte, blocks*lbs)
+		for j := range buf {
+			buf[j] = byte(rng.Uint32())
+		}
+		var err error
+		if i%3 == 0 {
+			_, err = WriteFUA(s, buf, off)
+		} else {
+			_, err = s.WriteAt(buf, off)
+		}
+		if err != nil {
+			t.Fatalf("write %d+%d: %v", off, len(buf), err)
+		}
+		copy(shadow[off:], buf)
+	}
+	got := make([]byte, len(shadow))
+	if _, err := s.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, shadow) {
+		t.Fatal("read-back differs from what was written")
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// Bounds: the last block works, one past fails, negative fails.
+	last := make([]byte, lbs)
+	if _, err := s.ReadAt(last, size-lbs); err != nil {
+		t.Fatalf("read last block: %v", err)
+	}
+	if _, err := s.ReadAt(last, size); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("read past end: err=%v, want ErrOutOfRange", err)
+	}
+	if _, err := s.WriteAt(last, size-lbs+1); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("write straddling end: err=%v, want ErrOutOfRange", err)
+	}
+	if _, err := s.ReadAt(last, -lbs); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("read at negative offset: err=%v", err)
+	}
+	d, ok := s.(Discarder)
+	if !ok {
+		return
+	}
+	if err := d.Discard(size, 2*lbs); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("discard past end: err=%v", err)
+	}
+	// Discard a range that starts and ends mid-page.
+	off, n := 3*lbs, 40*lbs+lbs
+	if err := d.Discard(off, n); err != nil {
+		if errors.Is(err, ErrUnsupported) {
+			t.Logf("discard unsupported here: %v", err)
+			return
+		}
+		t.Fatalf("discard: %v", err)
+	}
+	if !d.DiscardZeroes() {
+		return
+	}
+	if _, err := s.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	clear(shadow[off : off+n])
+	if !bytes.Equal(got, shadow) {
+		t.Fatal("after discard: range not zero or neighbours damaged")
+	}
+}
+
+func TestRAM(t *testing.T) {
+	r, err := NewRAM(8<<20, RAMOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 4096)
+	if _, err := r.ReadAt(buf, 4096); err != nil || !bytes.Equal(buf, make([]byte, 4096)) {
+		t.Fatalf("unwritten range must read as zeros (err %v)", err)
+	}
+	exercise(t, r)
+}
+
+func TestRAMLimitAndDiscardFreesPages(t *testing.T) {
+	r, err := NewRAM(1<<20, RAMOptions{Limit: 3 * ramPageSize, LogicalBlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := bytes.Repeat([]byte{0xAB}, ramPageSize)
+	for i := int64(0); i < 3; i++ {
+		if _, err := r.WriteAt(page, i*ramPageSize*10); err != nil {
+			t.Fatalf("page %d: %v", i, err)
+		}
+	}
+	if _, err := r.WriteAt(page, 5*ramPageSize); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("4th page over a 3-page limit: err=%v, want ErrNoSpace", err)
+	}
+	if got := r.Allocated(); got != 3*ramPageSize {
+		t.Fatalf("allocated %d after failed write, want %d", got, 3*ramPageSize)
+	}
+	if err := r.Discard(0, ramPageSize); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Allocated(); got != 2*ramPageSize {
+		t.Fatalf("discard of a whole page must free it: allocated %d", got)
+	}
+	if _, err := r.WriteAt(page, 5*ramPageSize); err != nil {
+		t.Fatalf("write after freeing a page: %v", err)
+	}
+	if _, err := NewRAM(1000, RAMOptions{}); err == nil {
+		t.Fatal("size not a block multiple must be rejected")
+	}
+	if _, err := NewRAM(4096, RAMOptions{LogicalBlockSize: 1000}); err == nil {
+		t.Fatal("block size 1000 must be rejected")
+	}
+}
+
+func newTempFile(t *testing.T, size int64) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, size); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestFile(t *testing.T) {
+	p := newTempFile(t, 8<<20+100) // the odd tail is not a whole block
+	f, err := OpenFile(p, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Size() != 8<<20 {
+		t.Fatalf("size %d, want rounded down to 8 MiB", f.Size())
+	}
+	exercise(t, f)
+}
+
+func TestFilePunchHoleDeallocates(t *testing.T) {
+	p := newTempFile(t, 4<<20)
+	f, err := OpenFile(p, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data := bytes.Repeat([]byte{1}, 2<<20)
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	before := allocatedBlocks(t, p)
+	if err := f.Discard(0, 2<<20); err != nil {
+		if errors.Is(err, ErrUnsupported) {
+			t.Skipf("this filesystem cannot punch holes: %v", err)
+		}
+		t.Fatal(err)
+	}
+	after := allocatedBlocks(t, p)
+	if after >= before {
+		t.Fatalf("punch hole did not deallocate: %d -> %d 512-byte blocks", before, after)
+	}
+	if fi, _ := os.Stat(p); fi.Size() != 4<<20 {
+		t.Fatalf("file size changed to %d (KEEP_SIZE)", fi.Size())
+	}
+}
+
+func allocatedBlocks(t *testing.T, p string) int64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Blocks
+}
+
+func TestFileReadOnlyAndErrors(t *testing.T) {
+	p := newTempFile(t, 1<<20)
+	f, err := OpenFile(p, FileOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, 512), 0); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("write to read-only: %v", err)
+	}
+	if _, err := WriteFUA(f, make([]byte, 512), 0); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("FUA write to read-only: %v", err)
+	}
+	if err := f.Discard(0, 512); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("discard on read-only: %v", err)
+	}
+	if _, err := OpenFile(filepath.Join(t.TempDir(), "missing"), FileOptions{}); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	if _, err := OpenFile("/dev/null", FileOptions{}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("character device as file store: %v", err)
+	}
+	if _, err := OpenFile(newTempFile(t, 100), FileOptions{}); err == nil {
+		t.Fatal("a file smaller than a block must be rejected")
+	}
+	f.Close()
+	if _, err := f.ReadAt(make([]byte, 512), 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("read after close: %v", err)
+	}
+}
+
+func TestAlignedBuffer(t *testing.T) {
+	for _, n := range []int{1, 512, 4096, 12345, MaxBounce} {
+		b := AlignedBuffer(n)
+		if len(b) != n || !IsAligned(b) {
+			t.Fatalf("AlignedBuffer(%d): len %d aligned %v", n, len(b), IsAligned(b))
+		}
+	}
+}
+
+// loopDevice attaches a loop device to a fresh file; it skips (with the
+// reason) where loop devices are not usable.
+func loopDevice(t *testing.T, size int64, sectorSize int) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("loop devices need root")
+	}
+	if _, err := exec.LookPath("losetup"); err != nil {
+		t.Skip("losetup not installed")
+	}
+	p := newTempFile(t, size)
+	args := []string{"-f", "--show"}
+	if sectorSize != 0 {
+		args = append(args, "--sector-size", itoa(sectorSize))
+	}
+	out, err := exec.Command("losetup", append(args, p)...).CombinedOutput()
+	if err != nil {
+		t.Skipf("loop devices unavailable in this sandbox: losetup: %v: %s", err, out)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
+		}
+	})
+	return dev
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+func TestBlockDeviceLoop(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		sector int
+		direct bool
+	}{
+		{"buffered-512", 0, false},
+		{"direct-512", 0, true},
+		{"direct-4096", 4096, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := loopDevice(t, 16<<20, tc.sector)
+			b, err := OpenBlock(dev, BlockOptions{Direct: tc.direct})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if b.Size() != 16<<20 {
+				t.Fatalf("BLKGETSIZE64: %d", b.Size())
+			}
+			want := 512
+			if tc.sector != 0 {
+				want = tc.sector
+			}
+			if b.LogicalBlockSize() != want || b.PhysicalBlockSize() < want {
+				t.Fatalf("block sizes %d/%d, want logical %d", b.LogicalBlockSize(), b.PhysicalBlockSize(), want)
+			}
+			exercise(t, b)
+			if tc.direct {
+				// Unaligned buffer: must bounce, not fail with EINVAL.
+				raw := make([]byte, 2*want+1)
+				un := raw[1 : 1+2*want]
+				for i := range un {
+					un[i] = byte(i * 7)
+				}
+				if _, err := b.WriteAt(un, int64(want)); err != nil {
+					t.Fatalf("unaligned-buffer write: %v", err)
+				}
+				back := AlignedBuffer(2 * want)
+				if _, err := b.ReadAt(back, int64(want)); err != nil || !bytes.Equal(back, un) {
+					t.Fatalf("unaligned round trip: err %v equal %v", err, bytes.Equal(back, un))
+				}
+				if _, err := b.ReadAt(make([]byte, 100), 0); !errors.Is(err, syscall.EINVAL) {
+					t.Fatalf("sub-block O_DIRECT read must fail cleanly with EINVAL, got %v", err)
+				}
+			}
+			if err := b.Discard(0, int64(want)*8); err != nil && !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("BLKDISCARD: %v", err)
+			}
+		})
+	}
+	if _, err := OpenBlock(newTempFile(t, 1<<20), BlockOptions{}); err == nil || !strings.Contains(err.Error(), "not a block device") {
+		t.Fatalf("regular file as block device: %v", err)
+	}
+}
+
+func TestBlockDeviceReadOnly(t *testing.T) {
+	dev := loopDevice(t, 1<<20, 0)
+	b, err := OpenBlock(dev, BlockOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.WriteAt(make([]byte, 512), 0); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("write on read-only block store: %v", err)
+	}
+}
