@@ -1,0 +1,285 @@
+// Command xl-vscsi is govscsi's toolstack CLI for Xen PV SCSI, in the style
+// of xl: `xl-vscsi <subcommand> [options] <args>`.
+//
+// Subcommands live in the commands table below; adding one is one entry
+// (name, usage, help text, and a setup function that registers its flags
+// and returns its runner).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/govscsi/govscsi/cfgparse"
+)
+
+const prog = "xl-vscsi"
+
+// env is what a subcommand may touch. Tests replace stat to fake device
+// nodes; everything else about the host comes in through flags.
+type env struct {
+	stdout, stderr io.Writer
+	stat           cfgparse.StatFunc
+}
+
+// runner runs a subcommand with its positional arguments (flags already
+// parsed).
+type runner func(e *env, args []string) error
+
+type command struct {
+	name    string
+	args    string // positional arguments, for the usage line
+	summary string // one line, for the command list
+	help    string // paragraph(s) for `help <cmd>`
+	// setup registers the command's flags and returns its runner.
+	setup func(fs *flag.FlagSet) runner
+}
+
+// commands is the dispatch table, in the order `help` lists them.
+var commands = []command{
+	{
+		name:    "apply",
+		args:    "[options] <ConfigFile> <Domain>",
+		summary: "Write the vscsi= devices of a domain config to xenstore",
+		help: `Turn the vscsi= list of an xl domain config into the xenstore trees of
+the vscsiif protocol for <Domain> (backend, then frontend, per vhost).
+Only --dry-run is implemented yet: it prints the writes and touches nothing.
+Text output shows one '<path> = "<value>"' line per node in write order;
+--json also lists the parent directories created first (kind "dir") and
+every node's permissions.`,
+		setup: setupApply,
+	},
+}
+
+func lookup(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	return runEnv(&env{stdout: stdout, stderr: stderr, stat: cfgparse.OSStat}, args)
+}
+
+func runEnv(e *env, args []string) int {
+	if len(args) == 0 {
+		mainUsage(e.stderr)
+		return 1
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			c := lookup(args[1])
+			if c == nil {
+				fmt.Fprintf(e.stderr, "%s: unknown command %q (see '%s help')\n", prog, args[1], prog)
+				return 1
+			}
+			cmdUsage(e.stdout, c)
+			return 0
+		}
+		mainUsage(e.stdout)
+		return 0
+	}
+	c := lookup(args[0])
+	if c == nil {
+		fmt.Fprintf(e.stderr, "%s: unknown command %q (see '%s help')\n", prog, args[0], prog)
+		return 1
+	}
+	fs := flag.NewFlagSet(prog+" "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // we print errors and usage ourselves
+	r := c.setup(fs)
+	pos, err := parseInterspersed(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		cmdUsage(e.stdout, c)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%s %s: %v\n", prog, c.name, err)
+		fmt.Fprintf(e.stderr, "Usage: %s %s %s (see '%s help %s')\n", prog, c.name, c.args, prog, c.name)
+		return 1
+	}
+	if err := r(e, pos); err != nil {
+		var ue usageError
+		fmt.Fprintf(e.stderr, "%s %s: %v\n", prog, c.name, err)
+		if errors.As(err, &ue) {
+			fmt.Fprintf(e.stderr, "Usage: %s %s %s (see '%s help %s')\n", prog, c.name, c.args, prog, c.name)
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError is a runner error that warrants the usage line.
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// parseInterspersed lets flags come before, between or after the
+// positional arguments; everything after "--" is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func mainUsage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: %s <subcommand> [args]\n\n%s full list of subcommands:\n\n", prog, prog)
+	for _, c := range commands {
+		fmt.Fprintf(w, " %-20s%s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nSee '%s help <subcommand>' for the options of one subcommand.\n", prog)
+}
+
+func cmdUsage(w io.Writer, c *command) {
+	fmt.Fprintf(w, "Usage: %s %s %s\n\n%s\n", prog, c.name, c.args, c.help)
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	c.setup(fs)
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprintf(w, "\nOptions:\n\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+}
+
+// DOMID_FIRST_RESERVED (xen.h): ids from here on are special, not domains.
+const domidFirstReserved = 0x7FF0
+
+// parseDomid accepts a decimal domain id. Names need a xenstore lookup,
+// which arrives with the plugin.
+func parseDomid(s string) (uint32, error) {
+	if s == "" {
+		return 0, fmt.Errorf("empty domain id")
+	}
+	isNum := true
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			isNum = false
+			break
+		}
+	}
+	if !isNum {
+		return 0, fmt.Errorf("domain %q: domain names need xenstore, which only the plugin (not yet written) reads; pass a numeric domid", s)
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n >= domidFirstReserved {
+		return 0, fmt.Errorf("domain id %q out of range (0-%d)", s, domidFirstReserved-1)
+	}
+	return uint32(n), nil
+}
+
+// domidFlag is a flag.Value holding a checked domid.
+type domidFlag struct{ v uint32 }
+
+func (d *domidFlag) String() string { return strconv.FormatUint(uint64(d.v), 10) }
+func (d *domidFlag) Set(s string) error {
+	v, err := parseDomid(s)
+	if err != nil {
+		return err
+	}
+	d.v = v
+	return nil
+}
+
+// flavourFlag is a flag.Value holding a backend flavour.
+type flavourFlag struct{ f cfgparse.Flavour }
+
+func (f *flavourFlag) String() string { return f.f.String() }
+func (f *flavourFlag) Set(s string) error {
+	v, err := cfgparse.ParseFlavour(s)
+	if err != nil {
+		return err
+	}
+	f.f = v
+	return nil
+}
+
+func setupApply(fs *flag.FlagSet) runner {
+	dry := fs.Bool("dry-run", false, "print the xenstore writes instead of making them")
+	be := &domidFlag{}
+	fs.Var(be, "backend-domid", "run the vscsi backend in domain `N`")
+	fl := &flavourFlag{f: cfgparse.FlavourKernel}
+	fs.Var(fl, "flavour", "backend flavour `kernel|hctl`: kernel = Linux xen-scsiback (p-dev naa.<wwn>:<lun>),\nhctl = classic xenlinux scsiback (p-dev h:c:t:l)")
+	sysfs := fs.String("sysfs-root", "/sys", "resolve /dev pdevs through the sysfs at `P`")
+	configfs := fs.String("configfs-root", "/sys/kernel/config", "find LIO xen-pvscsi ports in the configfs at `P`")
+	asJSON := fs.Bool("json", false, "print the writes as JSON, with permissions and parent directories")
+	return func(e *env, args []string) error {
+		if len(args) != 2 {
+			return usagef("want <ConfigFile> <Domain>, got %d argument(s)", len(args))
+		}
+		domid, err := parseDomid(args[1])
+		if err != nil {
+			return err
+		}
+		if !*dry {
+			return errors.New("not implemented yet: only --dry-run works until the plugin can write xenstore")
+		}
+		if domid == be.v {
+			return fmt.Errorf("domain %d cannot be its own vscsi backend (--backend-domid)", domid)
+		}
+		entries, warns, err := cfgparse.ConfigSpecs(args[0])
+		printWarnings(e, warns)
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			fmt.Fprintf(e.stderr, "%s apply: %s has no vscsi= entries; nothing to write\n", prog, args[0])
+			return nil
+		}
+		r := &cfgparse.Resolver{SysfsRoot: *sysfs, ConfigfsRoot: *configfs, Stat: e.stat}
+		devs, warns, err := r.Devices(entries, fl.f)
+		printWarnings(e, warns)
+		if err != nil {
+			return err
+		}
+		plan, err := cfgparse.Group(devs, nil, 0)
+		if err != nil {
+			return err
+		}
+		w := plan.Render(cfgparse.Domains{Frontend: domid, Backend: be.v})
+		if *asJSON {
+			b, err := cfgparse.FormatJSON(w)
+			if err != nil {
+				return err
+			}
+			_, err = e.stdout.Write(b)
+			return err
+		}
+		_, err = io.WriteString(e.stdout, cfgparse.FormatText(w))
+		return err
+	}
+}
+
+func printWarnings(e *env, warns []cfgparse.Warning) {
+	for _, w := range warns {
+		fmt.Fprintf(e.stderr, "%s: %s\n", prog, w)
+	}
+}
+
