@@ -1,0 +1,205 @@
+package ring
+
+import (
+	"encoding/binary"
+	"errors"
+	"math/rand"
+	"sync"
+	"testing"
+)
+
+const slot = 252
+
+func newPair(t testing.TB) ([]byte, *Front, *Back) {
+	page := make([]byte, 4096)
+	f, err := NewFront(page, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBack(page, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return page, f, b
+}
+
+func TestSlots(t *testing.T) {
+	if got := Slots(4096, 252); got != 16 {
+		t.Fatalf("vscsiif ring slots = %d, want 16", got)
+	}
+	if got := Slots(4096, 112); got != 32 { // blkif: (4096-64)/112 = 36 -> 32
+		t.Fatalf("blkif-sized slots = %d, want 32", got)
+	}
+	if got := Slots(64, 252); got != 0 {
+		t.Fatalf("no room: %d", got)
+	}
+	if _, err := NewBack(make([]byte, 100), slot); err == nil {
+		t.Fatal("NewBack accepted a page without room")
+	}
+}
+
+func TestRoundTripAndNotify(t *testing.T) {
+	_, f, b := newPair(t)
+	// A fresh ring: req_event = 1, so the first request notifies.
+	binary.LittleEndian.PutUint32(f.RequestSlot(), 42)
+	f.CommitRequest()
+	if !f.PushRequests() {
+		t.Fatal("first request did not ask for a notification")
+	}
+	n, err := b.Unconsumed()
+	if err != nil || n != 1 {
+		t.Fatalf("Unconsumed = %d, %v", n, err)
+	}
+	buf := make([]byte, slot)
+	b.CopyRequest(buf)
+	if binary.LittleEndian.Uint32(buf) != 42 || b.InFlight() != 1 {
+		t.Fatal("wrong request or in-flight count")
+	}
+	// The backend has not re-armed req_event yet: a second request is
+	// published without an event (hold-off).
+	f.CommitRequest()
+	if f.PushRequests() {
+		t.Fatal("request notified although req_event was not re-armed")
+	}
+	b.CopyRequest(buf)
+	more, err := b.FinalCheckForRequests()
+	if more || err != nil {
+		t.Fatalf("final check: %v %v", more, err)
+	}
+	// Re-armed: the next request notifies again.
+	f.CommitRequest()
+	if !f.PushRequests() {
+		t.Fatal("request after final check did not notify")
+	}
+	// Responses: rsp_event = 1 initially, so the first push notifies...
+	binary.LittleEndian.PutUint32(b.ResponseSlot(), 7)
+	b.CommitResponse()
+	if !b.PushResponses() {
+		t.Fatal("first response did not notify")
+	}
+	// ...the second does not until the frontend re-arms.
+	b.CommitResponse()
+	if b.PushResponses() {
+		t.Fatal("second response notified without re-arm")
+	}
+	if b.PushResponses() {
+		t.Fatal("empty push notified")
+	}
+	if f.UnconsumedResponses() != 2 {
+		t.Fatal("responses not visible")
+	}
+	f.CopyResponse(buf)
+	if binary.LittleEndian.Uint32(buf) != 7 {
+		t.Fatal("wrong response")
+	}
+	f.CopyResponse(buf)
+	if f.FinalCheckForResponses() {
+		t.Fatal("phantom response")
+	}
+	b.CopyRequest(buf)
+	b.CommitResponse()
+	if !b.PushResponses() {
+		t.Fatal("response after frontend re-arm did not notify")
+	}
+}
+
+func TestHostileIndices(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		prod func(b *Back) uint32
+	}{
+		{"jump17", func(b *Back) uint32 { return 17 }},
+		{"jumpMax", func(b *Back) uint32 { return 0x80000000 }},
+		{"backwards", func(b *Back) uint32 { return 0xffffffff }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, f, b := newPair(t)
+			f.SetReqProd(tc.prod(b))
+			if _, err := b.Unconsumed(); !errors.Is(err, ErrOverflow) {
+				t.Fatalf("got %v, want ErrOverflow", err)
+			}
+			if !b.Stopped() {
+				t.Fatal("ring not stopped")
+			}
+			f.SetReqProd(0)
+			if _, err := b.Unconsumed(); !errors.Is(err, ErrStopped) {
+				t.Fatalf("stopped ring answered %v", err)
+			}
+			if b.PushResponses() {
+				t.Fatal("stopped ring notifies")
+			}
+		})
+	}
+	// Moving back behind consumed requests is also caught.
+	_, f, b := newPair(t)
+	f.SetReqProd(4)
+	buf := make([]byte, slot)
+	for i := 0; i < 4; i++ {
+		b.CopyRequest(buf)
+	}
+	f.SetReqProd(2)
+	if _, err := b.Unconsumed(); !errors.Is(err, ErrOverflow) {
+		t.Fatalf("req_prod backwards: %v", err)
+	}
+	// Exactly Size outstanding is legal.
+	_, f, b = newPair(t)
+	f.SetReqProd(16)
+	if n, err := b.Unconsumed(); n != 16 || err != nil {
+		t.Fatalf("full ring: %d %v", n, err)
+	}
+}
+
+// TestConcurrentFrontBack runs a frontend and a backend goroutine over one
+// page for many wraps of the 32-bit-free-running indices' low bits, checking
+// every request is answered once and in order. Run under -race: the index
+// accesses are atomic and the slot copies are ordered by them.
+func TestConcurrentFrontBack(t *testing.T) {
+	page := make([]byte, 4096)
+	// Start near the 2^32 wrap to exercise it.
+	f, _ := NewFront(page, slot)
+	start := uint32(0xffffff00)
+	f.reqProdPvt, f.rspCons = start, start
+	store32(page, OffReqProd, start)
+	store32(page, OffRspProd, start)
+	b, _ := NewBack(page, slot)
+	const total = 200000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // backend: echo the sequence number
+		defer wg.Done()
+		buf := make([]byte, slot)
+		for done := 0; done < total; {
+			n, err := b.Unconsumed()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for i := 0; i < n; i++ {
+				b.CopyRequest(buf)
+				copy(b.ResponseSlot(), buf[:8])
+				b.CommitResponse()
+				done++
+			}
+			b.PushResponses()
+		}
+	}()
+	rng := rand.New(rand.NewSource(1))
+	buf := make([]byte, slot)
+	var sent, got uint64
+	for got < total {
+		for k := rng.Intn(f.Free() + 1); k > 0 && sent < total; k-- {
+			binary.LittleEndian.PutUint64(f.RequestSlot(), sent)
+			f.CommitRequest()
+			sent++
+		}
+		f.PushRequests()
+		for f.UnconsumedResponses() > 0 {
+			f.CopyResponse(buf)
+			if v := binary.LittleEndian.Uint64(buf); v != got {
+				t.Fatalf("response %d carries %d", got, v)
+			}
+			got++
+		}
+	}
+	wg.Wait()
+}
