@@ -282,4 +282,3 @@ func printWarnings(e *env, warns []cfgparse.Warning) {
 		fmt.Fprintf(e.stderr, "%s: %s\n", prog, w)
 	}
 }
-
