@@ -371,16 +371,18 @@ func (lx *lexer) lexError(start int) (token, *SyntaxError) {
 	pos := lx.pos(start)
 	var msg string
 	switch {
-	case c == '\'' || c == '"':
+	case c == '\'' || c == '"' || c == '#':
 		// The rest of the line is the more useful context here.
 		eol := bytes.IndexByte(d[start:], '\n')
 		if eol < 0 {
 			eol = len(d) - start
 		}
 		text = string(d[start : start+eol])
-		msg = "unterminated string " + quoteTok(text)
-	case c == '#':
-		msg = "comment on the last line must end with a newline: " + quoteTok(text)
+		if c == '#' {
+			msg = "comment on the last line must end with a newline: " + quoteTok(text)
+		} else {
+			msg = "unterminated string " + quoteTok(text)
+		}
 	case c == '\r':
 		msg = "unexpected carriage return (xl configs need Unix line endings, not CRLF)"
 		text = "\r"
