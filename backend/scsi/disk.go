@@ -1,0 +1,353 @@
+package scsi
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math/bits"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/govscsi/govscsi/backend/store"
+)
+
+// Store is the backing an emulated disk reads and writes (see backend/store).
+type Store = store.Store
+
+// MaxTransferBytes is the most one vscsiif request can carry: 128 grant
+// segments of 4 KiB (feature-sg-grant). Block limits VPD advertises it so the
+// guest never builds a bigger command.
+const MaxTransferBytes = 128 * 4096
+
+// DiskOptions configures NewDisk. The zero value is a usable disk.
+type DiskOptions struct {
+	// ID seeds the stable identifiers (NAA, serial): use something unique
+	// and persistent per LUN, e.g. the backing path or "vhost/c:t:l".
+	ID string
+	// Product (max 16 chars, default "VIRTUAL-DISK") and Revision (max 4,
+	// default "0001") are reported by INQUIRY; vendor is always "GOVSCSI".
+	Product  string
+	Revision string
+	// Serial (VPD 0x80) defaults to 16 hex digits derived from ID.
+	Serial string
+	// NAA overrides the 64-bit NAA designator (VPD 0x83). Zero derives a
+	// locally assigned (NAA 3) name from ID. The top nibble must be 2, 3, 5.
+	NAA uint64
+	// LogicalBlockSize is 512 or 4096 and a multiple of the store's; zero
+	// takes the store's.
+	LogicalBlockSize int
+	// PhysicalBlockExp is log2(physical/logical); zero derives it from the store.
+	PhysicalBlockExp uint8
+	// WriteCache is the initial WCE bit: with it off every write is FUA.
+	WriteCache bool
+	ReadOnly   bool
+	// Discard enables UNMAP and WRITE SAME with UNMAP (needs a store.Discarder).
+	Discard bool
+	// Rotational reports a spinning disk in VPD B1 (default: non-rotating).
+	Rotational bool
+	// MaxUnmapBlocks caps one UNMAP descriptor and one WRITE SAME
+	// (default 1<<20 blocks; at most 0xFFFFFFFF).
+	MaxUnmapBlocks uint32
+	// LUN is this disk's own number; ReportLUNs lists the LUNs of its
+	// (channel, target) for REPORT LUNS. Nil reports only LUN.
+	LUN        uint64
+	ReportLUNs func() []uint64
+}
+
+// Validate reports the first problem with opts for a disk over st.
+func (o DiskOptions) Validate(st Store) error {
+	if st == nil {
+		return fmt.Errorf("scsi: disk needs a store")
+	}
+	slbs := st.LogicalBlockSize()
+	if o.LogicalBlockSize != 0 {
+		if o.LogicalBlockSize != 512 && o.LogicalBlockSize != 4096 {
+			return fmt.Errorf("scsi: logical block size %d: want 512 or 4096", o.LogicalBlockSize)
+		}
+		if slbs <= 0 || o.LogicalBlockSize%slbs != 0 {
+			return fmt.Errorf("scsi: logical block size %d is not a multiple of the store's %d", o.LogicalBlockSize, slbs)
+		}
+	} else if slbs != 512 && slbs != 4096 {
+		return fmt.Errorf("scsi: store block size %d: want 512 or 4096", slbs)
+	}
+	if o.PhysicalBlockExp > 15 {
+		return fmt.Errorf("scsi: physical block exponent %d > 15", o.PhysicalBlockExp)
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"product", o.Product, 16}, {"revision", o.Revision, 4}, {"serial", o.Serial, 64}} {
+		if len(f.v) > f.max {
+			return fmt.Errorf("scsi: %s %q longer than %d characters", f.name, f.v, f.max)
+		}
+		for _, r := range f.v {
+			if r < 0x20 || r > 0x7E {
+				return fmt.Errorf("scsi: %s %q: only printable ASCII allowed", f.name, f.v)
+			}
+		}
+	}
+	if o.NAA != 0 {
+		switch o.NAA >> 60 {
+		case 2, 3, 5:
+		default:
+			return fmt.Errorf("scsi: NAA %#016x: the NAA nibble must be 2, 3 or 5 for an 8-byte name", o.NAA)
+		}
+	}
+	if o.Discard {
+		if _, ok := st.(store.Discarder); !ok {
+			return fmt.Errorf("scsi: discard requested but the store cannot discard")
+		}
+	}
+	if o.Size(st) == 0 {
+		return fmt.Errorf("scsi: store smaller than one logical block")
+	}
+	return nil
+}
+
+// Size returns the capacity in logical blocks a disk with these options has.
+func (o DiskOptions) Size(st Store) uint64 {
+	lbs := o.LogicalBlockSize
+	if lbs == 0 {
+		lbs = st.LogicalBlockSize()
+	}
+	if lbs <= 0 || st.Size() <= 0 {
+		return 0
+	}
+	return uint64(st.Size()) / uint64(lbs)
+}
+
+// Disk is an emulated SBC direct-access LUN over a Store. Execute is safe for
+// concurrent use: the store does its own locking.
+type Disk struct {
+	st        Store
+	disc      store.Discarder // nil without discard
+	lbs       uint32
+	lbShift   uint8
+	physExp   uint8
+	ro        bool
+	rotating  bool
+	wceDef    bool
+	maxXfer   uint32 // blocks
+	maxUnmap  uint32 // blocks
+	lun       uint64
+	peers     func() []uint64
+	vendor    [8]byte
+	product   [16]byte
+	revision  [4]byte
+	serial    string
+	naa       uint64
+	ops       [256]opEntry
+	capacity  atomic.Uint64 // logical blocks
+	wce       atomic.Bool
+	uaPending atomic.Bool
+	uaMu      sync.Mutex
+	uaQueue   []check
+}
+
+// TaskManagement is implemented by LUNs that take part in task management
+// (vscsiif ABORT and RESET requests). The datapath type-asserts for it.
+type TaskManagement interface {
+	// Abort tries to cancel the command with this tag; it reports whether
+	// it did. It returns promptly either way.
+	Abort(tag uint64) bool
+	// Reset is a LUN reset: state goes back to defaults and a unit
+	// attention is raised.
+	Reset()
+}
+
+// NewDisk returns an emulated disk over st. Options that fail Validate are
+// corrected to safe values (the store's block size, default strings, no
+// discard) rather than failing: callers that want an error call Validate
+// first.
+func NewDisk(st Store, opts DiskOptions) LUN {
+	return newDisk(st, opts)
+}
+
+func newDisk(st Store, opts DiskOptions) *Disk {
+	d := &Disk{st: st, ro: opts.ReadOnly, rotating: opts.Rotational, wceDef: opts.WriteCache, lun: opts.LUN, peers: opts.ReportLUNs}
+	lbs := opts.LogicalBlockSize
+	slbs := st.LogicalBlockSize()
+	if lbs == 0 || (lbs != 512 && lbs != 4096) || slbs <= 0 || lbs%slbs != 0 {
+		lbs = slbs
+	}
+	if lbs != 512 && lbs != 4096 {
+		lbs = 4096 // an exotic store: I/O to it will fail cleanly with medium errors
+	}
+	d.lbs = uint32(lbs)
+	d.lbShift = uint8(bits.TrailingZeros32(d.lbs))
+	d.physExp = opts.PhysicalBlockExp
+	if d.physExp == 0 || d.physExp > 15 {
+		d.physExp = 0
+		if p := st.PhysicalBlockSize(); p > lbs {
+			d.physExp = uint8(bits.Len(uint(p/lbs)) - 1)
+		}
+	}
+	if opts.Discard {
+		d.disc, _ = st.(store.Discarder)
+	}
+	if d.ro {
+		d.disc = nil
+	}
+	d.maxXfer = MaxTransferBytes / d.lbs
+	d.maxUnmap = opts.MaxUnmapBlocks
+	if d.maxUnmap == 0 {
+		d.maxUnmap = 1 << 20
+	}
+	d.capacity.Store(uint64(st.Size()) / uint64(d.lbs))
+	d.wce.Store(opts.WriteCache)
+
+	h := fnv.New64a()
+	h.Write([]byte("govscsi\x00" + opts.ID))
+	sum := h.Sum64()
+	d.naa = opts.NAA
+	if d.naa == 0 || (d.naa>>60 != 2 && d.naa>>60 != 3 && d.naa>>60 != 5) {
+		d.naa = 3<<60 | sum&(1<<60-1) // NAA 3: locally assigned
+	}
+	d.serial = sanitize(opts.Serial, 64, "")
+	if d.serial == "" {
+		d.serial = fmt.Sprintf("%016x", sum)
+	}
+	padCopy(d.vendor[:], "GOVSCSI")
+	padCopy(d.product[:], sanitize(opts.Product, 16, "VIRTUAL-DISK"))
+	padCopy(d.revision[:], sanitize(opts.Revision, 4, "0001"))
+	d.buildOps()
+	return d
+}
+
+// sanitize keeps printable ASCII, truncates to max and falls back to def.
+func sanitize(s string, max int, def string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7E {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > max {
+		s = s[:max]
+	}
+	if strings.TrimSpace(s) == "" {
+		return def
+	}
+	return s
+}
+
+func padCopy(dst []byte, s string) {
+	for i := range dst {
+		dst[i] = ' '
+	}
+	copy(dst, s)
+}
+
+// BlockSize is the logical block size in bytes.
+func (d *Disk) BlockSize() int { return int(d.lbs) }
+
+// Capacity is the number of logical blocks.
+func (d *Disk) Capacity() uint64 { return d.capacity.Load() }
+
+// NotifyCapacityChanged re-reads the store's size (after a resize) and
+// raises CAPACITY DATA HAS CHANGED so the guest re-reads it.
+func (d *Disk) NotifyCapacityChanged() {
+	d.capacity.Store(uint64(d.st.Size()) / uint64(d.lbs))
+	d.raiseUA(uaCapacityChanged)
+}
+
+// Reset implements TaskManagement: mode parameters go back to their
+// defaults and the next command gets BUS DEVICE RESET FUNCTION OCCURRED.
+// Store I/O is synchronous and not interruptible, so commands already
+// running complete normally.
+func (d *Disk) Reset() {
+	d.wce.Store(d.wceDef)
+	d.uaMu.Lock()
+	d.uaQueue = d.uaQueue[:0] // a reset supersedes older attentions
+	d.uaMu.Unlock()
+	d.raiseUA(uaReset)
+}
+
+// Abort implements TaskManagement. An emulated command runs to completion
+// inside Execute without a cancellation point, so there is never anything
+// to cancel: Abort returns false at once and the datapath answers the
+// command when Execute returns.
+func (d *Disk) Abort(tag uint64) bool { return false }
+
+// Close closes the store.
+func (d *Disk) Close() error { return d.st.Close() }
+
+func (d *Disk) raiseUA(c check) {
+	d.uaMu.Lock()
+	defer d.uaMu.Unlock()
+	for _, q := range d.uaQueue {
+		if q.asc == c.asc && q.ascq == c.ascq {
+			return
+		}
+	}
+	if len(d.uaQueue) < 8 {
+		d.uaQueue = append(d.uaQueue, c)
+	}
+	d.uaPending.Store(true)
+}
+
+// takeUA pops the oldest pending unit attention.
+func (d *Disk) takeUA() (check, bool) {
+	if !d.uaPending.Load() {
+		return good, false
+	}
+	d.uaMu.Lock()
+	defer d.uaMu.Unlock()
+	if len(d.uaQueue) == 0 {
+		d.uaPending.Store(false)
+		return good, false
+	}
+	c := d.uaQueue[0]
+	d.uaQueue = append(d.uaQueue[:0], d.uaQueue[1:]...)
+	d.uaPending.Store(len(d.uaQueue) > 0)
+	return c, true
+}
+
+// Execute implements LUN.
+func (d *Disk) Execute(cmd *Command, res *Result) {
+	*res = Result{}
+	if len(cmd.CDB) == 0 {
+		invalidOpcode().apply(res)
+		return
+	}
+	e := &d.ops[cmd.CDB[0]]
+	if e.fn == nil {
+		invalidOpcode().apply(res)
+		return
+	}
+	if len(cmd.CDB) < int(e.cdbLen) {
+		invalidCDB(len(cmd.CDB)-1, -1).apply(res)
+		return
+	}
+	cdb := cmd.CDB[:e.cdbLen]
+	// NACA (control byte bit 2): we do not support ACA (SAM-5 5.9.1.1).
+	if cdb[len(cdb)-1]&0x04 != 0 {
+		invalidCDB(len(cdb)-1, 2).apply(res)
+		return
+	}
+	// Unit attentions are reported on everything except the commands SAM
+	// exempts, so a guest's probe (INQUIRY, REPORT LUNS) is never disturbed.
+	if !e.noUA {
+		if ua, ok := d.takeUA(); ok {
+			ua.apply(res)
+			return
+		}
+	}
+	e.fn(d, cdb, cmd, res).apply(res)
+	if res.DataLen > len(cmd.Data) { // cannot happen; belt and braces for the datapath
+		res.DataLen = len(cmd.Data)
+	}
+}
+
+// Null is a LUN that completes every command GOOD without moving data: the
+// floor for datapath benchmarks.
+type Null struct{}
+
+// NewNull returns a Null LUN.
+func NewNull() LUN { return Null{} }
+
+// Execute implements LUN.
+func (Null) Execute(cmd *Command, res *Result) { *res = Result{} }
+
+// Close implements LUN.
+func (Null) Close() error { return nil }

@@ -1,0 +1,35 @@
+// Package scsi is govscsi's SCSI target emulation: LUNs that execute CDBs
+// from the guest (the LUN interface in iface.go, shared with the datapath).
+//
+// NewDisk is an SBC direct-access disk over a backend/store.Store; NewNull a
+// no-op LUN for benchmarks. Dispatch is a per-disk 256-entry opcode table
+// whose empty entries answer ILLEGAL REQUEST / INVALID COMMAND OPERATION CODE
+// (05/20/00), so no CDB, CDB length or data length can make Execute panic.
+//
+// Choices where the standards leave room (mirroring Linux LIO where it has
+// a view):
+//
+//   - Data length vs. CDB: a read into a buffer larger than the transfer
+//     fills the transfer and reports the rest as residual (DataLen); a
+//     buffer smaller than the transfer, or a data-out buffer shorter than
+//     the CDB says, is refused with 05/24/00 INVALID FIELD IN CDB pointing
+//     at the length field, before any I/O (vscsiif cannot express an
+//     overflow residual, and a partial write is worse than none). Extra
+//     data-out bytes are ignored. Transfers above the advertised maximum
+//     (128 segments * 4 KiB) are 05/24/00 too.
+//   - Sense is always fixed format (0x70, additional length 10); INVALID
+//     FIELD errors carry a sense-key-specific field pointer.
+//   - Store errors: ENOSPC/EDQUOT and the RAM store's limit -> DATA PROTECT
+//     07/27/07 SPACE ALLOCATION FAILED WRITE PROTECT (Linux maps it to
+//     -ENOSPC instead of retrying); EROFS -> 07/27/00 WRITE PROTECTED; any
+//     other error -> MEDIUM ERROR 03/11/00 on reads, 03/0C/00 on writes and
+//     cache flushes, with the command's first LBA in INFORMATION.
+//   - WCE off (write-through) makes every write FUA; turning it off by
+//     MODE SELECT flushes first. FUA uses the store's O_DSYNC path.
+//   - REPORT LUNS uses Linux's int_to_scsilun encoding so the guest sees the
+//     configured LUN numbers; allocation lengths below 16 are refused.
+//   - Unit attentions: LUN reset (29/03) and capacity change (2A/09), not at
+//     power-on; INQUIRY, REPORT LUNS and REQUEST SENSE are exempt.
+//   - PERSISTENT RESERVE, RESERVE/RELEASE, WRITE BUFFER, FORMAT UNIT and all
+//     vendor-specific opcodes are unsupported (05/20/00).
+package scsi
