@@ -284,7 +284,7 @@ func TestGrantsConcurrent(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		local := make([]byte, 64)
-		ops := []xenif.GrantCopyOp{{Ref: stable, Domid: guest, Local: local}, {Ref: stable + 1, Domid: guest, Local: local}}
+		ops := []xenif.GrantCopyOp{{Ref: stable, Domid: guest, Local: local}, {Ref: stable + 1, Domid: guest, Local: make([]byte, 64)}}
 		for i := 0; i < 500; i++ {
 			g.GrantCopy(ops)
 			if ops[0].Status != 0 || local[0] != 3 {

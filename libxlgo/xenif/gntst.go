@@ -6,6 +6,11 @@ import "strconv"
 // must not cross the end of its foreign page.
 const PageSize = 4096
 
+// DomidFirstReserved is the first domid that names no ordinary domain
+// (DOMID_SELF, DOMID_IO, ...). Grant copy carries domids in 16 bits, and
+// DOMID_SELF there would mean our own grants, so such ids are refused.
+const DomidFirstReserved = 0x7FF0
+
 // GNTST_* status codes of grant-table operations (xen/include/public/grant_table.h),
 // as left in GrantCopyOp.Status.
 const (
@@ -41,13 +46,17 @@ func GrantStatusText(s int16) string {
 }
 
 // CheckCopyOp returns GNTSTBadCopyArg if op's foreign side would cross the end
-// of its page (Offset+len(Local) > PageSize), else GNTSTOkay. Linux's gntdev
-// rejects such a segment by failing the whole grant-copy ioctl with EINVAL,
-// so the wrappers check each op first and fail only that op, as Xen itself
-// would: one hostile segment must not fail a batch of good ones.
+// of its page (Offset+len(Local) > PageSize), GNTSTBadDomain if Domid is not
+// an ordinary domain's, else GNTSTOkay. Linux's gntdev rejects a page-crossing
+// segment by failing the whole grant-copy ioctl with EINVAL, so the wrappers
+// check each op first and fail only that op, as Xen itself would: one hostile
+// segment must not fail a batch of good ones.
 func CheckCopyOp(op *GrantCopyOp) int16 {
 	if int(op.Offset)+len(op.Local) > PageSize {
 		return GNTSTBadCopyArg
+	}
+	if op.Domid >= DomidFirstReserved {
+		return GNTSTBadDomain
 	}
 	return GNTSTOkay
 }
