@@ -124,8 +124,13 @@ func Group(devs []Device, existing []VHost, nextVHost int) (Plan, error) {
 			order = append(order, s)
 		}
 		if s.vh.FeatureHost != d.FeatureHost {
-			errs = append(errs, &GroupError{Origin: d.Origin, Other: s.fhOrigin, Token: d.Spec,
-				Msg: fmt.Sprintf("feature-host differs from the other devices of vdev host %d", d.VDev.Host)})
+			ge := &GroupError{Origin: d.Origin, Other: s.fhOrigin, Token: "feature-host",
+				Msg: fmt.Sprintf("set here but not on the other devices of vdev host %d", d.VDev.Host)}
+			if !d.FeatureHost {
+				ge.Token = d.VDev.String()
+				ge.Msg = fmt.Sprintf("no feature-host here, but the other devices of vdev host %d have it", d.VDev.Host)
+			}
+			errs = append(errs, ge)
 			continue
 		}
 		if prev, dup := s.used[ctl(d.VDev)]; dup {

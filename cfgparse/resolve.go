@@ -204,7 +204,7 @@ func (r *Resolver) Resolve(p PDev, f Flavour) (PDevValue, []string, error) {
 		}
 		v, notes, err := r.LIOPort(h)
 		if err != nil {
-			return PDevValue{}, nil, err
+			return PDevValue{}, notes, err
 		}
 		return PDevValue{PDev: v, PDevName: p.Path}, notes, nil
 	}
@@ -300,7 +300,7 @@ func (r *Resolver) LIOPort(h HCTL) (string, []string, error) {
 	}
 	if len(found) == 0 {
 		return "", notes, &ResolveError{PDev: h.String(), Kind: ErrNoLIOLUN, Path: fabric,
-			Detail: fmt.Sprintf("no lun_*/<backstore>/udev_path resolves to %s (create a pscsi backstore for it and a LUN in a xen-pvscsi TPG)", h)}
+			Detail: fmt.Sprintf("no naa.*/tpgt_*/lun/lun_*/<backstore>/udev_path resolves to h:c:t:l %s (create a pscsi backstore for it and a LUN in a xen-pvscsi TPG)", h)}
 	}
 	if len(found) > 1 {
 		notes = append(notes, fmt.Sprintf("%s is exported as %s; using %s", h, strings.Join(found, ", "), found[0]))
