@@ -1,6 +1,7 @@
 package xsfake
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -195,11 +196,52 @@ func (c *Client) Rm(tx xenif.Tx, path string) error {
 // Directory implements xenif.Store.
 func (c *Client) Directory(tx xenif.Tx, path string) ([]string, error) {
 	b, err := c.call(xswire.Directory, tx, "directory", path, xswire.Strings(path))
+	if errors.Is(err, syscall.E2BIG) {
+		return c.directoryPart(tx, path)
+	}
 	if err != nil {
 		return nil, err
 	}
 	names, _ := xswire.SplitStrings(b)
 	return names, nil
+}
+
+// directoryPart lists a directory too big for one reply with
+// XS_DIRECTORY_PART, as libxenstore does: chunks from a byte offset, each
+// prefixed by the node's generation; a changed generation restarts.
+func (c *Client) directoryPart(tx xenif.Tx, path string) ([]string, error) {
+	var all []byte
+	gen := ""
+	for restarts := 0; restarts < 100; {
+		b, err := c.call(xswire.DirectoryPart, tx, "directory", path,
+			xswire.Strings(path, strconv.Itoa(len(all))))
+		if err != nil {
+			return nil, err
+		}
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			return nil, cerr.New("xs", "directory", path, syscall.EIO)
+		}
+		g, chunk := string(b[:i]), b[i+1:]
+		if gen != "" && g != gen {
+			all, gen = nil, ""
+			restarts++
+			continue
+		}
+		gen = g
+		// The last chunk ends with an extra nul.
+		if len(chunk) == 0 || (len(chunk) >= 1 && chunk[len(chunk)-1] == 0 &&
+			(len(chunk) == 1 || chunk[len(chunk)-2] == 0)) {
+			if len(chunk) > 0 {
+				chunk = chunk[:len(chunk)-1]
+			}
+			all = append(all, chunk...)
+			names, _ := xswire.SplitStrings(all)
+			return names, nil
+		}
+		all = append(all, chunk...)
+	}
+	return nil, cerr.New("xs", "directory", path, syscall.EAGAIN)
 }
 
 // GetPerms implements xenif.Store.

@@ -407,9 +407,8 @@ func (s *Server) dispatch(c *conn, m xswire.Msg) ([]byte, []fire, reqErr) {
 			return nil, nil, err
 		}
 		if t != nil {
-			// Inside a transaction, firings wait for the commit.
-			t.v.fires = append(t.v.fires, v.fires...)
-			v.fires = nil
+			// Inside a transaction, firings stay in t.v.fires until the
+			// commit.
 			return reply, nil, 0
 		}
 		return reply, v.fires, 0
@@ -472,6 +471,9 @@ func (s *Server) dispatch(c *conn, m xswire.Msg) ([]byte, []fire, reqErr) {
 		}
 		return xswire.Strings("/local/domain/" + strconv.FormatUint(id, 10)), nil, 0
 	case xswire.IsDomainIntroduced:
+		if c.domid != 0 { // privileged since XSA-115
+			return nil, nil, syscall.EACCES
+		}
 		a, ok := onearg(m.Payload)
 		id, err := strconv.ParseUint(a, 10, 32)
 		if !ok || err != nil {
@@ -616,7 +618,7 @@ func (s *Server) nodeOp(c *conn, v *view, m xswire.Msg) ([]byte, reqErr) {
 		default:
 			return nil, err
 		}
-		v.fires = append(v.fires, fire{name: p, perms: v.nodes[p].perms})
+		v.fires = append(v.fires, v.fireFor(p))
 		return xswire.OK, 0
 	case xswire.DirectoryPart:
 		a, ok := args(m.Payload)
@@ -663,7 +665,7 @@ func (s *Server) nodeOp(c *conn, v *view, m xswire.Msg) ([]byte, reqErr) {
 		nn := n.clone()
 		nn.perms = perms
 		v.put(p, nn)
-		v.fires = append(v.fires, fire{name: p, perms: perms})
+		v.fires = append(v.fires, v.fireFor(p))
 		return xswire.OK, 0
 	}
 
@@ -709,7 +711,7 @@ func (s *Server) nodeOp(c *conn, v *view, m xswire.Msg) ([]byte, reqErr) {
 			return xswire.OK, 0
 		case syscall.ENOENT:
 			c.create(v, p, nil)
-			v.fires = append(v.fires, fire{name: p, perms: v.nodes[p].perms})
+			v.fires = append(v.fires, v.fireFor(p))
 			return xswire.OK, 0
 		}
 		return nil, err
@@ -728,8 +730,9 @@ func (s *Server) nodeOp(c *conn, v *view, m xswire.Msg) ([]byte, reqErr) {
 		if p == "/" {
 			return nil, syscall.EINVAL
 		}
-		c.removeTree(v, p, n)
 		pp := parentOf(p)
+		top := fire{name: p, perms: n.perms, pperms: v.get(pp).perms}
+		c.removeTree(v, p, n)
 		np := v.get(pp).clone()
 		name := baseName(p)
 		for i, ch := range np.children {
@@ -739,10 +742,19 @@ func (s *Server) nodeOp(c *conn, v *view, m xswire.Msg) ([]byte, reqErr) {
 			}
 		}
 		v.put(pp, np)
-		v.fires = append(v.fires, fire{name: p, perms: n.perms})
+		v.fires = append(v.fires, top)
 		return xswire.OK, 0
 	}
 	return nil, syscall.ENOSYS
+}
+
+// fireFor records a change of the existing node p.
+func (v *view) fireFor(p string) fire {
+	f := fire{name: p, perms: v.nodes[p].perms}
+	if pn := v.nodes[parentOf(p)]; pn != nil && p != "/" {
+		f.pperms = pn.perms
+	}
+	return f
 }
 
 // removeTree deletes p's descendants (depth first, each firing the watches
@@ -755,7 +767,7 @@ func (c *conn) removeTree(v *view, p string, n *node) {
 		}
 		if cn := v.get(cp); cn != nil {
 			c.removeTree(v, cp, cn)
-			v.fires = append(v.fires, fire{name: cp, exact: true, perms: cn.perms})
+			v.fires = append(v.fires, fire{name: cp, exact: true, perms: cn.perms, pperms: n.perms})
 		}
 	}
 	v.del(p)
@@ -848,7 +860,9 @@ func (s *Server) doUnwatch(c *conn, payload []byte) ([]byte, []fire, reqErr) {
 }
 
 // fireLocked sends watch events for fs to every connection with a matching
-// watch that may read the node (special events: dom0 connections only).
+// watch that may read the node or its parent (xenstored's watch_permitted;
+// special events: dom0 connections only). The initial firing of a new
+// watch is sent by doWatch regardless of permissions, as xenstored does.
 func (s *Server) fireLocked(fs []fire) {
 	if len(fs) == 0 {
 		return
@@ -866,7 +880,10 @@ func (s *Server) fireLocked(fs []fire) {
 				if c.domid != 0 {
 					continue
 				}
-			} else if access(c.domid, f.perms)&accRead == 0 {
+			} else if access(c.domid, f.perms)&accRead == 0 &&
+				(f.pperms == nil || access(c.domid, f.pperms)&accRead == 0) {
+				// xenstored's watch_permitted: the node or its parent
+				// must be readable.
 				continue
 			}
 			for _, w := range c.watches {

@@ -103,9 +103,10 @@ func validPath(p string) bool {
 // watches on exactly name (used for the descendants of a removed node);
 // perms decide which connections may see it.
 type fire struct {
-	name  string
-	exact bool
-	perms xenif.Perms
+	name   string
+	exact  bool
+	perms  xenif.Perms
+	pperms xenif.Perms // the parent's, for xenstored's watch_permitted
 }
 
 // view is the tree an operation works on: the live tree, or a
