@@ -1,5 +1,7 @@
 package xenif
 
+import "context"
+
 // EventChannel is an open event-channel device (/dev/xen/evtchn or a fake).
 //
 // Linux user event channels follow the lateeoi model (XSA-332): after an event
@@ -14,6 +16,9 @@ type EventChannel interface {
 	Notify(port uint32) error
 	// Pending blocks until an event arrives and returns its local port.
 	Pending() (uint32, error)
+	// WaitPending is Pending that gives up when ctx is done (the error
+	// then wraps ctx.Err()), so a backend can shut down cleanly.
+	WaitPending(ctx context.Context) (uint32, error)
 	// Unmask re-enables delivery on port.
 	Unmask(port uint32) error
 	// Unbind releases port.
