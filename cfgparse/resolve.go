@@ -186,14 +186,18 @@ func (r *Resolver) Resolve(p PDev, f Flavour) (PDevValue, []string, error) {
 		if f == FlavourHCTL {
 			return bad(ErrFlavourPDev, "naa.<wwn>:<lun> names an LIO target port; the xenlinux backend (flavour hctl) needs h:c:t:l or a /dev path")
 		}
-		return PDevValue{PDev: p.String()}, nil, nil
+		return PDevValue{PDev: p.String()}, r.checkLIO(p.WWN, p.LUN, false), nil
 	case PDevHCTL:
-		if f == FlavourHCTL && p.HCTL.LUN > 1<<32-1 {
-			return bad(ErrFlavourPDev, fmt.Sprintf("lun %d: the xenlinux backend reads a 32-bit LUN", p.HCTL.LUN))
+		if f == FlavourHCTL {
+			if p.HCTL.LUN > 1<<32-1 {
+				return bad(ErrFlavourPDev, fmt.Sprintf("lun %d: the xenlinux backend reads a 32-bit LUN", p.HCTL.LUN))
+			}
+			return PDevValue{PDev: p.String()}, nil, nil
 		}
 		// For xen-scsiback this is "<TPG alias h:c:t>:<LIO LUN index>",
 		// the convention of SUSE's target-create script; written as is.
-		return PDevValue{PDev: p.String()}, nil, nil
+		alias := fmt.Sprintf("%d:%d:%d", p.HCTL.Host, p.HCTL.Channel, p.HCTL.Target)
+		return PDevValue{PDev: p.String()}, r.checkLIO(alias, p.HCTL.LUN, true), nil
 	case PDevPath:
 		h, err := r.HCTLOf(p.Path)
 		if err != nil {
@@ -348,4 +352,43 @@ func sortLUNDirs(dirs []string) {
 		}
 		return dirs[i] < dirs[j]
 	})
+}
+
+// checkLIO looks for what xen-scsiback will look for when it reads a
+// p-dev "<name>:<lun>": a xen-pvscsi TPG whose port name (or, if byAlias,
+// whose param/alias) is name, with an LIO LUN lun_<lun>. It only advises:
+// without the fabric in configfs (a dry run on another host, a backend in
+// a driver domain) it says nothing, and a miss is a note, not an error,
+// because LIO may be set up after the config is written.
+func (r *Resolver) checkLIO(name string, lun uint64, byAlias bool) []string {
+	fabric := filepath.Join(r.configfs(), "target", "xen-pvscsi")
+	if _, err := os.Stat(fabric); err != nil {
+		return nil
+	}
+	var tpgs []string
+	if byAlias {
+		all, _ := filepath.Glob(filepath.Join(fabric, "naa.*", "tpgt_*"))
+		for _, tpg := range all {
+			b, err := os.ReadFile(filepath.Join(tpg, "param", "alias"))
+			if err == nil && strings.TrimSpace(string(b)) == name {
+				tpgs = append(tpgs, tpg)
+			}
+		}
+	} else {
+		tpgs, _ = filepath.Glob(filepath.Join(fabric, name, "tpgt_*"))
+	}
+	lunDir := "lun_" + strconv.FormatUint(lun, 10)
+	for _, tpg := range tpgs {
+		if _, err := os.Stat(filepath.Join(tpg, "lun", lunDir)); err == nil {
+			return nil
+		}
+	}
+	pdev := name + ":" + strconv.FormatUint(lun, 10)
+	switch {
+	case len(tpgs) == 0 && byAlias:
+		return []string{fmt.Sprintf("no TPG under %s has param/alias %s; xen-scsiback will not find p-dev %s until one does", fabric, name, pdev)}
+	case len(tpgs) == 0:
+		return []string{fmt.Sprintf("no target port %s; xen-scsiback will not find p-dev %s until it exists", filepath.Join(fabric, name), pdev)}
+	}
+	return []string{fmt.Sprintf("%s has no %s; xen-scsiback will not find p-dev %s until it exists", filepath.Join(tpgs[0], "lun"), lunDir, pdev)}
 }

@@ -33,6 +33,12 @@ func TestResolveFixtures(t *testing.T) {
 		{"8:0:2:1", FlavourKernel, PDevValue{PDev: "8:0:2:1"}, ""},
 		{"8:0:2:1", FlavourHCTL, PDevValue{PDev: "8:0:2:1"}, ""},
 		{"naa.5001405012345678:0", FlavourKernel, PDevValue{PDev: "naa.5001405012345678:0"}, ""},
+		// ... but checked against LIO where it exists, as xen-scsiback will:
+		// the TPG alias 8:0:2 has lun_1..3; naa.5001405012345678 lun_0,2,3,10.
+		{"8:0:2:9", FlavourKernel, PDevValue{PDev: "8:0:2:9"}, "naa.5001405000000008/tpgt_1/lun has no lun_9; xen-scsiback will not find p-dev 8:0:2:9"},
+		{"9:0:0:0", FlavourKernel, PDevValue{PDev: "9:0:0:0"}, "no TPG under testdata/sysfs/kernel/config/target/xen-pvscsi has param/alias 9:0:0"},
+		{"naa.5001405012345678:7", FlavourKernel, PDevValue{PDev: "naa.5001405012345678:7"}, "has no lun_7"},
+		{"naa.50014050ffffffff:0", FlavourKernel, PDevValue{PDev: "naa.50014050ffffffff:0"}, "no target port testdata/sysfs/kernel/config/target/xen-pvscsi/naa.50014050ffffffff"},
 		// /dev paths: sysfs to h:c:t:l, then (kernel) LIO to naa:<LIO index>.
 		{"/dev/sdb", FlavourHCTL, PDevValue{PDev: "2:0:0:0", PDevName: "/dev/sdb"}, ""},
 		{"/dev/sg0", FlavourHCTL, PDevValue{PDev: "2:0:0:0", PDevName: "/dev/sg0"}, ""},
@@ -100,6 +106,11 @@ func TestResolveErrors(t *testing.T) {
 				t.Errorf("Resolve(%s, %s) = %q, should mention %q", c.pdev, c.fl, err, s)
 			}
 		}
+	}
+	// Without the fabric (another host, a driver domain) there is nothing
+	// to check an h:c:t:l or naa pdev against, and no note.
+	if v, notes, err := noFabric.Resolve(mustPDev(t, "8:0:2:9"), FlavourKernel); err != nil || v.PDev != "8:0:2:9" || notes != nil {
+		t.Errorf("no fabric: %v %q %v", v, notes, err)
 	}
 	// The system error stays reachable.
 	if _, err := r.HCTLOf("/dev/nope"); !errors.Is(err, fs.ErrNotExist) {
