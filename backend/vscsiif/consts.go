@@ -27,12 +27,12 @@ const (
 	SenseBufferSize   = 96   // VSCSIIF_SENSE_BUFFERSIZE
 	SegmentSize       = 8    // sizeof(struct scsiif_request_segment)
 	SGPerPage         = PageSize / SegmentSize
-	SGGrant           = 0x80 // VSCSIIF_SG_GRANT: flag in nr_segments, seg[] are indirect pages
-	SGCountMask       = 0x7f // low bits of nr_segments: the entry count
-	RequestSize       = 252  // sizeof(struct vscsiif_request)
-	ResponseSize      = 252  // sizeof(struct vscsiif_response)
+	SGGrant           = 0x80                            // VSCSIIF_SG_GRANT: flag in nr_segments, seg[] are indirect pages
+	SGCountMask       = 0x7f                            // low bits of nr_segments: the entry count
+	RequestSize       = 252                             // sizeof(struct vscsiif_request)
+	ResponseSize      = 252                             // sizeof(struct vscsiif_response)
 	SGListSize        = (RequestSize - 4) / SegmentSize // deprecated VSCSIIF_SG_LIST_SIZE
-	MaxSegmentsLinux  = 128  // SG_ALL: what Linux xen-scsiback advertises as feature-sg-grant
+	MaxSegmentsLinux  = 128                             // SG_ALL: what Linux xen-scsiback advertises as feature-sg-grant
 	MinFeatureSGGrant = SGTableSize
 	MaxFeatureSGGrant = 65535
 )

@@ -1,0 +1,478 @@
+package datapath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/govscsi/govscsi/backend/ring"
+	"github.com/govscsi/govscsi/backend/vscsiif"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+)
+
+// DefaultMaxSegments is the feature-sg-grant value a backend should
+// advertise (P27): the same 128 data segments (512 KiB) as Linux.
+const DefaultMaxSegments = vscsiif.MaxSegmentsLinux
+
+// maxMaxSegments bounds MaxSegments: 26 indirect pages of 512 entries.
+const maxMaxSegments = vscsiif.SGTableSize * vscsiif.SGPerPage
+
+// GrantDevice is what a connection needs from the grant-table device: map the
+// ring page and copy data and indirect SG lists.
+type GrantDevice interface {
+	xenif.GrantCopier
+	xenif.GrantMapper
+}
+
+// Config starts a connection. The first three fields come from the
+// frontend's xenstore directory.
+type Config struct {
+	FrontendDomid uint32 // frontend-id
+	RingRef       uint32 // FE/ring-ref
+	RemotePort    uint32 // FE/event-channel (the frontend's unbound port)
+
+	Grants GrantDevice
+	// Events must be dedicated to this connection: the loop reads every
+	// event delivered on it. Stop unbinds the port but does not close it.
+	Events   xenif.EventChannel
+	Resolver Resolver
+
+	// MaxSegments is the feature-sg-grant value advertised to the frontend
+	// (data segments per request). 0 means DefaultMaxSegments; values
+	// below 26 are raised to 26 (the protocol minimum).
+	MaxSegments int
+	// Workers is the number of goroutines running non-inline LUNs. 0 means
+	// the ring size (16), enough for a full ring of slow commands.
+	Workers int
+	// Logger receives protocol errors (rate-limited); nil discards them.
+	Logger hclog.Logger
+}
+
+// ErrRing wraps every ring protocol violation reported by Err.
+var ErrRing = errors.New("datapath: ring protocol violation")
+
+// Conn is one connected vhost.
+type Conn struct {
+	cfg      Config
+	log      hclog.Logger
+	maxSegs  int
+	port     uint32 // local event-channel port
+	page     []byte
+	ring     *ring.Back
+	resolver Resolver
+	grants   GrantDevice
+	events   xenif.EventChannel
+	wake     *waker
+
+	// mu guards the ring's response side and all slot state. The loop
+	// goroutine is the only consumer of requests but takes mu for that too,
+	// because the overflow check reads rsp_prod_pvt.
+	mu       sync.Mutex
+	slots    []*slot
+	free     []*slot
+	starved  bool // the loop stopped consuming for lack of free slots
+	batching bool // the loop is draining: inline responses wait for one push
+	ringGone bool // ring unmapped or dead: never touch it again
+	closed   bool
+
+	work      chan *slot
+	workers   int
+	workersWG sync.WaitGroup
+	stopping  atomic.Bool
+	loopDone  chan struct{}
+	done      chan struct{}
+	doneOnce  sync.Once
+	err       error
+	stopOnce  sync.Once
+	stopErr   error
+	limiter   logLimiter
+	counters  Counters
+	masked    bool // loop-owned: an event was taken and the port awaits unmask
+	ringBatch []*slot
+}
+
+// Counters are cumulative statistics of a connection.
+type Counters struct {
+	Requests  atomic.Uint64 // requests consumed from the ring
+	Responses atomic.Uint64 // responses written
+	Rejected  atomic.Uint64 // requests answered with an error before reaching a LUN
+	Notifies  atomic.Uint64 // events sent to the frontend
+	Events    atomic.Uint64 // events received from the frontend
+}
+
+// Start maps the ring, binds the event channel and starts serving.
+func Start(cfg Config) (*Conn, error) {
+	c, err := newConn(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.run()
+	return c, nil
+}
+
+// newConn sets a connection up without starting goroutines (tests and
+// benchmarks drive service directly).
+func newConn(cfg Config) (*Conn, error) {
+	if cfg.Grants == nil || cfg.Events == nil || cfg.Resolver == nil {
+		return nil, errors.New("datapath: Config needs Grants, Events and Resolver")
+	}
+	c := &Conn{cfg: cfg, resolver: cfg.Resolver, grants: cfg.Grants, events: cfg.Events,
+		log: cfg.Logger, loopDone: make(chan struct{}), done: make(chan struct{})}
+	if c.log == nil {
+		c.log = hclog.NewNullLogger()
+	}
+	c.maxSegs = cfg.MaxSegments
+	if c.maxSegs == 0 {
+		c.maxSegs = DefaultMaxSegments
+	}
+	c.maxSegs = min(max(c.maxSegs, vscsiif.SGTableSize), maxMaxSegments)
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = 16
+	}
+
+	page, err := c.grants.MapGrantRefs(cfg.FrontendDomid, []uint32{cfg.RingRef}, true)
+	if err != nil {
+		return nil, fmt.Errorf("datapath: map ring-ref %d of dom %d: %w", cfg.RingRef, cfg.FrontendDomid, err)
+	}
+	c.page = page
+	c.ring, err = ring.NewBack(page, vscsiif.RequestSize)
+	if err != nil {
+		c.grants.Unmap(page) //nolint:errcheck // already failing
+		return nil, err
+	}
+	if c.wake, err = newWaker(); err != nil {
+		c.grants.Unmap(page) //nolint:errcheck // already failing
+		return nil, err
+	}
+	c.port, err = c.events.BindInterdomain(cfg.FrontendDomid, cfg.RemotePort)
+	if err != nil {
+		c.wake.close()
+		c.grants.Unmap(page) //nolint:errcheck // already failing
+		return nil, fmt.Errorf("datapath: bind event channel %d of dom %d: %w", cfg.RemotePort, cfg.FrontendDomid, err)
+	}
+
+	// Twice the ring size: a command whose ABORT was answered keeps its slot
+	// (and buffer) until the LUN returns, while the frontend may reuse the
+	// ring slot at once.
+	n := 2 * c.ring.Size()
+	c.slots = make([]*slot, n)
+	c.free = make([]*slot, 0, n)
+	for i := range c.slots {
+		s := newSlot(i, c.maxSegs)
+		c.slots[i] = s
+		c.free = append(c.free, s)
+	}
+	c.ringBatch = make([]*slot, 0, n)
+	c.work = make(chan *slot, n)
+	c.workers = workers
+	return c, nil
+}
+
+// run starts the worker pool and the ring goroutine.
+func (c *Conn) run() {
+	for i := 0; i < c.workers; i++ {
+		c.workersWG.Add(1)
+		go c.worker()
+	}
+	go c.loop()
+}
+
+// Port is the local event-channel port.
+func (c *Conn) Port() uint32 { return c.port }
+
+// MaxSegments is the feature-sg-grant value this connection enforces.
+func (c *Conn) MaxSegments() int { return c.maxSegs }
+
+// Stats returns the connection's counters.
+func (c *Conn) Stats() *Counters { return &c.counters }
+
+// Done is closed when the loop ended by itself (a ring protocol violation
+// or an event-channel failure); Err then says why. It is not closed by Stop.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err is the fatal error that closed Done, or nil.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+func (c *Conn) fail(err error) {
+	c.doneOnce.Do(func() {
+		c.err = err
+		close(c.done)
+	})
+	c.log.Error("vhost ring stopped; event channel stays masked", "domid", c.cfg.FrontendDomid, "error", err)
+}
+
+// Stop tears the connection down within ctx's deadline (P23): it stops the
+// loop, answers every command still running with DID_ABORT (so a live
+// frontend gets exactly one response per rqid), waits for responses being
+// completed, then unbinds the port and unmaps the ring. Commands stuck in a
+// LUN keep only their private buffers; they are dropped when the LUN
+// returns. Stop returns an error if workers were still busy at the
+// deadline, but the guest's resources are released either way.
+func (c *Conn) Stop(ctx context.Context) error {
+	c.stopOnce.Do(func() { c.stopErr = c.stop(ctx) })
+	return c.stopErr
+}
+
+func (c *Conn) stop(ctx context.Context) error {
+	c.stopping.Store(true)
+	c.wake.signal()
+	<-c.loopDone
+
+	c.mu.Lock()
+	for _, s := range c.slots {
+		if s.state == stateRunning && !s.aborted {
+			s.aborted = true
+			c.writeResponseLocked(s.req.Rqid, vscsiif.Rslt(vscsiif.HostAbort, 0), nil, 0)
+		}
+	}
+	c.pushLocked()
+	c.mu.Unlock()
+
+	// Responses in the middle of their copy-out finish quickly (one grant
+	// copy); wait for them so none is cut off.
+	var errs []error
+	for {
+		c.mu.Lock()
+		busy := 0
+		for _, s := range c.slots {
+			if s.state == stateCompleting || s.state == stateTMF {
+				busy++
+			}
+		}
+		if busy == 0 || ctx.Err() != nil {
+			c.ringGone = true
+			c.closed = true
+			c.wake.close()
+			c.mu.Unlock()
+			if busy > 0 {
+				errs = append(errs, fmt.Errorf("datapath: %d responses unfinished at teardown: %w", busy, ctx.Err()))
+			}
+			break
+		}
+		c.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	close(c.work)
+	if err := c.events.Unbind(c.port); err != nil {
+		errs = append(errs, fmt.Errorf("datapath: unbind port %d: %w", c.port, err))
+	}
+	if err := c.grants.Unmap(c.page); err != nil {
+		errs = append(errs, fmt.Errorf("datapath: unmap ring: %w", err))
+	}
+	workersDone := make(chan struct{})
+	go func() { c.workersWG.Wait(); close(workersDone) }()
+	select {
+	case <-workersDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("datapath: LUN commands still running at teardown: %w", ctx.Err()))
+	}
+	return errors.Join(errs...)
+}
+
+// WaitIdle returns once no command addressed to a is in flight on this
+// connection (for hot remove: Table.Remove, then WaitIdle, then Close the
+// LUN), or when ctx ends. Commands already answered by an ABORT but still
+// inside the LUN count as in flight: the LUN must not be closed under them.
+func (c *Conn) WaitIdle(ctx context.Context, a Addr) error {
+	for {
+		c.mu.Lock()
+		busy := false
+		for _, s := range c.slots {
+			if (s.state == stateRunning || s.state == stateCompleting) && s.addr == a {
+				busy = true
+				break
+			}
+		}
+		c.mu.Unlock()
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// loop is the ring goroutine: wait for an event (or a wake-up from a worker
+// that freed a slot), drain the ring, and unmask the port only when the ring
+// is fully drained. After a protocol violation it returns without
+// unmasking.
+func (c *Conn) loop() {
+	defer close(c.loopDone)
+	// Requests may have been queued before we bound the port.
+	if !c.service() {
+		return
+	}
+	for {
+		evt, err := c.wake.wait(c.events.Fd())
+		if c.stopping.Load() {
+			return
+		}
+		if err != nil {
+			c.fail(fmt.Errorf("datapath: poll event channel: %w", err))
+			return
+		}
+		if evt {
+			port, err := c.events.Pending()
+			if err != nil {
+				c.fail(fmt.Errorf("datapath: read event channel: %w", err))
+				return
+			}
+			c.counters.Events.Add(1)
+			if port == c.port {
+				c.masked = true
+			} else if err := c.events.Unmask(port); err != nil { // not ours; don't leave it masked
+				c.fail(fmt.Errorf("datapath: unmask stray port %d: %w", port, err))
+				return
+			}
+		}
+		if !c.service() {
+			return
+		}
+	}
+}
+
+// service drains the ring and unmasks the port if nothing is left. It
+// reports false after a fatal error.
+func (c *Conn) service() bool {
+	drained, err := c.drain()
+	if err != nil {
+		c.mu.Lock()
+		c.ring.Stop()
+		c.ringGone = true
+		c.mu.Unlock()
+		c.fail(fmt.Errorf("%w: %w", ErrRing, err))
+		return false
+	}
+	if drained && c.masked {
+		if err := c.events.Unmask(c.port); err != nil {
+			c.fail(fmt.Errorf("datapath: unmask port %d: %w", c.port, err))
+			return false
+		}
+		c.masked = false
+	}
+	return true
+}
+
+// drain consumes requests until the ring is empty (after the final check)
+// or no slot is free. It reports whether the ring is empty.
+func (c *Conn) drain() (drained bool, err error) {
+	for {
+		c.mu.Lock()
+		n, err := c.ring.Unconsumed()
+		if err != nil {
+			c.mu.Unlock()
+			return false, err
+		}
+		if n == 0 {
+			more, err := c.ring.FinalCheckForRequests()
+			c.mu.Unlock()
+			if err != nil || !more {
+				return err == nil, err
+			}
+			continue
+		}
+		batch := c.ringBatch[:0]
+		for ; n > 0 && len(c.free) > 0; n-- {
+			s := c.free[len(c.free)-1]
+			c.free = c.free[:len(c.free)-1]
+			c.ring.CopyRequest(s.raw[:])
+			s.state = stateClaimed
+			batch = append(batch, s)
+		}
+		c.starved = n > 0
+		c.batching = true
+		c.mu.Unlock()
+
+		c.counters.Requests.Add(uint64(len(batch)))
+		for _, s := range batch {
+			c.dispatch(s)
+		}
+
+		c.mu.Lock()
+		c.batching = false
+		notify := c.pushLocked()
+		starved := c.starved
+		c.mu.Unlock()
+		c.notify(notify)
+		if starved {
+			// A worker signals the waker when it frees a slot.
+			return false, nil
+		}
+	}
+}
+
+// worker runs non-inline commands.
+func (c *Conn) worker() {
+	defer c.workersWG.Done()
+	for s := range c.work {
+		c.execute(s)
+	}
+}
+
+func (c *Conn) notify(yes bool) {
+	if !yes {
+		return
+	}
+	c.counters.Notifies.Add(1)
+	if err := c.events.Notify(c.port); err != nil {
+		c.limiter.log(c.log, "notify frontend", err)
+	}
+}
+
+// pushLocked publishes written responses; it reports whether the frontend
+// wants an event.
+func (c *Conn) pushLocked() bool {
+	if c.ringGone {
+		return false
+	}
+	return c.ring.PushResponses()
+}
+
+// writeResponseLocked fills the next response slot. Nothing is written once
+// the ring is gone (unmapped or stopped after a violation).
+func (c *Conn) writeResponseLocked(rqid uint16, rslt int32, sense []byte, residual uint32) {
+	if c.ringGone {
+		return
+	}
+	putResponse(c.ring.ResponseSlot(), rqid, rslt, sense, residual)
+	c.ring.CommitResponse()
+	c.counters.Responses.Add(1)
+}
+
+// logLimiter keeps a hostile guest from flooding the log: at most one
+// message per second, with a count of what was suppressed.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (l *logLimiter) log(lg hclog.Logger, what string, err error) {
+	l.mu.Lock()
+	now := time.Now()
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	l.mu.Unlock()
+	lg.Warn(what, "error", err, "suppressed", n)
+}

@@ -1,0 +1,22 @@
+// Package datapath serves one connected vscsi vhost: it maps the guest's
+// shared ring page, waits on the event channel, copies each request out of
+// the ring once, validates the private copy, moves data with batched grant
+// copies, runs the command on a scsi.LUN and pushes exactly one response per
+// request.
+//
+// A Conn is started with what the xenbus layer read from xenstore (ring-ref,
+// event-channel port, frontend domid) plus a Resolver from (channel, target,
+// lun) to LUNs, and stopped with a bounded teardown. It knows nothing about
+// xenstore; a ring protocol violation ends the loop with the port left masked
+// (pitfall P18) and is reported through Done/Err so the caller can raise a
+// xenbus fatal error.
+//
+// Hot path design (a 16-slot ring makes latency matter more than bandwidth):
+// every request occupies a preallocated slot holding its private request
+// copy, segment list, grant-copy ops and data buffer, so the steady state
+// allocates nothing. A LUN marked Inline (RAM or page-cache backed) runs on
+// the ring goroutine and its responses are pushed in one batch per drain;
+// other LUNs run on a small worker pool so a slow device never stalls the
+// ring, and ABORT / LUN RESET are answered without waiting for the device
+// (P22).
+package datapath
