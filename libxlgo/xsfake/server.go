@@ -59,7 +59,13 @@ type Server struct {
 	closed     bool
 	wg         sync.WaitGroup
 	// Log, if set, receives one line per request (for debugging tests).
+	// It runs with the server locked: it must not call back into s.
 	Log func(format string, args ...any)
+	// OnRequest, if set, runs before each request is handled, without the
+	// server lock, so a test may change the store at an exact point of a
+	// client's conversation (for example between a transaction's write
+	// and its commit). Set it before clients connect.
+	OnRequest func(domid uint32, m xswire.Msg)
 }
 
 // New returns a server holding only the root node "/" (perms "n0"), with
@@ -185,8 +191,9 @@ func (s *Server) Snapshot() map[string]Node {
 	return m
 }
 
-// Dump lists the tree depth-first in child order, one node a line, like
-// `xenstore-ls -f -p` (for plain values): `/path = "value"   (n0,r5)`.
+// Dump lists the tree depth-first in child order, one node a line, exactly
+// as `xenstore-ls -f -p /` prints it: `/path = "value"   (n0,r5)`, values
+// escaped as xenstore-ls does (sanitise).
 func (s *Server) Dump() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,7 +206,7 @@ func (s *Server) Dump() string {
 		}
 		if p != "/" {
 			ps := strings.ReplaceAll(n.perms.String(), " ", ",")
-			fmt.Fprintf(&sb, "%s = %q   (%s)\n", p, n.value, ps)
+			fmt.Fprintf(&sb, "%s = \"%s\"   (%s)\n", p, sanitise(n.value), ps)
 		}
 		for _, c := range n.children {
 			if p == "/" {
@@ -210,6 +217,32 @@ func (s *Server) Dump() string {
 		}
 	}
 	walk("/")
+	return sb.String()
+}
+
+// sanitise escapes a value as xenstore-ls prints it: printable ASCII as is
+// (except backslash), \t \n \r \\, bytes below 8 as \ooo octal and the
+// rest as \xhh (checked against Debian's xenstore-ls in tests/xenstore).
+func sanitise(v []byte) string {
+	var sb strings.Builder
+	for _, c := range v {
+		switch {
+		case c == '\\':
+			sb.WriteString(`\\`)
+		case c >= ' ' && c <= '~':
+			sb.WriteByte(c)
+		case c == '\t':
+			sb.WriteString(`\t`)
+		case c == '\n':
+			sb.WriteString(`\n`)
+		case c == '\r':
+			sb.WriteString(`\r`)
+		case c < 8:
+			fmt.Fprintf(&sb, "\\%03o", c)
+		default:
+			fmt.Fprintf(&sb, "\\x%02x", c)
+		}
+	}
 	return sb.String()
 }
 
@@ -337,6 +370,9 @@ func (c *conn) shutdown() {
 type reqErr = syscall.Errno
 
 func (s *Server) handle(c *conn, m xswire.Msg) {
+	if s.OnRequest != nil {
+		s.OnRequest(c.domid, m)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.Log != nil {
