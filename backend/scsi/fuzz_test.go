@@ -1,0 +1,125 @@
+package scsi
+
+import (
+	"testing"
+
+	"github.com/govscsi/govscsi/backend/store"
+)
+
+// FuzzExecute throws arbitrary CDBs, directions and data lengths at a small
+// RAM disk with every feature on: Execute must never panic and must always
+// return a valid Result (checkInvariants).
+func FuzzExecute(f *testing.F) {
+	seeds := [][]byte{
+		cdb6(OpRead6, 0, 0), cdb6(OpWrite6, 10, 1), cdb10(OpRead10, 0x08, 100, 8), cdb10(OpWrite10, 0x08, 255, 1),
+		cdb12(OpRead12, 0, 0, 1), cdb16(OpRead16, 0, 1<<64-1, 1), cdb16(OpWrite16, 0x08, 0, 1),
+		cdb10(OpWriteSame10, 0x08, 0, 4), cdb16(OpWriteSame16, 0x09, 0, 4), cdb10(OpUnmap, 0, 0, 24),
+		cdb10(OpVerify10, 0x02, 0, 1), cdb16(OpVerify16, 0x06, 0, 3), cdb10(OpSyncCache10, 0, 0, 0),
+		cdb10(OpPreFetch10, 0, 0, 1), inquiry(false, 0, 96), inquiry(true, 0x83, 255), inquiry(true, 0xB0, 64),
+		rc16(32), {OpReadCapacity10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {OpModeSense6, 0, 0x3F, 0, 255, 0},
+		{OpModeSense10, 0x10, 0x08, 0, 0, 0, 0, 1, 0, 0}, {OpModeSelect6, 0x10, 0, 0, 24, 0},
+		{OpModeSelect10, 0x10, 0, 0, 0, 0, 0, 0, 28, 0}, reportLUNsCDB(0, 64), rsoc(0x80, 0, 0, 4096),
+		rsoc(2, OpServiceActionIn16, SAReadCapacity16, 64), {OpRequestSense, 0, 0, 0, 18, 0},
+		{OpTestUnitReady, 0, 0, 0, 0, 0}, {OpStartStopUnit, 0, 0, 0, 1, 0}, {OpPersistentResOut, 0},
+	}
+	for i, s := range seeds {
+		f.Add(s, uint8(i%4), uint16(512*(i%5)), byte(i))
+	}
+	r, err := store.NewRAM(64*512, store.RAMOptions{Limit: 16 << 10})
+	if err != nil {
+		f.Fatal(err)
+	}
+	d := NewDisk(r, DiskOptions{Discard: true, WriteCache: true, ReportLUNs: func() []uint64 { return []uint64{0, 3} }}).(*Disk)
+	ro := NewDisk(r, DiskOptions{ReadOnly: true})
+	f.Fuzz(func(t *testing.T, cdb []byte, dir uint8, dataLen uint16, fill byte) {
+		if len(cdb) > 16 {
+			cdb = cdb[:16] // the datapath never passes longer CDBs
+		}
+		data := make([]byte, int(dataLen)%(MaxTransferBytes+4096))
+		for i := range data {
+			data[i] = fill + byte(i)
+		}
+		cmd := &Command{CDB: append([]byte(nil), cdb...), Dir: Direction(dir % 5), Data: data}
+		for _, l := range []LUN{d, ro} {
+			var res Result
+			l.Execute(cmd, &res)
+			checkInvariants(t, cdb, data, &res)
+		}
+		if fill == 0xEE {
+			d.Reset()
+		}
+	})
+}
+
+func benchRead(b *testing.B, l LUN, blocks uint16, bs int) {
+	data := make([]byte, int(blocks)*bs)
+	cmd := &Command{CDB: cdb10(OpRead10, 0, 0, blocks), Dir: DirFromDevice, Data: data}
+	var res Result
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cmd.CDB[5] = byte(i) // walk over 256 different 4 KiB-aligned offsets
+		l.Execute(cmd, &res)
+		if res.Status != 0 {
+			b.Fatalf("status %#x", res.Status)
+		}
+	}
+}
+
+// BenchmarkRead10_4K: READ(10) of 4 KiB from a RAM disk (allocs/op must be 0).
+func BenchmarkRead10_4K(b *testing.B) {
+	r, _ := store.NewRAM(64<<20, store.RAMOptions{})
+	d := NewDisk(r, DiskOptions{})
+	var res Result
+	d.Execute(&Command{CDB: cdb10(OpWrite10, 0, 0, 2048), Dir: DirToDevice, Data: make([]byte, 1<<20)}, &res)
+	benchRead(b, d, 8, 512)
+}
+
+// BenchmarkWrite10_4K: WRITE(10) of 4 KiB to a RAM disk with the write cache on.
+func BenchmarkWrite10_4K(b *testing.B) {
+	r, _ := store.NewRAM(64<<20, store.RAMOptions{})
+	d := NewDisk(r, DiskOptions{WriteCache: true})
+	cmd := &Command{CDB: cdb10(OpWrite10, 0, 0, 8), Dir: DirToDevice, Data: make([]byte, 4096)}
+	var res Result
+	b.SetBytes(4096)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		cmd.CDB[5] = byte(i)
+		d.Execute(cmd, &res)
+	}
+}
+
+// BenchmarkRead10_512K: the largest transfer one request can carry.
+func BenchmarkRead10_512K(b *testing.B) {
+	r, _ := store.NewRAM(64<<20, store.RAMOptions{})
+	d := NewDisk(r, DiskOptions{})
+	benchRead(b, d, 1024, 512)
+}
+
+func BenchmarkNull(b *testing.B) { benchRead(b, NewNull(), 8, 512) }
+
+// BenchmarkInquiryVPD83: a probe, for scale (allocates its response).
+func BenchmarkInquiryVPD83(b *testing.B) {
+	r, _ := store.NewRAM(1<<20, store.RAMOptions{})
+	d := NewDisk(r, DiskOptions{})
+	cmd := &Command{CDB: inquiry(true, 0x83, 255), Dir: DirFromDevice, Data: make([]byte, 255)}
+	var res Result
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		d.Execute(cmd, &res)
+	}
+}
+
+// TestReadWritePathAllocatesNothing pins the benchmark's 0 allocs/op.
+func TestReadWritePathAllocatesNothing(t *testing.T) {
+	r, _ := store.NewRAM(1<<20, store.RAMOptions{})
+	d := NewDisk(r, DiskOptions{WriteCache: true})
+	w := &Command{CDB: cdb10(OpWrite10, 0x08, 0, 8), Dir: DirToDevice, Data: make([]byte, 4096)}
+	rd := &Command{CDB: cdb10(OpRead10, 0, 0, 8), Dir: DirFromDevice, Data: make([]byte, 4096)}
+	var res Result
+	d.Execute(w, &res) // allocate the pages once
+	if n := testing.AllocsPerRun(100, func() { d.Execute(w, &res); d.Execute(rd, &res) }); n != 0 {
+		t.Fatalf("READ/WRITE(10) allocate %v times per command pair", n)
+	}
+}
