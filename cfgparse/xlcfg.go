@@ -181,8 +181,9 @@ func ParseFile(path string) (*Config, error) {
 // Parse parses data as an xl config; file names it in positions and errors.
 // On failure the error is a *SyntaxError.
 func Parse(file string, data []byte) (*Config, error) {
-	p := parser{lx: lexer{file: file, data: data, line: 1}}
-	p.cfg = &Config{File: file}
+	p := parser{lx: lexer{file: file, data: data, src: string(data), line: 1}}
+	// Every statement has an '=', so this bounds the settings slice.
+	p.cfg = &Config{File: file, Settings: make([]*Setting, 0, min(bytes.Count(data, []byte{'='}), 1024))}
 	if err := p.parseFile(); err != nil {
 		return nil, err
 	}
@@ -231,6 +232,7 @@ type token struct {
 type lexer struct {
 	file      string
 	data      []byte
+	src       string // data as one string: token texts are substrings of it
 	off       int
 	line      int
 	lineStart int
@@ -266,14 +268,14 @@ func (lx *lexer) next() (token, *SyntaxError) {
 			for i < len(d) && isIdentChar(d[i]) {
 				i++
 			}
-			tok.kind, tok.str = tIdent, string(d[start:i])
+			tok.kind, tok.str = tIdent, lx.src[start:i]
 			lx.off = i
 		case c >= '0' && c <= '9':
 			i := start + 1
 			for i < len(d) && isNumberChar(d[i]) {
 				i++
 			}
-			tok.kind, tok.str = tNumber, string(d[start:i])
+			tok.kind, tok.str = tNumber, lx.src[start:i]
 			lx.off = i
 		case c == ',':
 			tok.kind, lx.off = tComma, start+1
@@ -416,7 +418,7 @@ func (lx *lexer) lexError(start int) (token, *SyntaxError) {
 func (lx *lexer) dequote(start, end int) (string, *SyntaxError) {
 	s := lx.data[start+1 : end-1]
 	if bytes.IndexByte(s, '\\') < 0 && bytes.IndexByte(s, 0) < 0 {
-		return string(s), nil
+		return lx.src[start+1 : end-1], nil
 	}
 	if i := bytes.IndexByte(s, 0); i >= 0 {
 		return "", lx.stringError(start, end, start+1+i, "\x00", "NUL byte in quoted string", ErrNULInString)
@@ -513,10 +515,19 @@ func quoteTok(s string) string {
 // ---- parser ----
 
 type parser struct {
-	lx    lexer
-	tok   token
-	cfg   *Config
-	index map[string]int // name -> index of its last setting in cfg.Settings
+	lx   lexer
+	tok  token
+	cfg  *Config
+	vals []Value   // slabs the parser hands Values and Settings out of
+	sets []Setting // (a few big allocations instead of one per node)
+}
+
+func (p *parser) newValue() *Value {
+	if len(p.vals) == cap(p.vals) {
+		p.vals = make([]Value, 0, min(2*cap(p.vals)+16, 256))
+	}
+	p.vals = p.vals[:len(p.vals)+1]
+	return &p.vals[len(p.vals)-1]
 }
 
 func (p *parser) advance() *SyntaxError {
@@ -613,7 +624,8 @@ func (p *parser) parseValue(ctx string) (*Value, int, *SyntaxError) {
 	t := p.tok
 	switch t.kind {
 	case tString, tNumber:
-		v := &Value{Kind: ValueString, Str: t.str, Pos: t.pos, Number: t.kind == tNumber}
+		v := p.newValue()
+		*v = Value{Kind: ValueString, Str: t.str, Pos: t.pos, Number: t.kind == tNumber}
 		if err := p.advance(); err != nil {
 			return nil, 0, err
 		}
@@ -622,7 +634,8 @@ func (p *parser) parseValue(ctx string) (*Value, int, *SyntaxError) {
 	default:
 		return nil, 0, p.unexpected("a value (quoted string, number or '[') " + ctx)
 	}
-	v := &Value{Kind: ValueList, List: []*Value{}, Pos: t.pos}
+	v := p.newValue()
+	*v = Value{Kind: ValueList, List: []*Value{}, Pos: t.pos}
 	if err := p.advance(); err != nil {
 		return nil, 0, err
 	}
@@ -683,12 +696,14 @@ func (p *parser) skipNewlines() *SyntaxError {
 // Without an earlier value, += stores the operand as it is (but the setting
 // stays an addition: xlu_cfg_get_long refuses it).
 func (p *parser) store(name, op token, v *Value, lastLine int) *SyntaxError {
-	s := &Setting{Name: name.str, Value: v, Pos: name.pos, Append: op.kind == tAppend, Operand: v}
-	if p.index == nil {
-		p.index = make(map[string]int)
+	if len(p.sets) == cap(p.sets) {
+		p.sets = make([]Setting, 0, min(2*cap(p.sets)+16, 256))
 	}
+	p.sets = p.sets[:len(p.sets)+1]
+	s := &p.sets[len(p.sets)-1]
+	*s = Setting{Name: name.str, Value: v, Pos: name.pos, Append: op.kind == tAppend, Operand: v}
 	if s.Append {
-		if i, ok := p.index[s.Name]; ok {
+		if i := p.lastIndex(s.Name); i >= 0 {
 			prev := p.cfg.Settings[i].Value
 			if prev.Kind != v.Kind {
 				return &SyntaxError{
@@ -709,7 +724,17 @@ func (p *parser) store(name, op token, v *Value, lastLine int) *SyntaxError {
 			s.Value = joined
 		}
 	}
-	p.index[s.Name] = len(p.cfg.Settings)
 	p.cfg.Settings = append(p.cfg.Settings, s)
 	return nil
+}
+
+// lastIndex is the index of name's last setting, -1 if none. A backward
+// scan: configs have tens of settings and += is rare.
+func (p *parser) lastIndex(name string) int {
+	for i := len(p.cfg.Settings) - 1; i >= 0; i-- {
+		if p.cfg.Settings[i].Name == name {
+			return i
+		}
+	}
+	return -1
 }

@@ -347,3 +347,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParse(b *testing.B) {
+	data, err := os.ReadFile("testdata/xlcfg/pv-guest.cfg")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse("pv-guest.cfg", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseSyntaxError(b *testing.B) {
+	data := []byte("name = 'guest'\nmemory = 512\nvscsi = [ '/dev/sg1, 0:0:0:0'\n '/dev/sg2, 0:0:1:0' ]\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse("bad.cfg", data); err == nil {
+			b.Fatal("no error")
+		}
+	}
+}

@@ -569,3 +569,30 @@ func (g *gen) config() []byte {
 	}
 	return b
 }
+
+// FuzzDifferential feeds arbitrary bytes to both parsers; any difference
+// (accept/reject, error line, values, getter results) fails.
+func FuzzDifferential(f *testing.F) {
+	for _, s := range snippets {
+		f.Add([]byte(s))
+	}
+	files, _ := filepath.Glob("../../cfgparse/testdata/xlcfg/*.cfg")
+	for _, file := range files {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	g := newGen(7)
+	for i := 0; i < 50; i++ {
+		f.Add(g.config())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		requireXlutil(t)
+		if len(data) > 1<<16 {
+			return
+		}
+		if _, err := diff(data); err != nil {
+			t.Fatalf("%v\ninput: %q", err, data)
+		}
+	})
+}
