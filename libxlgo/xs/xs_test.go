@@ -102,7 +102,15 @@ func TestIntroduceReleaseThroughLibxenstore(t *testing.T) {
 func watchLoops() int {
 	buf := make([]byte, 1<<20)
 	n := runtime.Stack(buf, true)
-	return strings.Count(string(buf[:n]), "xs.(*Handle).watchLoop(")
+	count := 0
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		// A goroutine that has not run yet shows only its go-statement
+		// wrapper (startWatchLoop.gowrap1).
+		if strings.Contains(g, "xs.(*Handle).watchLoop(") || strings.Contains(g, "xs.(*Handle).startWatchLoop.gowrap") {
+			count++
+		}
+	}
+	return count
 }
 
 // Goroutines: none at Open, one watch goroutine after Watch, none after

@@ -58,14 +58,26 @@ type Server struct {
 	listeners  []net.Listener
 	closed     bool
 	wg         sync.WaitGroup
-	// Log, if set, receives one line per request (for debugging tests).
-	// It runs with the server locked: it must not call back into s.
-	Log func(format string, args ...any)
-	// OnRequest, if set, runs before each request is handled, without the
-	// server lock, so a test may change the store at an exact point of a
-	// client's conversation (for example between a transaction's write
-	// and its commit). Set it before clients connect.
-	OnRequest func(domid uint32, m xswire.Msg)
+	log        func(format string, args ...any)
+	onRequest  func(domid uint32, m xswire.Msg)
+}
+
+// SetLog installs f to receive one line per request (for debugging tests).
+// f runs with the server locked: it must not call back into s.
+func (s *Server) SetLog(f func(format string, args ...any)) {
+	s.mu.Lock()
+	s.log = f
+	s.mu.Unlock()
+}
+
+// SetOnRequest installs f to run before each request is handled, without
+// the server lock, so a test may change the store at an exact point of a
+// client's conversation (for example between a transaction's write and its
+// commit).
+func (s *Server) SetOnRequest(f func(domid uint32, m xswire.Msg)) {
+	s.mu.Lock()
+	s.onRequest = f
+	s.mu.Unlock()
 }
 
 // New returns a server holding only the root node "/" (perms "n0"), with
@@ -370,13 +382,16 @@ func (c *conn) shutdown() {
 type reqErr = syscall.Errno
 
 func (s *Server) handle(c *conn, m xswire.Msg) {
-	if s.OnRequest != nil {
-		s.OnRequest(c.domid, m)
+	s.mu.Lock()
+	hook := s.onRequest
+	s.mu.Unlock()
+	if hook != nil {
+		hook(c.domid, m)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.Log != nil {
-		s.Log("xsfake: dom%d %s tx=%d %q", c.domid, m.Type, m.TxID, m.Payload)
+	if s.log != nil {
+		s.log("xsfake: dom%d %s tx=%d %q", c.domid, m.Type, m.TxID, m.Payload)
 	}
 	reply, fires, err := s.dispatch(c, m)
 	switch err {

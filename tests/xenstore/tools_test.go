@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,7 +72,7 @@ func (l *opLog) take() []string {
 func TestWriteSeveralPairsIsOneTransaction(t *testing.T) {
 	srv := xsfake.StartT(t)
 	var l opLog
-	srv.Log = l.log
+	srv.SetLog(l.log)
 	ok(t, srv.Socket, "xenstore-write", "/vm/a", "1", "/vm/b/c", "two words")
 	ops := l.take()
 	want := []string{
@@ -100,16 +101,15 @@ func TestXenstoreWriteRetriesOnEAGAIN(t *testing.T) {
 	}
 	defer other.Close()
 	var l opLog
-	srv.Log = l.log
-	interfered := false
-	srv.OnRequest = func(domid uint32, m xswire.Msg) {
-		if !interfered && m.Type == xswire.TransactionEnd {
-			interfered = true
+	srv.SetLog(l.log)
+	var interfered atomic.Bool
+	srv.SetOnRequest(func(domid uint32, m xswire.Msg) {
+		if m.Type == xswire.TransactionEnd && interfered.CompareAndSwap(false, true) {
 			if err := other.Write(xenif.NoTx, "/r/x", "other"); err != nil {
 				t.Error(err)
 			}
 		}
-	}
+	})
 	ok(t, srv.Socket, "xenstore-write", "/r/x", "mine", "/r/y", "2")
 	ops := l.take()
 	var ends []string

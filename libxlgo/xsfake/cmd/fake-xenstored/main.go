@@ -40,7 +40,7 @@ func main() {
 	}
 	s := xsfake.New()
 	if *verbose {
-		s.Log = func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+		s.SetLog(func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) })
 	}
 	if err := s.Listen(*socket, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "fake-xenstored:", err)
