@@ -1,0 +1,64 @@
+#!/bin/busybox sh
+# shellcheck shell=sh
+# PID 1 of the rig's PV guest (its whole root is the initramfs). Loads the
+# SCSI frontend, then serves dom0's commands over xenstore (the "guest agent"):
+#
+#   dom0 writes  /local/domain/<me>/rig/cmd/<n>   = a shell script   (n = 1, 2, ...)
+#   guest writes /local/domain/<me>/rig/out/<n>/<k> = its output, 3000-byte chunks
+#                /local/domain/<me>/rig/rc/<n>      = its exit status (written last)
+#
+# dom0 creates rig/ (owned by the guest) before unpausing the guest. Commands
+# run one at a time, in order. Console output (hvc0, logged by xenconsoled in
+# dom0) echoes each command and its output for humans.
+/bin/busybox --install -s
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+# getopt in the xenstore tools must not read a value that starts with "-" as an option
+export POSIXLY_CORRECT=1
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmpfs /tmp
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+echo "GUEST: $(uname -r) up $(cut -d' ' -f1 /proc/uptime) s, $(grep MemTotal /proc/meminfo)"
+while read -r m; do
+	insmod "/mods/$m" 2>/dev/null || echo "GUEST: insmod $m failed (fine if built in)"
+done </mods/order
+echo "GUEST: modules: $(lsmod | awk 'NR>1{print $1}' | tr '\n' ' ')"
+
+# xenstore access from a domU goes through /dev/xen/xenbus
+i=0
+while [ ! -e /dev/xen/xenbus ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+me=$(xenstore-read domid)
+if ! xenstore-write rig/ready 1; then
+	echo "GUEST-AGENT-FAIL: cannot write rig/ready (domid $me)"
+fi
+echo "GUEST-AGENT-READY domid $me"
+
+# put_output N FILE: FILE into rig/out/N/000, 001, ... (xenstore values are <= 4 KiB)
+put_output() {
+	size=$(wc -c <"$2")
+	k=0
+	while [ $((k * 3000)) -lt "$size" ] || [ $k -eq 0 ]; do
+		# the trailing "." keeps a chunk's final newlines, which $(...) would eat
+		v=$(dd if="$2" bs=3000 skip=$k count=1 2>/dev/null; echo .)
+		xenstore-write -R "rig/out/$1/$(printf %03d $k)" "${v%.}"
+		k=$((k + 1))
+	done
+}
+
+n=1
+while :; do
+	if cmd=$(xenstore-read -R "rig/cmd/$n" 2>/dev/null); then
+		echo "GUEST-RUN $n: $cmd"
+		sh -c "$cmd" >"/tmp/out.$n" 2>&1 </dev/null
+		rc=$?
+		tail -n 50 "/tmp/out.$n"
+		put_output "$n" "/tmp/out.$n"
+		xenstore-write "rig/rc/$n" "$rc"
+		echo "GUEST-RC $n: $rc"
+		rm -f "/tmp/out.$n"
+		n=$((n + 1))
+	else
+		sleep 0.2
+	fi
+done
