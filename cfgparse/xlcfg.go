@@ -32,6 +32,28 @@ package cfgparse
 // xlu_cfg_readdata fail; bison's error recovery only lets libxlutil report
 // more messages, so this parser stops at the first error, which is the first
 // one libxlutil prints.
+//
+// libxlutil quirks this parser reproduces (each checked against the real
+// library by tests/xlutil):
+//   - Values are never names: `on_crash = destroy` is a syntax error, and so
+//     are negative numbers (`-1`), floats (`1.5`) and anything Python-like.
+//   - A number keeps its token text; "09" and "1abc" are fine tokens that
+//     only xlu_cfg_get_long rejects. xlu_cfg_get_long is strtol(s, &end, 0)
+//     on that text (0x hex, 0 octal, leading C blanks and a sign allowed in
+//     quoted strings) and refuses a setting written with +=.
+//   - The last statement wins; += joins onto the current value of the name
+//     (string + string, list + list; a mix is an error naming the line of
+//     the value's last token). += on an unset name just stores the operand.
+//   - \x escapes are always rejected; octal escapes are consumed but produce
+//     no byte at all (see dequote); \0 is therefore not a way to write NUL.
+//   - CRLF files are rejected (\r is not a blank), uppercase names are
+//     rejected, a comment on a last line without newline is rejected, but a
+//     single bad byte that is the very last byte of the input is ignored.
+//   - NUL bytes: a lexical error outside strings, fine inside comments;
+//     inside a quoted string libxlutil aborts on an assert (or truncates), so
+//     we reject it with ErrNULInString: the one deliberate difference.
+//   - Error lines: at a newline token libxlutil names the line before; at end
+//     of input, the line of the last token. SyntaxError.XLULine models this.
 
 import (
 	"bytes"

@@ -36,7 +36,7 @@ import (
 
 // requireXlutil fails (or, with GOVSCSI_NO_XEN_DEV=1, skips) when the real
 // libxlutil is not available.
-func requireXlutil(t *testing.T) {
+func requireXlutil(t testing.TB) {
 	t.Helper()
 	why := ""
 	if !Available {
@@ -573,6 +573,7 @@ func (g *gen) config() []byte {
 // FuzzDifferential feeds arbitrary bytes to both parsers; any difference
 // (accept/reject, error line, values, getter results) fails.
 func FuzzDifferential(f *testing.F) {
+	requireXlutil(f)
 	for _, s := range snippets {
 		f.Add([]byte(s))
 	}
@@ -587,7 +588,6 @@ func FuzzDifferential(f *testing.F) {
 		f.Add(g.config())
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		requireXlutil(t)
 		if len(data) > 1<<16 {
 			return
 		}
