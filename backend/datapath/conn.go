@@ -82,6 +82,7 @@ type Conn struct {
 
 	work      chan *slot
 	workers   int
+	running   bool // run was called: loop and workers exist
 	workersWG sync.WaitGroup
 	stopping  atomic.Bool
 	loopDone  chan struct{}
@@ -176,6 +177,7 @@ func newConn(cfg Config) (*Conn, error) {
 
 // run starts the worker pool and the ring goroutine.
 func (c *Conn) run() {
+	c.running = true
 	for i := 0; i < c.workers; i++ {
 		c.workersWG.Add(1)
 		go c.worker()
@@ -228,8 +230,10 @@ func (c *Conn) Stop(ctx context.Context) error {
 
 func (c *Conn) stop(ctx context.Context) error {
 	c.stopping.Store(true)
-	c.wake.signal()
-	<-c.loopDone
+	if c.running {
+		c.wake.signal()
+		<-c.loopDone
+	}
 
 	c.mu.Lock()
 	for _, s := range c.slots {

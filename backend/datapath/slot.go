@@ -222,36 +222,45 @@ func (c *Conn) runLUN(s *slot) (ok bool) {
 // ABORT/RESET/teardown already answered it (then the result is dropped and
 // the guest's pages are not touched: it may have reused them).
 func (c *Conn) complete(s *slot) {
+	res := &s.res
+	fromDevice := s.cmd.Dir == scsi.DirFromDevice || s.cmd.Dir == scsi.DirBidirectional
+	dl := 0
+	if fromDevice && !s.panics {
+		dl = min(max(res.DataLen, 0), len(s.cmd.Data))
+	}
+	rslt := vscsiif.Rslt(res.Host, res.Status)
+	var sense []byte
+	if res.Status == statusCheckCondition {
+		sense = res.Sense
+	}
+	var residual uint32
+	if fromDevice {
+		residual = uint32(len(s.cmd.Data) - dl)
+	}
+	if s.panics {
+		rslt, sense, residual = vscsiif.Rslt(vscsiif.HostError, 0), nil, 0
+	}
+
 	c.mu.Lock()
 	if s.aborted {
 		c.releaseLocked(s)
 		c.mu.Unlock()
 		return
 	}
+	if dl == 0 {
+		// Nothing to copy out: answer in the same critical section.
+		c.finishLocked(s, rslt, sense, residual)
+		return
+	}
 	s.state = stateCompleting
 	c.mu.Unlock()
 
-	if s.panics {
-		c.finish(s, vscsiif.Rslt(vscsiif.HostError, 0), nil, 0)
-		return
+	if err := c.copyData(s, dl, true); err != nil {
+		c.limiter.log(c.log, "copy read data to guest", err)
+		c.counters.Rejected.Add(1)
+		rslt, sense, residual = vscsiif.Rslt(vscsiif.HostError, 0), nil, 0
 	}
-	res := &s.res
-	var residual uint32
-	if s.cmd.Dir == scsi.DirFromDevice || s.cmd.Dir == scsi.DirBidirectional {
-		dl := min(max(res.DataLen, 0), len(s.cmd.Data))
-		residual = uint32(len(s.cmd.Data) - dl)
-		if err := c.copyData(s, dl, true); err != nil {
-			c.limiter.log(c.log, "copy read data to guest", err)
-			c.counters.Rejected.Add(1)
-			c.finish(s, vscsiif.Rslt(vscsiif.HostError, 0), nil, 0)
-			return
-		}
-	}
-	var sense []byte
-	if res.Status == statusCheckCondition {
-		sense = res.Sense
-	}
-	c.finish(s, vscsiif.Rslt(res.Host, res.Status), sense, residual)
+	c.finish(s, rslt, sense, residual)
 }
 
 const statusCheckCondition = 0x02
@@ -270,6 +279,11 @@ func (c *Conn) reject(s *slot, host uint8, err error) {
 // batching.
 func (c *Conn) finish(s *slot, rslt int32, sense []byte, residual uint32) {
 	c.mu.Lock()
+	c.finishLocked(s, rslt, sense, residual)
+}
+
+// finishLocked is finish with mu held; it unlocks mu.
+func (c *Conn) finishLocked(s *slot, rslt int32, sense []byte, residual uint32) {
 	c.writeResponseLocked(s.req.Rqid, rslt, sense, residual)
 	c.answerWaitersLocked(s)
 	c.releaseLocked(s)
