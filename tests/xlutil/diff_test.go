@@ -596,3 +596,41 @@ func FuzzDifferential(f *testing.F) {
 		}
 	})
 }
+
+// TestDifferentialExhaustiveSmall compares the parsers on every input of up
+// to 3 bytes over an alphabet of the bytes that matter to the lexer, alone
+// and after the prefixes "x=", "x=[" and "x='": the corners (end of input,
+// dropped last bytes, escapes at the end) that random generation may miss.
+func TestDifferentialExhaustiveSmall(t *testing.T) {
+	requireXlutil(t)
+	const alphabet = "x1=+[],;#'\"\\\n\r\t 0-A.\x000"
+	prefixes := []string{"", "x=", "x=[", "x='", "x=1\n"}
+	total, fails := 0, 0
+	counts := map[string]int{}
+	buf := make([]byte, 0, 16)
+	var walk func(depth int)
+	walk = func(depth int) {
+		for _, p := range prefixes {
+			data := append([]byte(p), buf...)
+			total++
+			class, err := diff(data)
+			counts[class]++
+			if err != nil {
+				fails++
+				if fails <= 20 {
+					t.Errorf("%v\ninput: %q", err, data)
+				}
+			}
+		}
+		if depth == 3 {
+			return
+		}
+		for i := 0; i < len(alphabet); i++ {
+			buf = append(buf, alphabet[i])
+			walk(depth + 1)
+			buf = buf[:len(buf)-1]
+		}
+	}
+	walk(0)
+	t.Logf("%d small inputs, %d differences, outcomes %v", total, fails, counts)
+}
