@@ -196,6 +196,9 @@ func (r *Resolver) Resolve(p PDev, f Flavour) (PDevValue, []string, error) {
 		}
 		// For xen-scsiback this is "<TPG alias h:c:t>:<LIO LUN index>",
 		// the convention of SUSE's target-create script; written as is.
+		if l := len(p.String()); l > MaxNAAPDevLen {
+			return bad(ErrFlavourPDev, fmt.Sprintf("%q is %d bytes; xen-scsiback matches at most %d (it truncates p-dev), so it could never be found", p.String(), l, MaxNAAPDevLen))
+		}
 		alias := fmt.Sprintf("%d:%d:%d", p.HCTL.Host, p.HCTL.Channel, p.HCTL.Target)
 		return PDevValue{PDev: p.String()}, r.checkLIO(alias, p.HCTL.LUN, true), nil
 	case PDevPath:

@@ -92,6 +92,8 @@ func TestResolveErrors(t *testing.T) {
 		{noFabric, "/dev/sdb", FlavourKernel, ErrNoFabric, []string{"no xen-pvscsi fabric in configfs", "target/xen-pvscsi", "flavour hctl"}},
 		{r, "naa.5001405012345678:0", FlavourHCTL, ErrFlavourPDev, []string{"naa.<wwn>:<lun> names an LIO target port"}},
 		{r, "8:0:2:4294967296", FlavourHCTL, ErrFlavourPDev, []string{"lun 4294967296", "32-bit"}},
+		// xen-scsiback truncates p-dev to 31 bytes; xenlinux scans it whole.
+		{r, "4294967295:4294967295:4294967295:1", FlavourKernel, ErrFlavourPDev, []string{"is 34 bytes; xen-scsiback matches at most 31"}},
 		{r, "8:0:2:1", Flavour(0), ErrUnknownFlavour, []string{"Flavour(0)"}},
 	}
 	for _, c := range cases {
@@ -106,6 +108,12 @@ func TestResolveErrors(t *testing.T) {
 				t.Errorf("Resolve(%s, %s) = %q, should mention %q", c.pdev, c.fl, err, s)
 			}
 		}
+	}
+	if v, _, err := r.Resolve(mustPDev(t, "4294967295:4294967295:4294967295:1"), FlavourHCTL); err != nil || v.PDev != "4294967295:4294967295:4294967295:1" {
+		t.Errorf("long h:c:t:l for xenlinux: %v %v", v, err)
+	}
+	if v, _, err := r.Resolve(mustPDev(t, "4294967295:4294967295:4294967:1"), FlavourKernel); err != nil || len(v.PDev) != 31 {
+		t.Errorf("31-byte h:c:t:l for xen-scsiback: %v %v", v, err)
 	}
 	// Without the fabric (another host, a driver domain) there is nothing
 	// to check an h:c:t:l or naa pdev against, and no note.
