@@ -236,6 +236,19 @@ func testPerms(t *testing.T, srv *xsfake.Started, open func(uint32) xenif.Store)
 	}
 	wantErr(t, d7.Write(xenif.NoTx, "/local/domain/5/data/sub/y", "7"), syscall.EACCES, "dom7 writes an r7 node")
 	wantErr(t, d5.SetPerms(xenif.NoTx, "/local/domain/5/data/sub/y", P("n7")), syscall.EPERM, "dom5 changes owner")
+	// A guest creating a node under a directory it may write (but does not
+	// own) becomes the new node's owner; the other entries are inherited.
+	must(t, d0.Mkdir(xenif.NoTx, "/shared"))
+	must(t, d0.SetPerms(xenif.NoTx, "/shared", P("n0 b5")))
+	must(t, d5.Write(xenif.NoTx, "/shared/mine/leaf", "x"))
+	for _, n := range []string{"/shared/mine", "/shared/mine/leaf"} {
+		p, err := d0.GetPerms(xenif.NoTx, n)
+		must(t, err)
+		if p.String() != "n5 b5" {
+			t.Fatalf("%s created by dom5 under n0 b5 has perms %q, want n5 b5", n, p)
+		}
+	}
+	must(t, d5.SetPerms(xenif.NoTx, "/shared/mine", P("n5 r7")))
 	// The default entry: "r0" lets every domain read.
 	must(t, d0.Write(xenif.NoTx, "/pub", "hello"))
 	must(t, d0.SetPerms(xenif.NoTx, "/pub", P("r0")))
