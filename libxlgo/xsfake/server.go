@@ -1,34 +1,52 @@
 // Package xsfake is a xenstore server for tests, written in Go. It speaks
 // the real wire protocol (libxlgo/xswire) on Unix sockets, so Debian's
 // libxenstore (with XENSTORED_PATH=<socket>) and the xenstore-* tools talk to
-// it as they would to xenstored, and it implements the parts of xenstored's
-// semantics govscsi depends on:
+// it as they would to xenstored (Xen 4.17), and it implements the parts of
+// xenstored's semantics govscsi depends on:
 //
-//   - nodes with an owner and per-domain n/r/w/b permissions; children
-//     inherit the parent's permissions at creation and an unprivileged
-//     creator becomes the owner; dom0 and the owner have full access; a
-//     missing node reads as EACCES rather than ENOENT when the nearest
-//     existing ancestor is not accessible (xenstored's errno_from_parents);
-//   - implicit creation of missing parents on write and mkdir;
-//   - connections acting as a given domain: every listener (Listen) and
-//     in-process connection (Connect) is bound to a domid; relative paths are
-//     resolved against /local/domain/<domid>;
-//   - watches, fired once on registration, then on changes to the node and
-//     its descendants, on removal of the node or an ancestor, and only to
-//     connections that may read the node; special watches @introduceDomain
-//     and @releaseDomain (IntroduceDomain/ReleaseDomain or XS_INTRODUCE/
-//     XS_RELEASE fire them), seen by dom0 connections;
-//   - transactions with snapshot semantics: a commit fails with EAGAIN if
-//     any node the transaction read or wrote was changed meanwhile;
-//   - XS_GET_DOMAIN_PATH, XS_INTRODUCE, XS_RELEASE, XS_IS_DOMAIN_INTRODUCED,
-//     XS_RESUME, XS_SET_TARGET (accepted, not modelled), XS_RESET_WATCHES,
-//     XS_DIRECTORY_PART, XS_CONTROL "check"/"help";
-//   - error replies as xenstored sends them ("ENOENT\0" ...); unknown
-//     operations get ENOSYS; a client announcing a payload over 4096 bytes
-//     is disconnected.
+//   - nodes with an owner and per-domain n/r/w/b permissions (perm_for_conn:
+//     dom0 and the owner have full access, then the domain's own entry,
+//     else the first entry's bits as the default); children inherit the
+//     parent's permissions at creation and an unprivileged creator becomes
+//     the owner; a missing node reads as EACCES rather than ENOENT when the
+//     nearest existing ancestor grants none of the wanted access
+//     (errno_from_parents); set-perms needs ownership and a guest may not
+//     give a node away (EPERM);
+//   - implicit creation of missing parents on write and mkdir; rm of a
+//     missing node succeeds if its parent exists;
+//   - connections acting as a given domain: every listener (Listen,
+//     Started.ListenDomain) and in-process connection (Connect) is bound to
+//     a domid; relative paths resolve against /local/domain/<domid>;
+//   - watches: fired once on registration (unconditionally), then on a
+//     change of the node or a descendant (event path = changed node), and
+//     on removal of the node or an ancestor (descendants fire only watches
+//     set exactly on them), to connections that may read the node or its
+//     parent (watch_permitted, XSA-115); relative watches get relative
+//     event paths; special watches @introduceDomain/@releaseDomain fire on
+//     IntroduceDomain/ReleaseDomain or XS_INTRODUCE/XS_RELEASE and are seen
+//     by dom0 connections only;
+//   - transactions with snapshot semantics: reads see the store as it was
+//     at XS_TRANSACTION_START plus the transaction's own writes; the commit
+//     fails with EAGAIN, changing nothing, if any node the transaction read
+//     or wrote (including parents whose child lists it changed) was changed
+//     meanwhile; events fire at commit;
+//   - XS_GET_DOMAIN_PATH, XS_INTRODUCE/RELEASE/RESUME (dom0 only),
+//     XS_IS_DOMAIN_INTRODUCED (dom0 only since XSA-115), XS_SET_TARGET
+//     (accepted, not modelled), XS_RESET_WATCHES, XS_DIRECTORY (E2BIG past
+//     4096 bytes) and XS_DIRECTORY_PART, XS_CONTROL "check"/"help";
+//   - error replies as xenstored sends them ("ENOENT\0", xs_wire.h's
+//     names); unknown operations get ENOSYS; a client announcing a payload
+//     over 4096 bytes, or sending a truncated message, is disconnected.
 //
-// Not modelled: quotas, XS_SET_TARGET semantics, per-domain special-node
-// permissions (only dom0 sees special watches), live update.
+// Not modelled: quotas and per-domain limits, XS_SET_TARGET semantics,
+// permissions on the special watch nodes, removing a released domain's
+// connections, live update.
+//
+// Test helpers: Start/StartT (a dom0 socket in a fresh temp dir; StartT also
+// sets XENSTORED_PATH for the test), Connect (pure-Go client, no cgo),
+// Snapshot, Dump (byte-identical to `xenstore-ls -f -p /`), Conns,
+// SetLog, SetOnRequest. The command cmd/fake-xenstored and
+// scripts/fake-xenstored.sh run it for shell tests.
 package xsfake
 
 import (
