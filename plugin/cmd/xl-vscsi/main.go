@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/govscsi/govscsi/cfgparse"
 )
@@ -112,7 +113,11 @@ func runEnv(e *env, args []string) int {
 	}
 	if err := r(e, pos); err != nil {
 		var ue usageError
-		fmt.Fprintf(e.stderr, "%s %s: %v\n", prog, c.name, err)
+		// A config may have several bad entries (errors.Join): one
+		// prefixed line each.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(e.stderr, "%s %s: %s\n", prog, c.name, line)
+		}
 		if errors.As(err, &ue) {
 			fmt.Fprintf(e.stderr, "Usage: %s %s %s (see '%s help %s')\n", prog, c.name, c.args, prog, c.name)
 		}

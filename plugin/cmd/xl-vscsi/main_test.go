@@ -165,6 +165,7 @@ func TestCLIErrors(t *testing.T) {
 	badSpec := writeCfg(t, "vscsi = [ '8:0:2:1,0:0:0:0', '8:0:2:2,0:0:1:0,bogus' ]\n")
 	syntax := writeCfg(t, "vscsi = [ '8:0:2:1,0:0:0:0'\n")
 	none := writeCfg(t, "name = 'g'\n")
+	twoBad := writeCfg(t, "vscsi = [ 'x,0:0:0:0', '8:0:2:1,0:0:0:65536' ]\n")
 	conflict := writeCfg(t, "vscsi = [ '8:0:2:1,0:0:0:0', '8:0:2:2,0:0:0:0' ]\n")
 	cases := []struct {
 		name   string
@@ -194,6 +195,9 @@ func TestCLIErrors(t *testing.T) {
 		{"bad spec", []string{"apply", "--dry-run", badSpec, "5"}, 1, "", []string{`vscsi[1] "8:0:2:2,0:0:1:0,bogus": "bogus": unknown option`, badSpec + ":1:"}},
 		{"syntax error", []string{"apply", "--dry-run", syntax, "5"}, 1, "", []string{syntax + ":"}},
 		{"conflict", []string{"apply", "--dry-run", conflict, "5"}, 1, "", []string{"used twice", "vscsi[0]", "vscsi[1]"}},
+		{"two bad specs", []string{"apply", "--dry-run", twoBad, "5"}, 1, "", []string{
+			"xl-vscsi apply: " + twoBad + `:1:11: vscsi[0] "x,0:0:0:0": "x": pdev:`,
+			"\nxl-vscsi apply: " + twoBad + `:1:24: vscsi[1] "8:0:2:1,0:0:0:65536": "0:0:0:65536": vdev: lun 65536 does not fit`}},
 		{"no vscsi", []string{"apply", "--dry-run", none, "5"}, 0, "", []string{"no vscsi= entries"}},
 		{"unresolvable", []string{"apply", "--dry-run", "--sysfs-root", t.TempDir(), writeCfg(t, "vscsi=['/dev/sdb,0:0:0:0']"), "5"}, 1, "", []string{`"/dev/sdb"`, "no major:minor entry in sysfs"}},
 		{"after --", []string{"apply", "--dry-run", "--", good, "5"}, 0, "/local/domain/5/device/vscsi/0/state", nil},
