@@ -151,8 +151,9 @@ type TaskManagement interface {
 	// it did. It returns promptly either way.
 	Abort(tag uint64) bool
 	// Reset is a LUN reset: state goes back to defaults and a unit
-	// attention is raised.
-	Reset()
+	// attention is raised. An error means the reset failed (the datapath
+	// answers RESET with 0x2003 then).
+	Reset() error
 }
 
 // NewDisk returns an emulated disk over st. Options that fail Validate are
@@ -255,12 +256,13 @@ func (d *Disk) NotifyCapacityChanged() {
 // defaults and the next command gets BUS DEVICE RESET FUNCTION OCCURRED.
 // Store I/O is synchronous and not interruptible, so commands already
 // running complete normally.
-func (d *Disk) Reset() {
+func (d *Disk) Reset() error {
 	d.wce.Store(d.wceDef)
 	d.uaMu.Lock()
 	d.uaQueue = d.uaQueue[:0] // a reset supersedes older attentions
 	d.uaMu.Unlock()
 	d.raiseUA(uaReset)
+	return nil
 }
 
 // Abort implements TaskManagement. An emulated command runs to completion

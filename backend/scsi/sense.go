@@ -159,3 +159,10 @@ func ValidFixedSense(b []byte) bool {
 	}
 	return 8+int(b[7]) <= len(b) && b[7] >= 10
 }
+
+// SetCheckCondition makes res a CHECK CONDITION with fixed-format sense
+// key/asc/ascq (for LUN implementations outside this package).
+func SetCheckCondition(res *Result, key, asc, ascq uint8) {
+	*res = Result{}
+	senseCheck(key, asc, ascq).apply(res)
+}
