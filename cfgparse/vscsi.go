@@ -355,14 +355,18 @@ func parseSpec(o Origin) (Spec, []Warning, error) {
 	warn := func(format string, a ...any) {
 		warns = append(warns, Warning{Origin: o, Token: toks[1], Msg: fmt.Sprintf(format, a...)})
 	}
+	// Linux xen-scsifront registers its host with these limits: the
+	// midlayer's scans (a rescan in the guest, a reconnect) skip anything
+	// outside them, and so may other tools in the guest.
+	const why = "is outside Linux xen-scsifront's host limits (%s): a guest-side rescan will not find it"
 	if s.VDev.Channel != FrontMaxChannel {
-		warn("vdev channel %d: Linux xen-scsifront only scans channel 0; the guest sees the device only if the toolstack adds it explicitly", s.VDev.Channel)
+		warn("vdev channel %d "+why, s.VDev.Channel, "channel 0 only")
 	}
 	if s.VDev.Target > FrontMaxTarget {
-		warn("vdev target %d: Linux xen-scsifront scans targets 0-%d only", s.VDev.Target, FrontMaxTarget)
+		warn("vdev target %d "+why, s.VDev.Target, fmt.Sprintf("targets 0-%d", FrontMaxTarget))
 	}
 	if s.VDev.LUN > FrontMaxLUN {
-		warn("vdev lun %d: Linux xen-scsifront scans LUNs 0-%d only", s.VDev.LUN, FrontMaxLUN)
+		warn("vdev lun %d "+why, s.VDev.LUN, fmt.Sprintf("LUNs 0-%d", FrontMaxLUN))
 	}
 	return s, warns, nil
 }
