@@ -152,3 +152,78 @@ func TestGroupExisting(t *testing.T) {
 		t.Errorf("vhost states %v, want %s", states, want)
 	}
 }
+
+// FuzzPlan: any list of specs (';'-separated here) either fails with
+// typed errors or groups and renders into writes where every path is
+// written once, lies in its side's tree with that side's permissions, and
+// every device has exactly its p-dev, state and v-dev.
+func FuzzPlan(f *testing.F) {
+	for _, s := range []string{
+		"8:0:2:1,0:0:0:0;8:0:2:2,0:0:1:0",
+		"naa.5001405012345678:0,1:0:0:0,feature-host;8:0:2:2,0:0:0:0;8:0:2:3,1:0:1:0,feature-host",
+		"8:0:2:1,0:0:0:0;8:0:2:1,0:0:0:0",
+		"8:0:2:1,3:0:0:0;8:0:2:1,3:0:0:0,feature-host;x",
+	} {
+		f.Add(s, uint16(5), uint16(0))
+	}
+	f.Fuzz(func(t *testing.T, in string, fe, be uint16) {
+		entries, _, err := ParseSpecs(strings.Split(in, ";"), nil)
+		if err != nil {
+			var se *SpecError
+			if !errors.As(err, &se) {
+				t.Fatalf("parse error %v is not a *SpecError", err)
+			}
+			return
+		}
+		var devs []Device
+		for _, e := range entries {
+			if e.Parsed.PDev.Kind == PDevPath {
+				return // needs a host; resolution has its own tests
+			}
+			devs = append(devs, Device{Origin: e.Origin, VDev: e.Parsed.VDev, PDev: e.Parsed.PDev.String(), FeatureHost: e.Parsed.FeatureHost})
+		}
+		plan, err := Group(devs, nil, 0)
+		if err != nil {
+			var ge *GroupError
+			if !errors.As(err, &ge) {
+				t.Fatalf("group error %v is not a *GroupError", err)
+			}
+			return
+		}
+		d := Domains{Frontend: uint32(fe), Backend: uint32(be)}
+		ws := plan.Render(d)
+		seen := map[string]bool{}
+		nodes := 0
+		for _, w := range ws {
+			if seen[w.Path] {
+				t.Fatalf("%s written twice", w.Path)
+			}
+			seen[w.Path] = true
+			switch {
+			case strings.HasPrefix(w.Path, FrontendRoot(d)+"/") || w.Path == FrontendRoot(d):
+				if w.Perms.String() != FrontendPerms(d).String() {
+					t.Fatalf("%s perms %s", w.Path, w.Perms)
+				}
+			case strings.HasPrefix(w.Path, BackendRoot(d)+"/") || w.Path == BackendRoot(d):
+				if w.Perms.String() != BackendPerms(d).String() {
+					t.Fatalf("%s perms %s", w.Path, w.Perms)
+				}
+			default:
+				t.Fatalf("%s outside both trees", w.Path)
+			}
+			if w.Kind == KindNode {
+				nodes++
+			}
+		}
+		if want := len(plan.Create)*8 + len(devs)*3; nodes != want {
+			t.Fatalf("%d nodes for %d vhosts and %d devices, want %d", nodes, len(plan.Create), len(devs), want)
+		}
+		for _, v := range plan.Create {
+			for _, dv := range v.Devs {
+				if got := dv.VDev.String(); !seen[DevPath(d, v.DevID, dv.ID)+"/v-dev"] || got == "" {
+					t.Fatalf("dev-%d of vhost %d not rendered", dv.ID, v.DevID)
+				}
+			}
+		}
+	})
+}
