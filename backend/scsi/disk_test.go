@@ -23,23 +23,23 @@ func TestUnsupportedOpcodesAreRejectedCleanly(t *testing.T) {
 		OpWriteBuffer, 0x3C, 0xC0, 0xFF, 0x7F, OpUnmap /* no discard on this disk */} {
 		cdb := make([]byte, 16)
 		cdb[0] = op
-		res := exec(t, d, DirFromDevice, make([]byte, 512), cdb...)
+		res := run(t, d, DirFromDevice, make([]byte, 512), cdb...)
 		wantSense(t, res, KeyIllegalRequest, 0x20, 0x00)
 		wantField(t, res, 0)
 	}
 	// Empty and short CDBs never panic.
-	wantSense(t, exec(t, d, DirNone, nil), KeyIllegalRequest, 0x20, 0)
-	wantSense(t, exec(t, d, DirNone, nil, OpRead16, 0, 0), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirNone, nil), KeyIllegalRequest, 0x20, 0)
+	wantSense(t, run(t, d, DirNone, nil, OpRead16, 0, 0), KeyIllegalRequest, 0x24, 0)
 	// NACA is not supported.
-	wantSense(t, exec(t, d, DirNone, nil, OpTestUnitReady, 0, 0, 0, 0, 0x04), KeyIllegalRequest, 0x24, 0)
-	wantGood(t, exec(t, d, DirNone, nil, OpTestUnitReady, 0, 0, 0, 0, 0))
-	wantGood(t, exec(t, d, DirNone, nil, OpStartStopUnit, 0, 0, 0, 1, 0))
+	wantSense(t, run(t, d, DirNone, nil, OpTestUnitReady, 0, 0, 0, 0, 0x04), KeyIllegalRequest, 0x24, 0)
+	wantGood(t, run(t, d, DirNone, nil, OpTestUnitReady, 0, 0, 0, 0, 0))
+	wantGood(t, run(t, d, DirNone, nil, OpStartStopUnit, 0, 0, 0, 1, 0))
 }
 
 func TestInquiryStandard(t *testing.T) {
 	d, _ := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{Product: "TESTDISK", Revision: "1.2"})
 	buf := make([]byte, 255)
-	res := exec(t, d, DirFromDevice, buf, inquiry(false, 0, 255)...)
+	res := run(t, d, DirFromDevice, buf, inquiry(false, 0, 255)...)
 	wantGood(t, res)
 	b := buf[:res.DataLen]
 	if res.DataLen != stdInquiryLen || int(b[4])+5 != res.DataLen {
@@ -56,32 +56,32 @@ func TestInquiryStandard(t *testing.T) {
 	}
 	// Truncation to the allocation length and to the buffer.
 	for _, alloc := range []uint16{0, 5, 36, 73} {
-		res := exec(t, d, DirFromDevice, make([]byte, 255), inquiry(false, 0, alloc)...)
+		res := run(t, d, DirFromDevice, make([]byte, 255), inquiry(false, 0, alloc)...)
 		wantGood(t, res)
 		if res.DataLen != int(alloc) {
 			t.Fatalf("alloc %d: DataLen %d", alloc, res.DataLen)
 		}
 	}
 	small := make([]byte, 10)
-	if res := exec(t, d, DirFromDevice, small, inquiry(false, 0, 255)...); res.DataLen != 10 || string(small[8:10]) != "GO" {
+	if res := run(t, d, DirFromDevice, small, inquiry(false, 0, 255)...); res.DataLen != 10 || string(small[8:10]) != "GO" {
 		t.Fatalf("short buffer: DataLen %d % x", res.DataLen, small)
 	}
 	// Direction NONE: nothing is copied.
-	if res := exec(t, d, DirNone, make([]byte, 64), inquiry(false, 0, 64)...); res.DataLen != 0 {
+	if res := run(t, d, DirNone, make([]byte, 64), inquiry(false, 0, 64)...); res.DataLen != 0 {
 		t.Fatalf("DirNone got %d bytes", res.DataLen)
 	}
-	res = exec(t, d, DirFromDevice, buf, inquiry(false, 0x80, 255)...)
+	res = run(t, d, DirFromDevice, buf, inquiry(false, 0x80, 255)...)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
 	wantField(t, res, 2)
 	cmddt := inquiry(false, 0, 255)
 	cmddt[1] = 2
-	wantSense(t, exec(t, d, DirFromDevice, buf, cmddt...), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirFromDevice, buf, cmddt...), KeyIllegalRequest, 0x24, 0)
 }
 
 func vpd(t *testing.T, d LUN, page byte) []byte {
 	t.Helper()
 	buf := make([]byte, 512)
-	res := exec(t, d, DirFromDevice, buf, inquiry(true, page, 512)...)
+	res := run(t, d, DirFromDevice, buf, inquiry(true, page, 512)...)
 	wantGood(t, res)
 	b := buf[:res.DataLen]
 	if len(b) < 4 || b[1] != page || int(be16(b[2:]))+4 != len(b) {
@@ -153,11 +153,11 @@ func TestInquiryVPD(t *testing.T) {
 	if ids := vpd(t, n, 0x83); be64(ids[8:]) != 0x5000c50012345678 || string(vpd(t, n, 0x80)[4:]) != "SER1" {
 		t.Fatalf("explicit NAA/serial not used: % x", ids)
 	}
-	res := exec(t, a, DirFromDevice, make([]byte, 64), inquiry(true, 0x42, 64)...)
+	res := run(t, a, DirFromDevice, make([]byte, 64), inquiry(true, 0x42, 64)...)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
 	wantField(t, res, 2)
 	// Truncation of a VPD page.
-	if res := exec(t, a, DirFromDevice, make([]byte, 64), inquiry(true, 0xB0, 8)...); res.DataLen != 8 {
+	if res := run(t, a, DirFromDevice, make([]byte, 64), inquiry(true, 0xB0, 8)...); res.DataLen != 8 {
 		t.Fatalf("VPD truncation: %d", res.DataLen)
 	}
 }
@@ -165,34 +165,34 @@ func TestInquiryVPD(t *testing.T) {
 func TestReadCapacity(t *testing.T) {
 	d, _ := newRAMDisk(t, 1<<20, store.RAMOptions{PhysicalBlockSize: 4096}, DiskOptions{Discard: true})
 	buf := make([]byte, 32)
-	res := exec(t, d, DirFromDevice, buf, OpReadCapacity10, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	res := run(t, d, DirFromDevice, buf, OpReadCapacity10, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 	wantGood(t, res)
 	if res.DataLen != 8 || be32(buf) != 2047 || be32(buf[4:]) != 512 {
 		t.Fatalf("RC10 % x", buf[:8])
 	}
-	res = exec(t, d, DirFromDevice, buf, rc16(32)...)
+	res = run(t, d, DirFromDevice, buf, rc16(32)...)
 	wantGood(t, res)
 	if res.DataLen != 32 || be64(buf) != 2047 || be32(buf[8:]) != 512 || buf[13]&0x0F != 3 || buf[14]&0xC0 != 0xC0 {
 		t.Fatalf("RC16 % x", buf)
 	}
-	if res := exec(t, d, DirFromDevice, buf, rc16(12)...); res.DataLen != 12 {
+	if res := run(t, d, DirFromDevice, buf, rc16(12)...); res.DataLen != 12 {
 		t.Fatalf("RC16 truncation %d", res.DataLen)
 	}
-	res = exec(t, d, DirFromDevice, buf, OpReadCapacity10, 0, 0, 0, 0, 1, 0, 0, 0, 0)
+	res = run(t, d, DirFromDevice, buf, OpReadCapacity10, 0, 0, 0, 0, 1, 0, 0, 0, 0)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0) // LBA without PMI
 	bad := rc16(32)
 	bad[1] = 0x11 // unknown service action
-	res = exec(t, d, DirFromDevice, buf, bad...)
+	res = run(t, d, DirFromDevice, buf, bad...)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
 	wantField(t, res, 1)
 
 	// A disk beyond 2 TiB at 512 bytes: RC10 says 0xFFFFFFFF, RC16 the truth.
 	big, _ := newRAMDisk(t, 3<<40, store.RAMOptions{}, DiskOptions{})
-	wantGood(t, exec(t, big, DirFromDevice, buf, OpReadCapacity10, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+	wantGood(t, run(t, big, DirFromDevice, buf, OpReadCapacity10, 0, 0, 0, 0, 0, 0, 0, 0, 0))
 	if be32(buf) != 0xFFFFFFFF {
 		t.Fatalf("RC10 on 3 TiB: %#x", be32(buf))
 	}
-	wantGood(t, exec(t, big, DirFromDevice, buf, rc16(32)...))
+	wantGood(t, run(t, big, DirFromDevice, buf, rc16(32)...))
 	if be64(buf) != 3<<40/512-1 || buf[14]&0x80 != 0 {
 		t.Fatalf("RC16 on 3 TiB: % x", buf)
 	}
@@ -246,7 +246,7 @@ func TestReadWriteProperty(t *testing.T) {
 				for j := range data {
 					data[j] = byte(rng.Uint32())
 				}
-				wantGood(t, exec(t, d, DirToDevice, data, op.write(uint64(lba), uint32(n), fua)...))
+				wantGood(t, run(t, d, DirToDevice, data, op.write(uint64(lba), uint32(n), fua)...))
 				if fua {
 					fuaWrites++
 				}
@@ -255,7 +255,7 @@ func TestReadWriteProperty(t *testing.T) {
 				rn := 1 + rng.IntN(min(maxN, int(rop.maxN), 64))
 				rlba := rng.IntN(blocks - rn + 1)
 				got := make([]byte, rn*lbs+100) // larger buffer: residual
-				res := exec(t, d, DirFromDevice, got, rop.read(uint64(rlba), uint32(rn), rng.IntN(2) == 0)...)
+				res := run(t, d, DirFromDevice, got, rop.read(uint64(rlba), uint32(rn), rng.IntN(2) == 0)...)
 				wantGood(t, res)
 				if res.DataLen != rn*lbs || !bytes.Equal(got[:rn*lbs], shadow[rlba*lbs:(rlba+rn)*lbs]) {
 					t.Fatalf("iteration %d: READ(%s) lba %d n %d differs from what was written", i, rop.name, rlba, rn)
@@ -267,7 +267,7 @@ func TestReadWriteProperty(t *testing.T) {
 			// READ(6) with transfer length 0 moves 256 blocks.
 			got := make([]byte, 256*lbs)
 			if lbs == 512 {
-				res := exec(t, d, DirFromDevice, got, cdb6(OpRead6, 0, 0)...)
+				res := run(t, d, DirFromDevice, got, cdb6(OpRead6, 0, 0)...)
 				wantGood(t, res)
 				if res.DataLen != 256*lbs || !bytes.Equal(got, shadow[:256*lbs]) {
 					t.Fatalf("READ(6) len 0: DataLen %d", res.DataLen)
@@ -281,68 +281,68 @@ func TestWriteCacheOffMakesWritesDurable(t *testing.T) {
 	r, _ := store.NewRAM(1<<20, store.RAMOptions{})
 	h := &hookStore{Store: r}
 	d := NewDisk(h, DiskOptions{WriteCache: false})
-	wantGood(t, exec(t, d, DirToDevice, make([]byte, 512), cdb10(OpWrite10, 0, 0, 1)...))
+	wantGood(t, run(t, d, DirToDevice, make([]byte, 512), cdb10(OpWrite10, 0, 0, 1)...))
 	if h.fuas.Load() != 1 || h.writes.Load() != 0 {
 		t.Fatalf("WCE=0: fua %d plain %d", h.fuas.Load(), h.writes.Load())
 	}
-	wantGood(t, exec(t, d, DirNone, nil, cdb10(OpSyncCache10, 0, 0, 0)...))
-	wantGood(t, exec(t, d, DirNone, nil, cdb16(OpSyncCache16, 2, 5, 10)...))
+	wantGood(t, run(t, d, DirNone, nil, cdb10(OpSyncCache10, 0, 0, 0)...))
+	wantGood(t, run(t, d, DirNone, nil, cdb16(OpSyncCache16, 2, 5, 10)...))
 	if h.syncs.Load() != 2 {
 		t.Fatalf("syncs %d", h.syncs.Load())
 	}
-	wantSense(t, exec(t, d, DirNone, nil, cdb10(OpSyncCache10, 0, 2040, 9)...), KeyIllegalRequest, 0x21, 0)
+	wantSense(t, run(t, d, DirNone, nil, cdb10(OpSyncCache10, 0, 2040, 9)...), KeyIllegalRequest, 0x21, 0)
 }
 
 func TestBoundaries(t *testing.T) {
 	d, _ := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{}) // 2048 blocks
 	buf := make([]byte, 2*512)
 	for _, op := range rwOps {
-		wantGood(t, exec(t, d, DirFromDevice, buf, op.read(2047, 1, false)...))
-		wantGood(t, exec(t, d, DirToDevice, buf[:512], op.write(2047, 1, false)...))
-		wantSense(t, exec(t, d, DirFromDevice, buf, op.read(2048, 1, false)...), KeyIllegalRequest, 0x21, 0)
-		wantSense(t, exec(t, d, DirFromDevice, buf, op.read(2047, 2, false)...), KeyIllegalRequest, 0x21, 0)
-		wantSense(t, exec(t, d, DirToDevice, buf, op.write(2047, 2, false)...), KeyIllegalRequest, 0x21, 0)
-		wantSense(t, exec(t, d, DirFromDevice, buf, op.read(op.maxLBA, 1, false)...), KeyIllegalRequest, 0x21, 0)
+		wantGood(t, run(t, d, DirFromDevice, buf, op.read(2047, 1, false)...))
+		wantGood(t, run(t, d, DirToDevice, buf[:512], op.write(2047, 1, false)...))
+		wantSense(t, run(t, d, DirFromDevice, buf, op.read(2048, 1, false)...), KeyIllegalRequest, 0x21, 0)
+		wantSense(t, run(t, d, DirFromDevice, buf, op.read(2047, 2, false)...), KeyIllegalRequest, 0x21, 0)
+		wantSense(t, run(t, d, DirToDevice, buf, op.write(2047, 2, false)...), KeyIllegalRequest, 0x21, 0)
+		wantSense(t, run(t, d, DirFromDevice, buf, op.read(op.maxLBA, 1, false)...), KeyIllegalRequest, 0x21, 0)
 	}
 	// 64-bit wrap: lba+n overflows.
 	for _, lba := range []uint64{1<<64 - 1, 1<<64 - 2, 1 << 63} {
-		wantSense(t, exec(t, d, DirFromDevice, buf, cdb16(OpRead16, 0, lba, 4)...), KeyIllegalRequest, 0x21, 0)
-		wantSense(t, exec(t, d, DirToDevice, buf, cdb16(OpWrite16, 0, lba, 4)...), KeyIllegalRequest, 0x21, 0)
-		wantSense(t, exec(t, d, DirNone, nil, cdb16(OpVerify16, 0, lba, 4)...), KeyIllegalRequest, 0x21, 0)
-		wantSense(t, exec(t, d, DirNone, nil, cdb16(OpSyncCache16, 0, lba, 4)...), KeyIllegalRequest, 0x21, 0)
-		wantSense(t, exec(t, d, DirToDevice, buf, cdb16(OpWriteSame16, 0, lba, 4)...), KeyIllegalRequest, 0x21, 0)
+		wantSense(t, run(t, d, DirFromDevice, buf, cdb16(OpRead16, 0, lba, 4)...), KeyIllegalRequest, 0x21, 0)
+		wantSense(t, run(t, d, DirToDevice, buf, cdb16(OpWrite16, 0, lba, 4)...), KeyIllegalRequest, 0x21, 0)
+		wantSense(t, run(t, d, DirNone, nil, cdb16(OpVerify16, 0, lba, 4)...), KeyIllegalRequest, 0x21, 0)
+		wantSense(t, run(t, d, DirNone, nil, cdb16(OpSyncCache16, 0, lba, 4)...), KeyIllegalRequest, 0x21, 0)
+		wantSense(t, run(t, d, DirToDevice, buf, cdb16(OpWriteSame16, 0, lba, 4)...), KeyIllegalRequest, 0x21, 0)
 	}
 	// Transfer length 0: no data, no error, as long as the LBA is in range.
-	wantGood(t, exec(t, d, DirFromDevice, buf, cdb10(OpRead10, 0, 2048, 0)...))
-	wantSense(t, exec(t, d, DirFromDevice, buf, cdb10(OpRead10, 0, 2049, 0)...), KeyIllegalRequest, 0x21, 0)
+	wantGood(t, run(t, d, DirFromDevice, buf, cdb10(OpRead10, 0, 2048, 0)...))
+	wantSense(t, run(t, d, DirFromDevice, buf, cdb10(OpRead10, 0, 2049, 0)...), KeyIllegalRequest, 0x21, 0)
 }
 
 func TestDataLengthPolicy(t *testing.T) {
 	d, r := newRAMDisk(t, 4<<20, store.RAMOptions{}, DiskOptions{})
 	// Buffer shorter than the transfer: refused, pointing at the length field.
-	res := exec(t, d, DirFromDevice, make([]byte, 1000), cdb10(OpRead10, 0, 0, 2)...)
+	res := run(t, d, DirFromDevice, make([]byte, 1000), cdb10(OpRead10, 0, 0, 2)...)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
 	wantField(t, res, 7)
 	// Short data-out: refused and nothing written.
-	res = exec(t, d, DirToDevice, bytes.Repeat([]byte{9}, 1000), cdb16(OpWrite16, 0, 0, 2)...)
+	res = run(t, d, DirToDevice, bytes.Repeat([]byte{9}, 1000), cdb16(OpWrite16, 0, 0, 2)...)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
 	wantField(t, res, 10)
 	if r.Allocated() != 0 {
 		t.Fatal("a refused short write reached the store")
 	}
 	// Wrong direction.
-	wantSense(t, exec(t, d, DirFromDevice, make([]byte, 512), cdb10(OpWrite10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
-	wantSense(t, exec(t, d, DirToDevice, make([]byte, 512), cdb10(OpRead10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
-	wantSense(t, exec(t, d, DirNone, nil, cdb10(OpRead10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirFromDevice, make([]byte, 512), cdb10(OpWrite10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirToDevice, make([]byte, 512), cdb10(OpRead10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirNone, nil, cdb10(OpRead10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
 	// More data-out than needed: the extra is ignored.
-	wantGood(t, exec(t, d, DirToDevice, make([]byte, 4096), cdb10(OpWrite10, 0, 0, 1)...))
+	wantGood(t, run(t, d, DirToDevice, make([]byte, 4096), cdb10(OpWrite10, 0, 0, 1)...))
 	// Larger than the advertised maximum transfer.
 	max := MaxTransferBytes / 512
-	res = exec(t, d, DirFromDevice, make([]byte, (max+1)*512), cdb10(OpRead10, 0, 0, uint16(max+1))...)
+	res = run(t, d, DirFromDevice, make([]byte, (max+1)*512), cdb10(OpRead10, 0, 0, uint16(max+1))...)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
-	wantGood(t, exec(t, d, DirFromDevice, make([]byte, max*512), cdb10(OpRead10, 0, 0, uint16(max))...))
+	wantGood(t, run(t, d, DirFromDevice, make([]byte, max*512), cdb10(OpRead10, 0, 0, uint16(max))...))
 	// Protection fields.
-	wantSense(t, exec(t, d, DirFromDevice, make([]byte, 512), cdb10(OpRead10, 0x20, 0, 1)...), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirFromDevice, make([]byte, 512), cdb10(OpRead10, 0x20, 0, 1)...), KeyIllegalRequest, 0x24, 0)
 }
 
 func TestReadOnlyDisk(t *testing.T) {
@@ -350,11 +350,11 @@ func TestReadOnlyDisk(t *testing.T) {
 	buf := make([]byte, 512)
 	for _, cdb := range [][]byte{cdb6(OpWrite6, 0, 1), cdb10(OpWrite10, 0, 0, 1), cdb12(OpWrite12, 0, 0, 1), cdb16(OpWrite16, 0, 0, 1),
 		cdb10(OpWriteSame10, 0, 0, 1), cdb16(OpWriteSame16, 0, 0, 1), cdb10(OpUnmap, 0, 0, 24)} {
-		wantSense(t, exec(t, d, DirToDevice, buf, cdb...), KeyDataProtect, 0x27, 0)
+		wantSense(t, run(t, d, DirToDevice, buf, cdb...), KeyDataProtect, 0x27, 0)
 	}
-	wantGood(t, exec(t, d, DirFromDevice, buf, cdb10(OpRead10, 0, 0, 1)...))
+	wantGood(t, run(t, d, DirFromDevice, buf, cdb10(OpRead10, 0, 0, 1)...))
 	ms := make([]byte, 64)
-	wantGood(t, exec(t, d, DirFromDevice, ms, OpModeSense6, 0, 0x3F, 0, 64, 0))
+	wantGood(t, run(t, d, DirFromDevice, ms, OpModeSense6, 0, 0x3F, 0, 64, 0))
 	if ms[2]&0x80 == 0 {
 		t.Fatal("MODE SENSE does not report WP on a read-only disk")
 	}
@@ -389,22 +389,22 @@ func TestWriteSameAndUnmapDiscard(t *testing.T) {
 			defer d.Close()
 			pattern := bytes.Repeat([]byte("0123456789abcdef"), 32)
 			// WRITE SAME(10) of a pattern over 100 blocks.
-			wantGood(t, exec(t, d, DirToDevice, pattern, cdb10(OpWriteSame10, 0, 10, 100)...))
+			wantGood(t, run(t, d, DirToDevice, pattern, cdb10(OpWriteSame10, 0, 10, 100)...))
 			got := make([]byte, 100*512)
-			wantGood(t, exec(t, d, DirFromDevice, got, cdb10(OpRead10, 0, 10, 100)...))
+			wantGood(t, run(t, d, DirFromDevice, got, cdb10(OpRead10, 0, 10, 100)...))
 			if !bytes.Equal(got, bytes.Repeat(pattern, 100)) {
 				t.Fatal("WRITE SAME pattern not written")
 			}
 			// WRITE SAME(16) UNMAP with a zero block: discard, reads back zeros.
-			wantGood(t, exec(t, d, DirToDevice, make([]byte, 512), cdb16(OpWriteSame16, 0x08, 20, 50)...))
-			wantGood(t, exec(t, d, DirFromDevice, got, cdb10(OpRead10, 0, 10, 100)...))
+			wantGood(t, run(t, d, DirToDevice, make([]byte, 512), cdb16(OpWriteSame16, 0x08, 20, 50)...))
+			wantGood(t, run(t, d, DirFromDevice, got, cdb10(OpRead10, 0, 10, 100)...))
 			want := bytes.Repeat(pattern, 100)
 			clear(want[10*512 : 60*512])
 			if !bytes.Equal(got, want) {
 				t.Fatal("WRITE SAME UNMAP: range not zero or neighbours damaged")
 			}
 			// NDOB: no data-out buffer, zeros.
-			wantGood(t, exec(t, d, DirNone, nil, cdb16(OpWriteSame16, 0x09, 70, 10)...))
+			wantGood(t, run(t, d, DirNone, nil, cdb16(OpWriteSame16, 0x09, 70, 10)...))
 			// UNMAP two ranges.
 			param := make([]byte, 8+32)
 			binary.BigEndian.PutUint16(param[0:], uint16(len(param)-2))
@@ -413,8 +413,8 @@ func TestWriteSameAndUnmapDiscard(t *testing.T) {
 			binary.BigEndian.PutUint32(param[16:], 5)
 			binary.BigEndian.PutUint64(param[24:], 100)
 			binary.BigEndian.PutUint32(param[32:], 10)
-			wantGood(t, exec(t, d, DirToDevice, param, cdb10(OpUnmap, 0, 0, uint16(len(param)))...))
-			wantGood(t, exec(t, d, DirFromDevice, got, cdb10(OpRead10, 0, 10, 100)...))
+			wantGood(t, run(t, d, DirToDevice, param, cdb10(OpUnmap, 0, 0, uint16(len(param)))...))
+			wantGood(t, run(t, d, DirFromDevice, got, cdb10(OpRead10, 0, 10, 100)...))
 			clear(want[0 : 5*512])       // UNMAP 10+5
 			clear(want[60*512 : 70*512]) // NDOB 70+10
 			clear(want[90*512:])         // UNMAP 100+10
@@ -425,19 +425,19 @@ func TestWriteSameAndUnmapDiscard(t *testing.T) {
 	}
 	d, r := newRAMDisk(t, 4<<20, store.RAMOptions{}, DiskOptions{Discard: true})
 	blk := bytes.Repeat([]byte{7}, 512)
-	wantGood(t, exec(t, d, DirToDevice, blk, cdb16(OpWriteSame16, 0, 0, 64)...))
+	wantGood(t, run(t, d, DirToDevice, blk, cdb16(OpWriteSame16, 0, 0, 64)...))
 	before := r.Allocated()
-	wantGood(t, exec(t, d, DirToDevice, make([]byte, 512), cdb10(OpWriteSame10, 0x08, 0, 64)...))
+	wantGood(t, run(t, d, DirToDevice, make([]byte, 512), cdb10(OpWriteSame10, 0x08, 0, 64)...))
 	if r.Allocated() >= before {
 		t.Fatalf("WRITE SAME UNMAP did not free RAM pages: %d -> %d", before, r.Allocated())
 	}
 	// WRITE SAME errors.
-	wantSense(t, exec(t, d, DirToDevice, blk, cdb10(OpWriteSame10, 0, 0, 0)...), KeyIllegalRequest, 0x24, 0)    // WSNZ
-	wantSense(t, exec(t, d, DirToDevice, blk, cdb10(OpWriteSame10, 0x10, 0, 1)...), KeyIllegalRequest, 0x24, 0) // ANCHOR
-	wantSense(t, exec(t, d, DirToDevice, blk[:100], cdb10(OpWriteSame10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
-	wantSense(t, exec(t, d, DirToDevice, blk, cdb16(OpWriteSame16, 0, 0, 1<<20+1)...), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirToDevice, blk, cdb10(OpWriteSame10, 0, 0, 0)...), KeyIllegalRequest, 0x24, 0)    // WSNZ
+	wantSense(t, run(t, d, DirToDevice, blk, cdb10(OpWriteSame10, 0x10, 0, 1)...), KeyIllegalRequest, 0x24, 0) // ANCHOR
+	wantSense(t, run(t, d, DirToDevice, blk[:100], cdb10(OpWriteSame10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirToDevice, blk, cdb16(OpWriteSame16, 0, 0, 1<<20+1)...), KeyIllegalRequest, 0x24, 0)
 	nd, _ := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{})
-	res := exec(t, nd, DirToDevice, make([]byte, 512), cdb10(OpWriteSame10, 0x08, 0, 1)...)
+	res := run(t, nd, DirToDevice, make([]byte, 512), cdb10(OpWriteSame10, 0x08, 0, 1)...)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0) // UNMAP without LBPWS
 	wantField(t, res, 1)
 }
@@ -445,7 +445,7 @@ func TestWriteSameAndUnmapDiscard(t *testing.T) {
 func TestUnmapParameterList(t *testing.T) {
 	d, r := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{Discard: true})
 	fill := bytes.Repeat([]byte{1}, 2048*512)
-	wantGood(t, exec(t, d, DirToDevice, fill[:1024*512], cdb10(OpWrite10, 0, 0, 1024)...))
+	wantGood(t, run(t, d, DirToDevice, fill[:1024*512], cdb10(OpWrite10, 0, 0, 1024)...))
 	full := r.Allocated()
 	mk := func(descs ...[2]uint64) []byte {
 		p := make([]byte, 8+16*len(descs))
@@ -458,7 +458,7 @@ func TestUnmapParameterList(t *testing.T) {
 		return p
 	}
 	unmap := func(p []byte, plen int) Result {
-		return exec(t, d, DirToDevice, p, cdb10(OpUnmap, 0, 0, uint16(plen))...)
+		return run(t, d, DirToDevice, p, cdb10(OpUnmap, 0, 0, uint16(plen))...)
 	}
 	wantGood(t, unmap(nil, 0))
 	wantSense(t, unmap(make([]byte, 4), 4), KeyIllegalRequest, 0x1A, 0)
@@ -477,7 +477,7 @@ func TestUnmapParameterList(t *testing.T) {
 	wantSense(t, unmap(p, len(p)), KeyIllegalRequest, 0x1A, 0)
 	wantSense(t, unmap(p[:10], 24), KeyIllegalRequest, 0x24, 0) // buffer shorter than the CDB says
 	anchor := cdb10(OpUnmap, 1, 0, 24)
-	wantSense(t, exec(t, d, DirToDevice, mk([2]uint64{0, 8}), anchor...), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirToDevice, mk([2]uint64{0, 8}), anchor...), KeyIllegalRequest, 0x24, 0)
 	many := make([][2]uint64, maxUnmapDescriptors+1)
 	p = mk(many...)
 	wantSense(t, unmap(p, len(p)), KeyIllegalRequest, 0x26, 0)
@@ -494,24 +494,24 @@ func TestVerify(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 3)
 	}
-	wantGood(t, exec(t, d, DirToDevice, data, cdb10(OpWrite10, 0, 8, 4)...))
-	wantGood(t, exec(t, d, DirNone, nil, cdb10(OpVerify10, 0, 0, 100)...))
-	wantGood(t, exec(t, d, DirToDevice, data, cdb10(OpVerify10, 0x02, 8, 4)...))
-	wantGood(t, exec(t, d, DirToDevice, data, cdb16(OpVerify16, 0x02, 8, 4)...))
+	wantGood(t, run(t, d, DirToDevice, data, cdb10(OpWrite10, 0, 8, 4)...))
+	wantGood(t, run(t, d, DirNone, nil, cdb10(OpVerify10, 0, 0, 100)...))
+	wantGood(t, run(t, d, DirToDevice, data, cdb10(OpVerify10, 0x02, 8, 4)...))
+	wantGood(t, run(t, d, DirToDevice, data, cdb16(OpVerify16, 0x02, 8, 4)...))
 	bad := bytes.Clone(data)
 	bad[1000] ^= 1
-	res := exec(t, d, DirToDevice, bad, cdb10(OpVerify10, 0x02, 8, 4)...)
+	res := run(t, d, DirToDevice, bad, cdb10(OpVerify10, 0x02, 8, 4)...)
 	wantSense(t, res, KeyMiscompare, 0x1D, 0)
 	if off, ok := info(res); !ok || off != 1000 {
 		t.Fatalf("miscompare INFORMATION %d valid %v, want 1000", off, ok)
 	}
 	// BYTCHK 3: one block against each: zeros match unwritten blocks.
-	wantGood(t, exec(t, d, DirToDevice, make([]byte, 512), cdb10(OpVerify10, 0x06, 100, 50)...))
-	wantSense(t, exec(t, d, DirToDevice, make([]byte, 512), cdb10(OpVerify10, 0x06, 0, 50)...), KeyMiscompare, 0x1D, 0)
-	wantSense(t, exec(t, d, DirToDevice, data, cdb10(OpVerify10, 0x04, 8, 4)...), KeyIllegalRequest, 0x24, 0)
-	wantSense(t, exec(t, d, DirNone, nil, cdb10(OpVerify10, 0, 2047, 2)...), KeyIllegalRequest, 0x21, 0)
-	wantGood(t, exec(t, d, DirNone, nil, cdb10(OpPreFetch10, 0, 0, 10)...))
-	wantSense(t, exec(t, d, DirNone, nil, cdb16(OpPreFetch16, 0, 2048, 1)...), KeyIllegalRequest, 0x21, 0)
+	wantGood(t, run(t, d, DirToDevice, make([]byte, 512), cdb10(OpVerify10, 0x06, 100, 50)...))
+	wantSense(t, run(t, d, DirToDevice, make([]byte, 512), cdb10(OpVerify10, 0x06, 0, 50)...), KeyMiscompare, 0x1D, 0)
+	wantSense(t, run(t, d, DirToDevice, data, cdb10(OpVerify10, 0x04, 8, 4)...), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirNone, nil, cdb10(OpVerify10, 0, 2047, 2)...), KeyIllegalRequest, 0x21, 0)
+	wantGood(t, run(t, d, DirNone, nil, cdb10(OpPreFetch10, 0, 0, 10)...))
+	wantSense(t, run(t, d, DirNone, nil, cdb16(OpPreFetch16, 0, 2048, 1)...), KeyIllegalRequest, 0x21, 0)
 }
 
 func modeSense(t *testing.T, d LUN, ten bool, flags, pcPage, sub byte, alloc int) ([]byte, Result) {
@@ -523,7 +523,7 @@ func modeSense(t *testing.T, d LUN, ten bool, flags, pcPage, sub byte, alloc int
 	} else {
 		cdb = []byte{OpModeSense6, flags, pcPage, sub, byte(alloc), 0}
 	}
-	res := exec(t, d, DirFromDevice, buf, cdb...)
+	res := run(t, d, DirFromDevice, buf, cdb...)
 	return buf[:res.DataLen], res
 }
 
@@ -621,9 +621,9 @@ func TestModeSelectWriteCache(t *testing.T) {
 		param[hdr+2] &^= 0x04 // WCE off
 		sel := func(p []byte, plen int, flags byte) Result {
 			if ten {
-				return exec(t, d, DirToDevice, p, OpModeSelect10, flags, 0, 0, 0, 0, 0, byte(plen>>8), byte(plen), 0)
+				return run(t, d, DirToDevice, p, OpModeSelect10, flags, 0, 0, 0, 0, 0, byte(plen>>8), byte(plen), 0)
 			}
-			return exec(t, d, DirToDevice, p, OpModeSelect6, flags, 0, 0, byte(plen), 0)
+			return run(t, d, DirToDevice, p, OpModeSelect6, flags, 0, 0, byte(plen), 0)
 		}
 		syncs := h.syncs.Load()
 		wantGood(t, sel(param, len(param), 0x10))
@@ -673,7 +673,7 @@ func TestReportLUNs(t *testing.T) {
 	peers := []uint64{0, 1, 300, 16383}
 	d, _ := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{LUN: 1, ReportLUNs: func() []uint64 { return peers }})
 	buf := make([]byte, 256)
-	res := exec(t, d, DirFromDevice, buf, reportLUNsCDB(0, 256)...)
+	res := run(t, d, DirFromDevice, buf, reportLUNsCDB(0, 256)...)
 	wantGood(t, res)
 	if res.DataLen != 8+8*len(peers) || be32(buf) != uint32(8*len(peers)) {
 		t.Fatalf("REPORT LUNS length %d list %d", res.DataLen, be32(buf))
@@ -692,20 +692,20 @@ func TestReportLUNs(t *testing.T) {
 	if !bytes.Equal(buf[16:24], []byte{0, 1, 0, 0, 0, 0, 0, 0}) {
 		t.Fatalf("LUN 1 encoding % x", buf[16:24])
 	}
-	wantGood(t, exec(t, d, DirFromDevice, buf, reportLUNsCDB(1, 256)...))
+	wantGood(t, run(t, d, DirFromDevice, buf, reportLUNsCDB(1, 256)...))
 	if be32(buf) != 0 {
 		t.Fatal("well-known LUN report not empty")
 	}
-	wantGood(t, exec(t, d, DirFromDevice, buf, reportLUNsCDB(2, 256)...))
-	res = exec(t, d, DirFromDevice, buf, reportLUNsCDB(3, 256)...)
+	wantGood(t, run(t, d, DirFromDevice, buf, reportLUNsCDB(2, 256)...))
+	res = run(t, d, DirFromDevice, buf, reportLUNsCDB(3, 256)...)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
 	wantField(t, res, 2)
-	wantSense(t, exec(t, d, DirFromDevice, buf, reportLUNsCDB(0, 15)...), KeyIllegalRequest, 0x24, 0)
-	if res := exec(t, d, DirFromDevice, buf, reportLUNsCDB(0, 16)...); res.DataLen != 16 || be32(buf) != 32 {
+	wantSense(t, run(t, d, DirFromDevice, buf, reportLUNsCDB(0, 15)...), KeyIllegalRequest, 0x24, 0)
+	if res := run(t, d, DirFromDevice, buf, reportLUNsCDB(0, 16)...); res.DataLen != 16 || be32(buf) != 32 {
 		t.Fatalf("truncated REPORT LUNS: %d bytes, list length %d", res.DataLen, be32(buf))
 	}
 	solo, _ := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{LUN: 5})
-	wantGood(t, exec(t, solo, DirFromDevice, buf, reportLUNsCDB(0, 256)...))
+	wantGood(t, run(t, solo, DirFromDevice, buf, reportLUNsCDB(0, 256)...))
 	if be32(buf) != 8 || buf[9] != 5 {
 		t.Fatalf("default REPORT LUNS % x", buf[:16])
 	}
@@ -730,7 +730,7 @@ func TestReportSupportedOpcodes(t *testing.T) {
 			if rctd {
 				flags, dlen = 0x80, 20
 			}
-			res := exec(t, d, DirFromDevice, buf, rsoc(flags, 0, 0, 8192)...)
+			res := run(t, d, DirFromDevice, buf, rsoc(flags, 0, 0, 8192)...)
 			wantGood(t, res)
 			if int(be32(buf))+4 != res.DataLen || be32(buf)%uint32(dlen) != 0 {
 				t.Fatalf("RSOC all: length %d for %d bytes", be32(buf), res.DataLen)
@@ -770,7 +770,7 @@ func TestReportSupportedOpcodes(t *testing.T) {
 						hasSA = true
 					}
 				}
-				res := exec(t, d, DirFromDevice, make([]byte, 512), cdb...)
+				res := run(t, d, DirFromDevice, make([]byte, 512), cdb...)
 				invalid := res.Status == StatusCheckCondition && res.Sense[12] == 0x20
 				if invalid == (plain || hasSA) {
 					t.Fatalf("opcode %#02x: listed=%v but invalid-opcode=%v", op, plain || hasSA, invalid)
@@ -778,7 +778,7 @@ func TestReportSupportedOpcodes(t *testing.T) {
 			}
 		}
 		one := func(opts, op byte, sa uint16) ([]byte, Result) {
-			res := exec(t, d, DirFromDevice, buf, rsoc(opts, op, sa, 512)...)
+			res := run(t, d, DirFromDevice, buf, rsoc(opts, op, sa, 512)...)
 			return buf[:res.DataLen], res
 		}
 		b, res := one(1, OpRead10, 0)
@@ -813,7 +813,7 @@ func TestReportSupportedOpcodes(t *testing.T) {
 		wantSense(t, res, KeyIllegalRequest, 0x24, 0)
 		_, res = one(5, OpRead10, 0)
 		wantSense(t, res, KeyIllegalRequest, 0x24, 0)
-		if res := exec(t, d, DirFromDevice, buf, rsoc(0, 0, 0, 10)...); res.DataLen != 10 {
+		if res := run(t, d, DirFromDevice, buf, rsoc(0, 0, 0, 10)...); res.DataLen != 10 {
 			t.Fatalf("RSOC truncation: %d", res.DataLen)
 		}
 	}
@@ -825,30 +825,30 @@ func TestUnitAttentionAndRequestSense(t *testing.T) {
 	h.size.Store(1 << 20)
 	d := NewDisk(h, DiskOptions{WriteCache: true}).(*Disk)
 	buf := make([]byte, 64)
-	res := exec(t, d, DirFromDevice, buf, OpRequestSense, 0, 0, 0, 64, 0)
+	res := run(t, d, DirFromDevice, buf, OpRequestSense, 0, 0, 0, 64, 0)
 	wantGood(t, res)
 	if res.DataLen != 18 || buf[0] != 0x70 || buf[2] != 0 || buf[7] != 10 || buf[12] != 0 {
 		t.Fatalf("no-sense data % x", buf[:res.DataLen])
 	}
-	wantSense(t, exec(t, d, DirFromDevice, buf, OpRequestSense, 1, 0, 0, 64, 0), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirFromDevice, buf, OpRequestSense, 1, 0, 0, 64, 0), KeyIllegalRequest, 0x24, 0)
 
 	d.wce.Store(false)
 	d.Reset()
 	if !d.wce.Load() {
 		t.Fatal("reset did not restore the default WCE")
 	}
-	wantGood(t, exec(t, d, DirFromDevice, buf, inquiry(false, 0, 64)...)) // exempt
-	wantSense(t, exec(t, d, DirNone, nil, OpTestUnitReady, 0, 0, 0, 0, 0), KeyUnitAttention, 0x29, 0x03)
-	wantGood(t, exec(t, d, DirNone, nil, OpTestUnitReady, 0, 0, 0, 0, 0))
+	wantGood(t, run(t, d, DirFromDevice, buf, inquiry(false, 0, 64)...)) // exempt
+	wantSense(t, run(t, d, DirNone, nil, OpTestUnitReady, 0, 0, 0, 0, 0), KeyUnitAttention, 0x29, 0x03)
+	wantGood(t, run(t, d, DirNone, nil, OpTestUnitReady, 0, 0, 0, 0, 0))
 
 	h.size.Store(2 << 20)
 	d.NotifyCapacityChanged()
-	res = exec(t, d, DirFromDevice, buf, OpRequestSense, 0, 0, 0, 64, 0)
+	res = run(t, d, DirFromDevice, buf, OpRequestSense, 0, 0, 0, 64, 0)
 	wantGood(t, res)
 	if buf[2] != KeyUnitAttention || buf[12] != 0x2A || buf[13] != 0x09 {
 		t.Fatalf("REQUEST SENSE did not return the capacity UA: % x", buf[:18])
 	}
-	wantGood(t, exec(t, d, DirFromDevice, buf, rc16(32)...))
+	wantGood(t, run(t, d, DirFromDevice, buf, rc16(32)...))
 	if be64(buf) != 4095 {
 		t.Fatalf("capacity after resize: %d", be64(buf)+1)
 	}
@@ -871,20 +871,20 @@ func TestStoreErrorsBecomeSense(t *testing.T) {
 	} {
 		h := &hookStore{Store: r, readErr: tc.rerr, writeErr: tc.werr}
 		d := NewDisk(h, DiskOptions{WriteCache: true})
-		res := exec(t, d, DirFromDevice, make([]byte, 512), cdb10(OpRead10, 0, 77, 1)...)
+		res := run(t, d, DirFromDevice, make([]byte, 512), cdb10(OpRead10, 0, 77, 1)...)
 		wantSense(t, res, tc.rk, tc.ra, 0)
 		if v, ok := info(res); !ok || v != 77 {
 			t.Fatalf("%s: read INFORMATION %d %v", tc.name, v, ok)
 		}
-		wantSense(t, exec(t, d, DirToDevice, make([]byte, 512), cdb10(OpWrite10, 0, 5, 1)...), tc.wk, tc.wa, tc.wq)
+		wantSense(t, run(t, d, DirToDevice, make([]byte, 512), cdb10(OpWrite10, 0, 5, 1)...), tc.wk, tc.wa, tc.wq)
 	}
 	h := &hookStore{Store: r, writeErr: errSyncFails}
 	d := NewDisk(h, DiskOptions{})
-	wantSense(t, exec(t, d, DirNone, nil, cdb10(OpSyncCache10, 0, 0, 0)...), KeyMediumError, 0x0C, 0)
+	wantSense(t, run(t, d, DirNone, nil, cdb10(OpSyncCache10, 0, 0, 0)...), KeyMediumError, 0x0C, 0)
 	// The RAM store's own limit.
 	lim, _ := newRAMDisk(t, 1<<20, store.RAMOptions{Limit: 8192}, DiskOptions{})
-	wantGood(t, exec(t, lim, DirToDevice, make([]byte, 8192), cdb10(OpWrite10, 0, 0, 16)...))
-	wantSense(t, exec(t, lim, DirToDevice, make([]byte, 512), cdb10(OpWrite10, 0, 100, 1)...), KeyDataProtect, 0x27, 0x07)
+	wantGood(t, run(t, lim, DirToDevice, make([]byte, 8192), cdb10(OpWrite10, 0, 0, 16)...))
+	wantSense(t, run(t, lim, DirToDevice, make([]byte, 512), cdb10(OpWrite10, 0, 100, 1)...), KeyDataProtect, 0x27, 0x07)
 }
 
 func TestDiskOptionsValidate(t *testing.T) {
@@ -916,7 +916,7 @@ func TestDiskOptionsValidate(t *testing.T) {
 
 func TestNullLUN(t *testing.T) {
 	n := NewNull()
-	res := exec(t, n, DirFromDevice, make([]byte, 4096), cdb10(OpRead10, 0, 0, 8)...)
+	res := run(t, n, DirFromDevice, make([]byte, 4096), cdb10(OpRead10, 0, 0, 8)...)
 	if res.Status != 0 || res.DataLen != 0 {
 		t.Fatalf("null LUN: %+v", res)
 	}

@@ -23,8 +23,8 @@ func newRAMDisk(t testing.TB, size int64, sopts store.RAMOptions, opts DiskOptio
 	return d, r
 }
 
-// exec runs one command and checks the invariants every Result must meet.
-func exec(t testing.TB, l LUN, dir Direction, data []byte, cdb ...byte) Result {
+// run runs one command and checks the invariants every Result must meet.
+func run(t testing.TB, l LUN, dir Direction, data []byte, cdb ...byte) Result {
 	t.Helper()
 	var res Result
 	l.Execute(&Command{CDB: cdb, Dir: dir, Data: data}, &res)
