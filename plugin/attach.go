@@ -1,0 +1,499 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+)
+
+// Result describes what a writing operation did (or, with
+// Options.DryRun, would do).
+type Result struct {
+	Domid uint32
+	// Created lists the vhost devids this operation created.
+	Created []int `json:",omitempty"`
+	// Added lists the devices added to vhosts (new or existing).
+	Added []AddedDev `json:",omitempty"`
+	// Pending is set when devices were written to a vhost whose backend
+	// is still in InitWait (no frontend yet): they connect together with
+	// the vhost, so the operation did not wait for them.
+	Pending bool `json:",omitempty"`
+	// Writes and Removes are the xenstore changes in order (Writes first).
+	Writes  []cfgparse.Write `json:"-"`
+	Removes []string         `json:",omitempty"`
+	// Warnings from parsing and resolving specs.
+	Warnings []string `json:",omitempty"`
+}
+
+// AddedDev is one device written by an operation.
+type AddedDev struct {
+	VHost int
+	Dev   int
+	VDev  string
+	PDev  string
+}
+
+// DeviceError is a device that one of the peers refused: the backend set
+// its dev state to 6 (p-dev not found, v-dev already used, ...), or the
+// guest did (scsi_add_device failed, scsi_mod.scan=none, ...).
+type DeviceError struct {
+	Domid  uint32
+	VHost  int
+	Dev    int
+	PDev   string
+	VDev   string
+	Side   string // "backend" or "frontend"
+	Detail string // what the peer wrote (error node), or a hint
+}
+
+func (e *DeviceError) Error() string {
+	return fmt.Sprintf("domain %d vhost %d dev-%d (p-dev %q, v-dev %s): the %s refused the device (state 6): %s",
+		e.Domid, e.VHost, e.Dev, e.PDev, e.VDev, e.Side, e.Detail)
+}
+
+// VHostError is a vhost that closed instead of connecting.
+type VHostError struct {
+	Domid        uint32
+	VHost        int
+	BackendState int
+	FrontState   int
+	Detail       string
+}
+
+func (e *VHostError) Error() string {
+	s := fmt.Sprintf("domain %d vhost %d closed instead of connecting (backend state %d %s, frontend state %d %s)",
+		e.Domid, e.VHost, e.BackendState, StateName(e.BackendState), e.FrontState, StateName(e.FrontState))
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
+}
+
+// ErrBusyVHost is returned when a vhost stays in a transitional state
+// (1, 3, 7, 8) for longer than the init timeout.
+var ErrBusyVHost = errors.New("vhost busy")
+
+// errDry aborts the transaction of a dry run after the writes were recorded.
+var errDry = errors.New("dry run")
+
+// Attach adds one device to a running domain, in the manner of
+// `xl scsi-attach <Domain> <PhysDevice> <VirtDevice>[,feature-host]`:
+// pdev and vdevAndOpts are joined as "pdev,vdev[,opt...]" and parsed as a
+// vscsi spec. A new vhost is created if none serves the vdev host number.
+func (t *Toolstack) Attach(ctx context.Context, domain, pdev, vdevAndOpts string) (Result, error) {
+	if strings.TrimSpace(pdev) == "" {
+		return Result{}, fmt.Errorf("empty physical device")
+	}
+	spec := pdev + "," + vdevAndOpts
+	s, warns, err := cfgparse.ParseSpec(spec)
+	if err != nil {
+		return Result{}, err
+	}
+	entries := []cfgparse.Entry{{Origin: cfgparse.Origin{Entry: cfgparse.EntryNone, Spec: spec}, Parsed: s}}
+	domid, err := t.DomainID(domain)
+	if err != nil {
+		return Result{}, err
+	}
+	return t.applyEntries(ctx, domid, entries, warns)
+}
+
+// Apply adds every vscsi= entry of an xl domain config to a running
+// domain: entries for vdev host numbers the domain has no vhost for yet
+// create vhosts, the others are hot-added.
+func (t *Toolstack) Apply(ctx context.Context, domain, configPath string) (Result, error) {
+	entries, warns, err := cfgparse.ConfigSpecs(configPath)
+	if err != nil {
+		return Result{Warnings: warnStrings(warns)}, err
+	}
+	domid, err := t.DomainID(domain)
+	if err != nil {
+		return Result{Warnings: warnStrings(warns)}, err
+	}
+	if len(entries) == 0 {
+		return Result{Domid: domid, Warnings: warnStrings(warns)}, nil
+	}
+	return t.applyEntries(ctx, domid, entries, warns)
+}
+
+func warnStrings(ws []cfgparse.Warning) []string {
+	var out []string
+	for _, w := range ws {
+		out = append(out, w.String())
+	}
+	return out
+}
+
+func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cfgparse.Entry, warns []cfgparse.Warning) (Result, error) {
+	res := Result{Domid: domid, Warnings: warnStrings(warns)}
+	if domid == t.opt.BackendDomid {
+		return res, fmt.Errorf("domain %d cannot be its own vscsi backend (backend domid %d)", domid, t.opt.BackendDomid)
+	}
+	r := &cfgparse.Resolver{SysfsRoot: t.opt.SysfsRoot, ConfigfsRoot: t.opt.ConfigfsRoot, Stat: t.opt.Stat}
+	devs, w2, err := r.Devices(entries, t.opt.Flavour)
+	res.Warnings = append(res.Warnings, warnStrings(w2)...)
+	if err != nil {
+		return res, err
+	}
+	var idx []uint32
+	for _, d := range devs {
+		idx = append(idx, d.VDev.Host)
+	}
+	unlock := t.lockVHosts(domid, idx)
+	defer unlock()
+	return t.applyDevices(ctx, domid, devs, res)
+}
+
+// existingForGroup reads a domain's vhosts as cfgparse.Group wants them,
+// and the first free vhost devid: numeric max over the backend, frontend
+// and toolstack directories, + 1 (P31).
+func (t *Toolstack) existingForGroup(tx xenif.Tx, domid uint32) ([]cfgparse.VHost, map[int]VHostStatus, int, error) {
+	vs, err := t.readVHosts(tx, domid)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	next := 0
+	meta, err := dirOpt(t.s, tx, metaRoot(domid))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	for _, id := range numericNames(meta, "") {
+		if id >= next {
+			next = id + 1
+		}
+	}
+	byID := map[int]VHostStatus{}
+	var out []cfgparse.VHost
+	for _, v := range vs {
+		byID[v.VHost] = v
+		if v.VHost >= next {
+			next = v.VHost + 1
+		}
+		if v.Index < 0 {
+			continue // a vhost we cannot place (no idx, no device): never hot-add to it
+		}
+		cv := cfgparse.VHost{DevID: v.VHost, Index: uint32(v.Index), FeatureHost: v.FeatureHost, NextDev: v.NextDev}
+		for _, d := range v.Devs {
+			h, err := cfgparse.ParseHCTL(d.VDev)
+			if err != nil {
+				continue
+			}
+			cv.Devs = append(cv.Devs, cfgparse.VHostDev{ID: d.ID, Device: cfgparse.Device{VDev: h, PDev: d.PDev, PDevName: d.PDevName, FeatureHost: v.FeatureHost}})
+		}
+		out = append(out, cv)
+	}
+	return out, byID, next, nil
+}
+
+func busyState(s int) bool {
+	return s == StateInitialising || s == StateInitialised || s == StateReconfiguring || s == StateReconfigured
+}
+
+type busyError struct{ vhost int }
+
+func (b busyError) Error() string { return fmt.Sprintf("vhost %d busy", b.vhost) }
+
+// applyDevices writes devs (already resolved) to the domain: new vhosts
+// and hot-adds in one transaction, then waits for every vhost and device
+// to connect. On failure it rolls back everything it wrote (see rollback).
+func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgparse.Device, res Result) (Result, error) {
+	d := t.domains(domid)
+	if alive, err := t.domainAlive(domid); err != nil || !alive {
+		if err == nil {
+			err = fmt.Errorf("domain %d: %w", domid, ErrNoDomain)
+		}
+		return res, err
+	}
+	var (
+		plan   cfgparse.Plan
+		states map[int]VHostStatus
+	)
+	for {
+		var busy *busyError
+		err := xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
+			res.Writes, res.Removes, res.Created, res.Added, res.Pending = nil, nil, nil, nil, false
+			existing, byID, next, err := t.existingForGroup(tx, domid)
+			if err != nil {
+				return err
+			}
+			states = byID
+			plan, err = cfgparse.Group(devs, existing, next)
+			if err != nil {
+				return err
+			}
+			ws := cfgparse.RenderCreate(d, plan.Create)
+			for _, v := range plan.Create {
+				for _, p := range []string{cfgparse.BackendPath(d, v.DevID), cfgparse.FrontendPath(d, v.DevID)} {
+					if _, err := t.s.Read(tx, p); err == nil {
+						return fmt.Errorf("vhost %d of domain %d: %s already exists", v.DevID, domid, p)
+					}
+				}
+				res.Created = append(res.Created, v.DevID)
+				for _, dv := range v.Devs {
+					res.Added = append(res.Added, AddedDev{VHost: v.DevID, Dev: dv.ID, VDev: dv.VDev.String(), PDev: dv.PDev})
+				}
+				ws = append(ws, metaWrites(domid, v.DevID, int(v.Index), v.NextDev)...)
+			}
+			for _, a := range plan.Add {
+				st := byID[a.VHost].BackendState
+				hw := cfgparse.RenderHotAdd(d, a.VHost, a.Devs)
+				switch {
+				case st == StateConnected:
+				case st == StateInitWait:
+					hw = hw[:len(hw)-1] // no Reconfiguring: picked up when the frontend connects
+					res.Pending = true
+				case busyState(st):
+					busy = &busyError{a.VHost}
+					return *busy
+				default:
+					return fmt.Errorf("vhost %d of domain %d is in state %d (%s): devices can only be added to a vhost in state 2 or 4; destroy-vhost and attach again",
+						a.VHost, domid, st, StateName(st))
+				}
+				ws = append(ws, hw...)
+				for _, dv := range a.Devs {
+					res.Added = append(res.Added, AddedDev{VHost: a.VHost, Dev: dv.ID, VDev: dv.VDev.String(), PDev: dv.PDev})
+				}
+				for _, ex := range plan.Existing {
+					if ex.DevID == a.VHost {
+						ws = append(ws, metaWrites(domid, a.VHost, int(ex.Index), ex.NextDev)...)
+					}
+				}
+			}
+			res.Writes = ws
+			if t.opt.DryRun {
+				return errDry
+			}
+			return t.applyWrites(tx, ws)
+		})
+		if errors.Is(err, errDry) {
+			return res, nil
+		}
+		if busy != nil && errors.As(err, new(busyError)) {
+			if werr := t.waitNotBusy(ctx, domid, busy.vhost); werr != nil {
+				return res, werr
+			}
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		break
+	}
+	t.opt.Logger.Debug("vscsi devices written", "domid", domid, "created", res.Created, "added", len(res.Added))
+
+	// Wait for every new vhost, then for every hot-add to a connected vhost.
+	var werr error
+	for _, v := range plan.Create {
+		if werr = t.waitCreated(ctx, domid, v); werr != nil {
+			break
+		}
+	}
+	if werr == nil {
+		for _, a := range plan.Add {
+			if states[a.VHost].BackendState != StateConnected {
+				continue
+			}
+			if werr = t.waitDevs(ctx, domid, a.VHost, a.Devs, "the new devices"); werr != nil {
+				break
+			}
+		}
+	}
+	if werr != nil {
+		if rerr := t.rollback(domid, plan, states); rerr != nil {
+			werr = fmt.Errorf("%w (and rolling back failed: %v)", werr, rerr)
+		}
+		return res, werr
+	}
+	return res, nil
+}
+
+// metaWrites are the toolstack's own per-vhost nodes (metaPath).
+func metaWrites(domid uint32, vhost, index, next int) []cfgparse.Write {
+	p := metaPath(domid, vhost)
+	n0 := xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
+	return []cfgparse.Write{
+		{Path: p + "/idx", Value: strconv.Itoa(index), Perms: n0},
+		{Path: p + "/next_vscsidev_id", Value: strconv.Itoa(next), Perms: n0},
+	}
+}
+
+// applyWrites performs ws inside tx: a dir is created and chmod'ed (so the
+// nodes written under it inherit its permissions), a node is written.
+func (t *Toolstack) applyWrites(tx xenif.Tx, ws []cfgparse.Write) error {
+	for _, w := range ws {
+		if w.Kind == cfgparse.KindDir {
+			if err := t.s.Mkdir(tx, w.Path); err != nil {
+				return err
+			}
+			if err := t.s.SetPerms(tx, w.Path, w.Perms); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := t.s.Write(tx, w.Path, w.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitNotBusy waits (init timeout) until a vhost's backend leaves the
+// transitional states 1, 3, 7 and 8 (P30: another reconfiguration is in
+// flight; retry after it).
+func (t *Toolstack) waitNotBusy(ctx context.Context, domid uint32, vhost int) error {
+	ctx, cancel := context.WithTimeout(ctx, t.opt.InitTimeout)
+	defer cancel()
+	d := t.domains(domid)
+	be := cfgparse.BackendPath(d, vhost)
+	err := t.waitUntil(ctx, fmt.Sprintf("vhost %d of domain %d to finish its current reconfiguration", vhost, domid),
+		[]string{be, cfgparse.FrontendPath(d, vhost)}, func() (bool, string, error) {
+			if ok, err := t.domainAlive(domid); err != nil || !ok {
+				return false, "", orGone(err, domid)
+			}
+			st, _, err := readInt(t.s, xenif.NoTx, be+"/state")
+			return !busyState(st), fmt.Sprintf("backend state %d %s", st, StateName(st)), err
+		})
+	if errors.Is(err, ErrTimeout) {
+		return fmt.Errorf("%w: %w", ErrBusyVHost, err)
+	}
+	return err
+}
+
+func orGone(err error, domid uint32) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("domain %d: %w", domid, errDomainGone)
+}
+
+// waitCreated waits for a new vhost: backend InitWait (then the hotplug
+// script, if any), then backend Connected with every device connected on
+// both sides. Each phase has its own init timeout, as in libxl.
+func (t *Toolstack) waitCreated(ctx context.Context, domid uint32, v cfgparse.VHost) error {
+	d := t.domains(domid)
+	be, fe := cfgparse.BackendPath(d, v.DevID), cfgparse.FrontendPath(d, v.DevID)
+	if t.opt.HotplugScript != "" {
+		c, cancel := context.WithTimeout(ctx, t.opt.InitTimeout)
+		err := t.waitUntil(c, fmt.Sprintf("the backend of vhost %d of domain %d to probe it", v.DevID, domid), []string{be, fe}, func() (bool, string, error) {
+			if ok, err := t.domainAlive(domid); err != nil || !ok {
+				return false, "", orGone(err, domid)
+			}
+			st, _, err := readInt(t.s, xenif.NoTx, be+"/state")
+			if st == StateClosing || st == StateClosed {
+				return false, "", &VHostError{Domid: domid, VHost: v.DevID, BackendState: st, Detail: t.errorNode(xenif.NoTx, domid, v.DevID)}
+			}
+			return st >= StateInitWait, fmt.Sprintf("backend state %d %s: is the vscsi backend running?", st, StateName(st)), err
+		})
+		cancel()
+		if err != nil {
+			return err
+		}
+		if err := t.runHotplug(ctx, domid, v.DevID, "add"); err != nil {
+			return err
+		}
+	}
+	return t.waitDevs(ctx, domid, v.DevID, v.Devs, "it")
+}
+
+// waitDevs waits (init timeout) until the vhost is Connected and each of
+// devs is in state 4 in the backend and in the frontend. A device in state
+// 6 on either side, the vhost closing, or the domain vanishing end the
+// wait with an error naming the culprit.
+func (t *Toolstack) waitDevs(ctx context.Context, domid uint32, vhost int, devs []cfgparse.VHostDev, what string) error {
+	ctx, cancel := context.WithTimeout(ctx, t.opt.InitTimeout)
+	defer cancel()
+	d := t.domains(domid)
+	be, fe := cfgparse.BackendPath(d, vhost), cfgparse.FrontendPath(d, vhost)
+	desc := fmt.Sprintf("vhost %d of domain %d and %s to connect", vhost, domid, what)
+	return t.waitUntil(ctx, desc, []string{be, fe}, func() (bool, string, error) {
+		if ok, err := t.domainAlive(domid); err != nil || !ok {
+			return false, "", orGone(err, domid)
+		}
+		bs, _, err := readInt(t.s, xenif.NoTx, be+"/state")
+		if err != nil {
+			return false, "", err
+		}
+		fs, _, err := readInt(t.s, xenif.NoTx, fe+"/state")
+		if err != nil {
+			return false, "", err
+		}
+		if bs == StateClosing || bs == StateClosed || fs == StateClosing || fs == StateClosed {
+			return false, "", &VHostError{Domid: domid, VHost: vhost, BackendState: bs, FrontState: fs, Detail: t.errorNode(xenif.NoTx, domid, vhost)}
+		}
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "backend state %d %s, frontend state %d %s", bs, StateName(bs), fs, StateName(fs))
+		done := bs == StateConnected
+		for _, dv := range devs {
+			dp := be + "/vscsi-devs/dev-" + strconv.Itoa(dv.ID)
+			ds, _, err := readInt(t.s, xenif.NoTx, dp+"/state")
+			if err != nil {
+				return false, "", err
+			}
+			fds, _, err := readInt(t.s, xenif.NoTx, fe+"/vscsi-devs/dev-"+strconv.Itoa(dv.ID)+"/state")
+			if err != nil {
+				return false, "", err
+			}
+			de := &DeviceError{Domid: domid, VHost: vhost, Dev: dv.ID, PDev: dv.PDev, VDev: dv.VDev.String()}
+			if ds == StateClosed {
+				de.Side = "backend"
+				de.Detail, _ = readOpt(t.s, xenif.NoTx, dp+"/error")
+				if de.Detail == "" {
+					de.Detail = t.errorNode(xenif.NoTx, domid, vhost)
+				}
+				if de.Detail == "" {
+					de.Detail = "p-dev not found or not usable by the backend, or v-dev already in use"
+				}
+				return false, "", de
+			}
+			if fds == StateClosed {
+				de.Side = "frontend"
+				de.Detail = "the guest could not add the LUN (is it booted with scsi_mod.scan=none?)"
+				return false, "", de
+			}
+			fmt.Fprintf(&sb, ", dev-%d %d/%d", dv.ID, ds, fds)
+			if ds != StateConnected || fds != StateConnected {
+				done = false
+			}
+		}
+		if bs == StateInitWait && fs < StateInitialised {
+			sb.WriteString(": the frontend has not connected; is xen-scsifront loaded in the guest?")
+		} else if bs < StateInitWait {
+			sb.WriteString(": the backend has not probed the vhost; is the vscsi backend running?")
+		}
+		return done, sb.String(), nil
+	})
+}
+
+// rollback undoes a failed applyDevices, with fresh timeouts (the
+// operation's own context may be what ran out):
+//   - every vhost the operation created is destroyed (destroyVHost; forced
+//     straight away when its frontend never connected or the domain is gone);
+//   - every device it added to an existing vhost is removed: gracefully
+//     (state 5 + Reconfiguring, as a detach) if the backend holds it
+//     (dev state 3 or 4), otherwise its nodes are just deleted; a backend
+//     state 7 the peers never reacted to is set back to 4;
+//   - the toolstack counters are left as they are: ids are never reused.
+func (t *Toolstack) rollback(domid uint32, plan cfgparse.Plan, states map[int]VHostStatus) error {
+	var errs []error
+	for _, v := range plan.Create {
+		if err := t.destroyVHost(context.Background(), domid, v.DevID, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, a := range plan.Add {
+		ids := make([]int, 0, len(a.Devs))
+		for _, dv := range a.Devs {
+			ids = append(ids, dv.ID)
+		}
+		sort.Ints(ids)
+		if err := t.removeDevs(context.Background(), domid, a.VHost, ids, states[a.VHost].BackendState); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

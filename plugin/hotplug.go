@@ -1,0 +1,58 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+)
+
+// HotplugEnv is the environment libxl gives a block hotplug script
+// (protocol.md §4.2), for the vscsi vhost of a domain: XENBUS_PATH is
+// relative to the backend domain's home.
+func HotplugEnv(script string, domid uint32, vhost int) []string {
+	return []string{
+		"script=" + script,
+		"XENBUS_TYPE=vscsi",
+		fmt.Sprintf("XENBUS_PATH=backend/vscsi/%d/%d", domid, vhost),
+		"XENBUS_BASE_PATH=backend",
+	}
+}
+
+// runHotplug runs Options.HotplugScript with argument action ("add" or
+// "remove"), stdin /dev/null, stdout and stderr to Options.HotplugLog,
+// bounded by Options.HotplugTimeout. A non-zero exit is an error that
+// carries the script's hotplug-error node if it wrote one.
+func (t *Toolstack) runHotplug(ctx context.Context, domid uint32, vhost int, action string) error {
+	script := t.opt.HotplugScript
+	if script == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.opt.HotplugTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, action)
+	cmd.Env = append(os.Environ(), HotplugEnv(script, domid, vhost)...)
+	cmd.Stdout = t.opt.HotplugLog
+	cmd.Stderr = t.opt.HotplugLog
+	// A script that leaves a child holding its output open must not hang us.
+	cmd.WaitDelay = 2 * time.Second
+	t.opt.Logger.Debug("running hotplug script", "script", script, "action", action, "domid", domid, "vhost", vhost)
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("killed after %v: %w", t.opt.HotplugTimeout, ErrTimeout)
+	}
+	msg := fmt.Sprintf("hotplug script %s %s for vhost %d of domain %d failed: %v", script, action, vhost, domid, err)
+	be := cfgparse.BackendPath(t.domains(domid), vhost)
+	if he, rerr := readOpt(t.s, xenif.NoTx, be+"/hotplug-error"); rerr == nil && he != "" {
+		msg += ": " + he
+	}
+	return errors.New(msg)
+}

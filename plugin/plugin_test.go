@@ -1,0 +1,512 @@
+package plugin_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+	"github.com/govscsi/govscsi/libxlgo/xs"
+	"github.com/govscsi/govscsi/plugin"
+)
+
+const (
+	wwn0 = "naa.5001405012345678:0"
+	wwn1 = "naa.5001405012345678:1"
+	wwn2 = "naa.5001405012345678:2"
+)
+
+func devStates(v plugin.VHostStatus) string {
+	var parts []string
+	for _, d := range v.Devs {
+		parts = append(parts, fmt.Sprintf("dev-%d %s %s %d/%d", d.ID, d.VDev, d.PDev, d.BackendState, d.FrontendState))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// The whole life of a vhost through the real libxenstore: create with
+// attach, hot-add, hot-remove (the vhost stays, P13), attach again (a new
+// dev id, P29), destroy. Nothing is left afterwards.
+func TestAttachDetachDestroy(t *testing.T) {
+	r := newRig(t, rigOpt{})
+	before := r.vscsiDump()
+
+	res, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0")
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	if fmt.Sprint(res.Created) != "[0]" || len(res.Added) != 1 || res.Added[0].Dev != 0 {
+		t.Fatalf("attach result %+v", res)
+	}
+	vs := r.list()
+	if len(vs) != 1 || vs[0].BackendState != 4 || vs[0].FrontendState != 4 || vs[0].Index != 0 ||
+		devStates(vs[0]) != "dev-0 0:0:0:0 "+wwn0+" 4/4" {
+		t.Fatalf("after create: %+v", vs)
+	}
+	if got := r.read("/local/domain/0/backend/vscsi/5/0/feature-sg-grant"); got != "128" {
+		t.Errorf("backend peer did not probe: feature-sg-grant %q", got)
+	}
+
+	res, err = r.ts.Attach(ctx(t), "5", wwn1, "0:0:1:0")
+	if err != nil {
+		t.Fatalf("hot-add: %v", err)
+	}
+	if len(res.Created) != 0 || len(res.Added) != 1 || res.Added[0].Dev != 1 || res.Added[0].VHost != 0 {
+		t.Fatalf("hot-add result %+v", res)
+	}
+	vs = r.list()
+	if devStates(vs[0]) != "dev-0 0:0:0:0 "+wwn0+" 4/4; dev-1 0:0:1:0 "+wwn1+" 4/4" || vs[0].BackendState != 4 {
+		t.Fatalf("after hot-add: %+v", vs)
+	}
+
+	if _, err := r.ts.Detach(ctx(t), "guest5", "0:0:0:0"); err != nil {
+		t.Fatalf("detach: %v", err)
+	}
+	if r.exists("/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-0") || r.exists("/local/domain/5/device/vscsi/0/vscsi-devs/dev-0") {
+		t.Errorf("dev-0 nodes left after detach:\n%s", r.vscsiDump())
+	}
+	if _, err := r.ts.Detach(ctx(t), "guest5", "0:0:1:0"); err != nil {
+		t.Fatalf("detach last: %v", err)
+	}
+	vs = r.list()
+	if len(vs) != 1 || len(vs[0].Devs) != 0 || vs[0].BackendState != 4 || vs[0].FrontendState != 4 {
+		t.Fatalf("the empty vhost must stay connected (P13): %+v", vs)
+	}
+	if _, err := r.ts.Detach(ctx(t), "guest5", "0:0:1:0"); !errors.Is(err, plugin.ErrNoDevice) || !strings.Contains(err.Error(), "0:0:1:0 does not exist in domain 5") {
+		t.Errorf("detach of a missing device: %v", err)
+	}
+
+	res, err = r.ts.Attach(ctx(t), "guest5", wwn2, "0:0:0:0")
+	if err != nil {
+		t.Fatalf("attach to the empty vhost: %v", err)
+	}
+	if len(res.Created) != 0 || res.Added[0].Dev != 2 {
+		t.Fatalf("ids must not be reused after detach (P29): %+v", res)
+	}
+	if vs := r.list(); devStates(vs[0]) != "dev-2 0:0:0:0 "+wwn2+" 4/4" {
+		t.Fatalf("after re-attach: %+v", vs)
+	}
+
+	if _, err := r.ts.DestroyVHost(ctx(t), "guest5", 0); err != nil {
+		t.Fatalf("destroy: %v", err)
+	}
+	if got := r.vscsiDump(); got != before {
+		t.Errorf("left behind after destroy:\n%s\n--- before\n%s", got, before)
+	}
+	if vs := r.list(); len(vs) != 0 {
+		t.Errorf("list after destroy: %+v", vs)
+	}
+}
+
+// After applying the seed's config (two h:c:t:l devices on vhost 0 of
+// domain 5) and letting both peers connect, Debian's xenstore-ls shows the
+// seed's layout: the same keys, values and permissions. Differences
+// allowed: feature-sg-grant, which Linux's backend writes but the 2015
+// notes do not list, and the toolstack-only p-devname, which is only
+// written for /dev pdevs.
+func TestSeedLayoutXenstoreLs(t *testing.T) {
+	if _, err := exec.LookPath("xenstore-ls"); err != nil {
+		t.Skip("xenstore-ls not installed (apt-get install xenstore-utils)")
+	}
+	r := newRig(t, rigOpt{opts: plugin.Options{Flavour: cfgparse.FlavourHCTL}})
+	if _, err := r.ts.Apply(ctx(t), "guest5", "../cfgparse/testdata/vscsi/seed.cfg"); err != nil {
+		t.Fatalf("apply seed.cfg: %v", err)
+	}
+	lsOut := func(path string) map[string]string {
+		out, err := exec.Command("xenstore-ls", "-f", "-p", path).CombinedOutput()
+		if err != nil {
+			t.Fatalf("xenstore-ls %s: %v\n%s", path, err, out)
+		}
+		m := map[string]string{}
+		re := regexp.MustCompile(`^(\S+) = "(.*)"\s+\(([a-z0-9,]+)\)$`)
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			mm := re.FindStringSubmatch(l)
+			if mm == nil {
+				t.Fatalf("xenstore-ls line %q", l)
+			}
+			if mm[2] == "" && !strings.HasSuffix(mm[1], "state") {
+				continue // a directory
+			}
+			m[strings.TrimPrefix(mm[1], path+"/")] = mm[2] + " (" + mm[3] + ")"
+		}
+		return m
+	}
+	gotBE := lsOut("/local/domain/0/backend/vscsi/5/0")
+	gotFE := lsOut("/local/domain/5/device/vscsi/0")
+
+	seed, err := os.ReadFile("../cfgparse/testdata/vscsi/seed-layout.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := regexp.MustCompile(`^\s*\*\s+(<domid>/<vhost>/|<vhost>/)(\S+) = "([^"]*)"`)
+	wantBE, wantFE := map[string]string{}, map[string]string{}
+	subst := strings.NewReplacer("<domid>", "5", "<vhost>", "0", "<backend_domid>", "0")
+	for _, line := range strings.Split(string(seed), "\n") {
+		if strings.Contains(line, "Backend/frontend protocol") {
+			break
+		}
+		m := kv.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		key, val := m[2], subst.Replace(m[3])
+		if strings.HasSuffix(key, "p-devname") {
+			continue
+		}
+		if strings.HasPrefix(val, "8:0:2:1 or") {
+			val = "8:0:2:1"
+		}
+		if m[1] == "<vhost>/" {
+			wantFE[key] = val + " (n5,r0)"
+		} else {
+			wantBE[key] = val + " (n0,r5)"
+		}
+	}
+	if len(wantBE) != 11 || len(wantFE) != 7 {
+		t.Fatalf("seed parse: %d backend, %d frontend keys", len(wantBE), len(wantFE))
+	}
+	wantBE["feature-sg-grant"] = "128 (n0,r5)"
+	cmp := func(side string, got, want map[string]string) {
+		var keys []string
+		for k := range want {
+			keys = append(keys, k)
+		}
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if got[k] != want[k] {
+				t.Errorf("%s %s: xenstore-ls has %q, the seed %q", side, k, got[k], want[k])
+			}
+		}
+	}
+	cmp("backend", gotBE, wantBE)
+	cmp("frontend", gotFE, wantFE)
+}
+
+// An unresolvable p-dev: the backend sets the device to 6; the attach
+// fails naming the p-dev and the backend's words, and nothing is left.
+func TestUnresolvablePDev(t *testing.T) {
+	r := newRig(t, rigOpt{resolvable: func(p string) bool { return p != wwn2 }})
+	before := r.vscsiDump()
+	_, err := r.ts.Attach(ctx(t), "guest5", wwn2, "0:0:0:0")
+	var de *plugin.DeviceError
+	if !errors.As(err, &de) || de.Side != "backend" || de.PDev != wwn2 || !strings.Contains(err.Error(), `"`+wwn2+`"`) ||
+		!strings.Contains(err.Error(), "not found") {
+		t.Fatalf("attach of an unresolvable p-dev: %v", err)
+	}
+	if got := r.vscsiDump(); got != before {
+		t.Errorf("left behind after a failed create:\n%s", got)
+	}
+
+	// The same on a hot-add: the good device stays, the bad one goes.
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.ts.Attach(ctx(t), "guest5", wwn2, "0:0:1:0")
+	if !errors.As(err, &de) || de.Dev != 1 {
+		t.Fatalf("hot-add of an unresolvable p-dev: %v", err)
+	}
+	vs := r.list()
+	if devStates(vs[0]) != "dev-0 0:0:0:0 "+wwn0+" 4/4" || vs[0].BackendState != 4 {
+		t.Errorf("after the failed hot-add: %+v\n%s", vs, r.vscsiDump())
+	}
+	if vs[0].NextDev != 2 {
+		t.Errorf("next dev id %d, want 2 (ids are not reused)", vs[0].NextDev)
+	}
+}
+
+// The guest refuses the LUN (frontend dev state 6): reported, rolled back.
+func TestFrontendRefusesDevice(t *testing.T) {
+	r := newRig(t, rigOpt{failAdd: func(v string) bool { return v == "0:0:3:0" }})
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.ts.Attach(ctx(t), "guest5", wwn1, "0:0:3:0")
+	var de *plugin.DeviceError
+	if !errors.As(err, &de) || de.Side != "frontend" || !strings.Contains(err.Error(), "scan=none") {
+		t.Fatalf("attach refused by the guest: %v", err)
+	}
+	vs := r.list()
+	if devStates(vs[0]) != "dev-0 0:0:0:0 "+wwn0+" 4/4" {
+		t.Errorf("after rollback: %+v\n%s", vs, r.vscsiDump())
+	}
+}
+
+// No frontend (xen-scsifront not loaded): the create times out with a
+// message that says so, and everything written is removed again.
+func TestFrontendNeverConnects(t *testing.T) {
+	r := newRig(t, rigOpt{noFrontend: true, opts: plugin.Options{InitTimeout: 300 * time.Millisecond, DestroyTimeout: 300 * time.Millisecond}})
+	before := r.vscsiDump()
+	start := time.Now()
+	_, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0")
+	if !errors.Is(err, plugin.ErrTimeout) || !strings.Contains(err.Error(), "xen-scsifront") || !strings.Contains(err.Error(), "backend state 2") {
+		t.Fatalf("attach without a frontend: %v", err)
+	}
+	if got := r.vscsiDump(); got != before {
+		t.Errorf("left behind after the timeout:\n%s", got)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("rollback took %v", d)
+	}
+}
+
+// The guest vanishes while the (slow) backend is connecting: the attach
+// fails promptly saying so, and the backend tree is removed (the frontend
+// tree went with the domain).
+func TestGuestDisappears(t *testing.T) {
+	r := newRig(t, rigOpt{beDelay: 150 * time.Millisecond, opts: plugin.Options{DestroyTimeout: 500 * time.Millisecond}})
+	before := r.vscsiDump()
+	go func() {
+		for !r.exists("/local/domain/0/backend/vscsi/5/0/feature-sg-grant") {
+			time.Sleep(5 * time.Millisecond)
+		}
+		r.srv.ReleaseDomain(guest)
+		r.admin.Rm(xenif.NoTx, "/local/domain/5")
+	}()
+	_, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0")
+	if err == nil || !strings.Contains(err.Error(), "disappeared") {
+		t.Fatalf("attach while the guest goes away: %v", err)
+	}
+	if got := r.vscsiDump(); got != before {
+		t.Errorf("left behind:\n%s", got)
+	}
+}
+
+// Two attaches race on one vhost, from two processes' worth of
+// connections (two libxenstore handles, two Toolstacks) and from one
+// Toolstack: all succeed with distinct dev ids.
+func TestRacingAttaches(t *testing.T) {
+	r := newRig(t, rigOpt{})
+	other, err := xs.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ts2 := plugin.New(other, plugin.Options{})
+	defer ts2.Close()
+
+	// Both create vdev host 0 at once: one creates, the other hot-adds.
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	specs := [][2]string{{wwn0, "0:0:0:0"}, {wwn1, "0:0:1:0"}, {wwn2, "0:0:2:0"}, {"naa.5001405012345678:3", "0:0:3:0"}}
+	for i, s := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ts := r.ts
+			if i%2 == 1 {
+				ts = ts2
+			}
+			_, errs[i] = ts.Attach(ctx(t), "guest5", s[0], s[1])
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("attach %v: %v", specs[i], err)
+		}
+	}
+	vs := r.list()
+	if len(vs) != 1 {
+		t.Fatalf("want one vhost, got %+v", vs)
+	}
+	ids := map[int]bool{}
+	for _, d := range vs[0].Devs {
+		if ids[d.ID] {
+			t.Errorf("dev id %d twice", d.ID)
+		}
+		ids[d.ID] = true
+	}
+	// A device added while the vhost was still in InitWait connects with
+	// it; by now every device is connected on both sides.
+	if len(vs[0].Devs) != 4 || strings.Count(devStates(vs[0]), " 4/4") != 4 {
+		t.Errorf("after the race: %+v", devStates(vs[0]))
+	}
+}
+
+// Backend trees of domains that are gone are cleaned up (P26).
+func TestCleanup(t *testing.T) {
+	r := newRig(t, rigOpt{})
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	// Domain 9 died without anyone removing its backend tree.
+	r.write("/local/domain/0/backend/vscsi/9/0/state", "6")
+	r.write("/local/domain/0/error/backend/vscsi/9/0/error", "x")
+	r.write("/libxl/9/vscsi/0/next_vscsidev_id", "1")
+	ids, err := r.ts.Cleanup()
+	if err != nil || fmt.Sprint(ids) != "[9]" {
+		t.Fatalf("cleanup: %v %v", ids, err)
+	}
+	for _, p := range []string{"/local/domain/0/backend/vscsi/9", "/local/domain/0/error/backend/vscsi/9", "/libxl/9"} {
+		if r.exists(p) {
+			t.Errorf("%s left", p)
+		}
+	}
+	if !r.exists("/local/domain/0/backend/vscsi/5/0/state") {
+		t.Errorf("the live domain's tree was removed")
+	}
+}
+
+// Domains are found by name or id; missing and ambiguous names are errors.
+func TestDomainLookup(t *testing.T) {
+	r := newRig(t, rigOpt{})
+	for in, want := range map[string]uint32{"guest5": 5, "5": 5, "Domain-0": 0, "0": 0} {
+		if got, err := r.ts.DomainID(in); err != nil || got != want {
+			t.Errorf("DomainID(%q) = %d, %v", in, got, err)
+		}
+	}
+	r.write("/local/domain/7/name", "twin")
+	r.write("/local/domain/8/name", "twin")
+	if _, err := r.ts.DomainID("twin"); !errors.Is(err, plugin.ErrAmbiguousDomain) || !strings.Contains(err.Error(), "[7 8]") {
+		t.Errorf("ambiguous: %v", err)
+	}
+	for _, in := range []string{"nosuch", "6", "32752", ""} {
+		if _, err := r.ts.DomainID(in); !errors.Is(err, plugin.ErrNoDomain) {
+			t.Errorf("DomainID(%q): %v", in, err)
+		}
+	}
+}
+
+// Dry runs compute the writes and touch nothing.
+func TestDryRun(t *testing.T) {
+	r := newRig(t, rigOpt{})
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	before := r.srv.Dump()
+	dry := plugin.New(r.store, plugin.Options{DryRun: true})
+	defer dry.Close()
+	res, err := dry.Attach(ctx(t), "guest5", wwn1, "0:0:1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := cfgparse.FormatText(res.Writes)
+	for _, want := range []string{
+		`/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-1/p-dev = "` + wwn1 + `"`,
+		`/local/domain/0/backend/vscsi/5/0/state = "7"`,
+		`/libxl/5/vscsi/0/next_vscsidev_id = "2"`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("dry-run hot-add writes lack %s:\n%s", want, text)
+		}
+	}
+	res, err = dry.Detach(ctx(t), "guest5", "0:0:0:0")
+	if err != nil || !strings.Contains(cfgparse.FormatText(res.Writes), `dev-0/state = "5"`) {
+		t.Errorf("dry-run detach: %v %s", err, cfgparse.FormatText(res.Writes))
+	}
+	res, err = dry.DestroyVHost(ctx(t), "guest5", 0)
+	if err != nil || len(res.Removes) != 3 {
+		t.Errorf("dry-run destroy: %v %+v", err, res)
+	}
+	if after := r.srv.Dump(); after != before {
+		t.Errorf("dry run changed xenstore")
+	}
+}
+
+// The hotplug script runs after InitWait with libxl's environment, and a
+// failing script fails (and rolls back) the attach.
+func TestHotplugScript(t *testing.T) {
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, "env")
+	script := filepath.Join(dir, "vscsi-hotplug")
+	body := fmt.Sprintf("#!/bin/sh\necho \"$1 $XENBUS_TYPE $XENBUS_PATH $XENBUS_BASE_PATH\" >> %s\n[ -e %s/fail ] && { echo failing >&2; exit 1; }\nexit 0\n", envFile, dir)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	r := newRig(t, rigOpt{opts: plugin.Options{HotplugScript: script, HotplugLog: &syncWriter{w: &log}}})
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ts.DestroyVHost(ctx(t), "guest5", 0); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(envFile)
+	if want := "add vscsi backend/vscsi/5/0 backend\nremove vscsi backend/vscsi/5/0 backend\n"; string(got) != want {
+		t.Errorf("script runs:\n%s\nwant\n%s", got, want)
+	}
+	os.WriteFile(filepath.Join(dir, "fail"), nil, 0o644)
+	before := r.vscsiDump()
+	_, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0")
+	if err == nil || !strings.Contains(err.Error(), "hotplug script") {
+		t.Fatalf("attach with a failing script: %v", err)
+	}
+	if !strings.Contains(log.String(), "failing") {
+		t.Errorf("script stderr not logged: %q", log.String())
+	}
+	if got := r.vscsiDump(); got != before {
+		t.Errorf("left behind:\n%s", got)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// List output: the text table and JSON.
+func TestListFormats(t *testing.T) {
+	r := newRig(t, rigOpt{})
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	vs := r.list()
+	var sb strings.Builder
+	if err := plugin.FormatListText(&sb, vs); err != nil {
+		t.Fatal(err)
+	}
+	want := "Dom Vhost Idx BE-state FE-state Dev   V-dev   BE-dev FE-dev P-dev                  P-devname\n" +
+		"5   0     0   4        4        dev-0 0:0:0:0 4      4      " + wwn0 + " -\n"
+	if sb.String() != want {
+		t.Errorf("table:\n%q\nwant\n%q", sb.String(), want)
+	}
+	j, err := plugin.FormatListJSON(vs)
+	if err != nil || !strings.Contains(string(j), `"p_dev": "`+wwn0+`"`) || !strings.Contains(string(j), `"frontend_state": 4`) {
+		t.Errorf("json: %v\n%s", err, j)
+	}
+}
+
+func TestOptionsYAML(t *testing.T) {
+	o, c, err := plugin.ParseOptionsYAML("backend_domid: 3\nflavour: hctl\ntimeout: 2s\nhotplug_timeout: 5s\n")
+	if err != nil || c != nil || o.BackendDomid != 3 || o.Flavour != cfgparse.FlavourHCTL || o.InitTimeout != 2*time.Second ||
+		o.DestroyTimeout != 2*time.Second || o.HotplugTimeout != 5*time.Second {
+		t.Errorf("%+v %v", o, err)
+	}
+	for in, want := range map[string]string{
+		"flavour: pvops\n":    `"pvops"`,
+		"timeout: soon\n":     `"soon"`,
+		"backend_domd: 1\n":   "backend_domd",
+		"log_level: chatty":   `"chatty"`,
+		"backend_domid: -1":   "-1",
+		"init_timeout: -1s\n": `"-1s"`,
+	} {
+		if _, _, err := plugin.ParseOptionsYAML(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseOptionsYAML(%q): %v, want an error naming %s", in, err, want)
+		}
+	}
+	if o, _, err := plugin.ParseOptionsYAML(""); err != nil || o.BackendDomid != 0 {
+		t.Errorf("empty options: %v", err)
+	}
+}
+
+var _ = xenif.NoTx

@@ -1,0 +1,150 @@
+package plugin_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+	"github.com/govscsi/govscsi/libxlgo/xs"
+	"github.com/govscsi/govscsi/libxlgo/xsfake"
+	"github.com/govscsi/govscsi/plugin"
+	"github.com/govscsi/govscsi/tests/simpeer"
+)
+
+const guest = 5
+
+// rig is an xsfake server with a guest domain 5 ("guest5"), the toolstack
+// on Debian's libxenstore (XENSTORED_PATH = the server's socket), and the
+// scripted backend (dom0) and frontend (domain 5) peers on their own
+// connections.
+type rig struct {
+	t      *testing.T
+	srv    *xsfake.Started
+	admin  *xsfake.Client // dom0 Go client for setup and checks
+	store  *xs.Handle
+	ts     *plugin.Toolstack
+	be     *simpeer.Backend
+	fe     *simpeer.Frontend
+	stopFE func() error
+}
+
+type rigOpt struct {
+	noFrontend bool
+	resolvable func(string) bool
+	failAdd    func(string) bool
+	beDelay    time.Duration
+	opts       plugin.Options
+}
+
+func newRig(t *testing.T, o rigOpt) *rig {
+	t.Helper()
+	r := &rig{t: t, srv: xsfake.StartT(t)}
+	var err error
+	if r.admin, err = r.srv.Connect(0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.admin.Close() })
+	n0 := xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
+	r.mkdir("/local/domain/0", n0)
+	r.write("/local/domain/0/name", "Domain-0")
+	r.mkdir("/local/domain/0/backend", n0)
+	// The backend type directory stays once created (nobody removes it).
+	r.mkdir("/local/domain/0/backend/vscsi", n0)
+	r.mkdir("/local/domain/5", xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: guest, Bits: xenif.PermRead}})
+	r.write("/local/domain/5/name", "guest5")
+	r.mkdir("/local/domain/5/device", xenif.Perms{{Domid: guest, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}})
+	r.mkdir("/libxl/5", n0)
+	r.srv.IntroduceDomain(guest)
+
+	// The peers.
+	bs, err := r.srv.Connect(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.be = &simpeer.Backend{Store: bs, Resolvable: o.resolvable, Delay: o.beDelay, DevErrors: true, Log: t.Logf}
+	stopBE := simpeer.Start(r.be.Run)
+	t.Cleanup(func() { stopBE(); bs.Close() })
+	if !o.noFrontend {
+		fs, err := r.srv.Connect(guest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.fe = &simpeer.Frontend{Store: fs, Domid: guest, FailAdd: o.failAdd, RingRef: "43", EventChannel: "20", Log: t.Logf}
+		r.stopFE = simpeer.Start(r.fe.Run)
+		t.Cleanup(func() { r.stopFE(); fs.Close() })
+	}
+
+	// The toolstack, on the real libxenstore.
+	if r.store, err = xs.Open(0); err != nil {
+		t.Fatalf("libxenstore against xsfake: %v", err)
+	}
+	opts := o.opts
+	if opts.Flavour == 0 {
+		opts.Flavour = cfgparse.FlavourKernel
+	}
+	r.ts = plugin.New(r.store, opts)
+	t.Cleanup(func() { r.ts.Close(); r.store.Close() })
+	return r
+}
+
+func (r *rig) mkdir(p string, perms xenif.Perms) {
+	r.t.Helper()
+	if err := r.admin.Mkdir(xenif.NoTx, p); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.admin.SetPerms(xenif.NoTx, p, perms); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) write(p, v string) {
+	r.t.Helper()
+	if err := r.admin.Write(xenif.NoTx, p, v); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) read(p string) string {
+	r.t.Helper()
+	v, err := r.admin.Read(xenif.NoTx, p)
+	if err != nil {
+		r.t.Fatalf("read %s: %v", p, err)
+	}
+	return v
+}
+
+func (r *rig) exists(p string) bool {
+	_, err := r.admin.Read(xenif.NoTx, p)
+	return err == nil
+}
+
+// vscsiDump is the part of the tree vscsi operations may touch: every line
+// of the server dump that mentions vscsi (backend, frontend, error and
+// toolstack nodes).
+func (r *rig) vscsiDump() string {
+	var out []string
+	for _, l := range strings.Split(r.srv.Dump(), "\n") {
+		if strings.Contains(l, "vscsi") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func (r *rig) list() []plugin.VHostStatus {
+	r.t.Helper()
+	vs, err := r.ts.List(guest)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return vs
+}
