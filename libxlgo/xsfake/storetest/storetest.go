@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io/fs"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"SpecialWatches", testSpecialWatches},
 		{"Transactions", testTransactions},
 		{"TransactRetry", testTransactRetry},
+		{"ConcurrentTransact", testConcurrentTransact},
 		{"BigDirectory", testBigDirectory},
 		{"WaitFor", testWaitFor},
 		{"CloseTwice", testCloseTwice},
@@ -453,6 +455,45 @@ func testTransactRetry(t *testing.T, srv *xsfake.Started, open func(uint32) xeni
 	}
 	if _, err := a.Read(xenif.NoTx, "/never"); !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("aborted Transact left data: %v", err)
+	}
+}
+
+// Several connections (and goroutines sharing one) increment one counter
+// in transactions: conflicts happen for real and Transact's retries must
+// lose no increment.
+func testConcurrentTransact(t *testing.T, srv *xsfake.Started, open func(uint32) xenif.Store) {
+	shared := open(0)
+	must(t, shared.Write(xenif.NoTx, "/counter", "0"))
+	stores := []xenif.Store{shared, shared, open(0), open(0)}
+	const per = 25
+	errs := make(chan error, len(stores))
+	for _, s := range stores {
+		go func(s xenif.Store) {
+			for i := 0; i < per; i++ {
+				err := xenif.Transact(s, 1000, func(tx xenif.Tx) error {
+					v, err := s.Read(tx, "/counter")
+					if err != nil {
+						return err
+					}
+					n, err := strconv.Atoi(v)
+					if err != nil {
+						return err
+					}
+					return s.Write(tx, "/counter", strconv.Itoa(n+1))
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}(s)
+	}
+	for range stores {
+		must(t, <-errs)
+	}
+	if v := read(t, shared, "/counter"); v != strconv.Itoa(per*len(stores)) {
+		t.Fatalf("counter %s after %d increments", v, per*len(stores))
 	}
 }
 
