@@ -158,6 +158,9 @@ type EventChannel struct {
 	ports  map[uint32]*evPort
 	queue  []uint32
 	closed bool
+	// fdUsed: Fd was called, so the eventfd must mirror the queue. Until
+	// then events cost no system calls (the backend benchmark path).
+	fdUsed bool
 	ready  chan struct{} // a token while the queue may be non-empty
 	done   chan struct{} // closed by Close
 }
@@ -190,9 +193,8 @@ func (e *EventChannel) enqueue(port uint32) {
 	if e.closed {
 		return
 	}
-	if len(e.queue) == 0 {
-		var one = [8]byte{1}
-		unix.Write(e.efd, one[:]) //nolint:errcheck // cannot fail below 2^64-1
+	if len(e.queue) == 0 && e.fdUsed {
+		e.raiseFd()
 	}
 	e.queue = append(e.queue, port)
 	select {
@@ -215,8 +217,17 @@ func (e *EventChannel) dropQueued(port uint32) {
 	}
 }
 
+// raiseFd makes Fd readable. hub.mu is held.
+func (e *EventChannel) raiseFd() {
+	one := [8]byte{1}
+	unix.Write(e.efd, one[:]) //nolint:errcheck // cannot fail below 2^64-1
+}
+
 // drainFd makes Fd non-readable. hub.mu is held.
 func (e *EventChannel) drainFd() {
+	if !e.fdUsed {
+		return
+	}
 	var buf [8]byte
 	unix.Read(e.efd, buf[:]) //nolint:errcheck // EAGAIN when already drained
 }
@@ -292,7 +303,9 @@ func (e *EventChannel) WaitPending(ctx context.Context) (uint32, error) {
 		}
 		if len(e.queue) > 0 {
 			port := e.queue[0]
-			e.queue = e.queue[1:]
+			// Shift rather than reslice, to keep the backing array (the
+			// queue holds at most one entry per bound port).
+			e.queue = e.queue[:copy(e.queue, e.queue[1:])]
 			if len(e.queue) == 0 {
 				e.drainFd()
 			} else {
@@ -353,8 +366,22 @@ func (e *EventChannel) Unbind(port uint32) error {
 	return nil
 }
 
-// Fd is an eventfd that polls readable while Pending would not block.
-func (e *EventChannel) Fd() int { return e.efd }
+// Fd is an eventfd that polls readable while Pending would not block; -1
+// after Close.
+func (e *EventChannel) Fd() int {
+	e.hub.mu.Lock()
+	defer e.hub.mu.Unlock()
+	if e.closed {
+		return -1
+	}
+	if !e.fdUsed {
+		e.fdUsed = true
+		if len(e.queue) > 0 {
+			e.raiseFd()
+		}
+	}
+	return e.efd
+}
 
 // Bound returns how many ports this device has bound (for leak checks).
 func (e *EventChannel) Bound() int {
@@ -387,9 +414,11 @@ func (e *EventChannel) Close() error {
 type Guest struct {
 	hub   *EventHub
 	domid uint32
-	// wakeCh is closed and replaced at every event, so any number of Wait
-	// calls (on any ports) see it. Guarded by hub.mu.
-	wakeCh chan struct{}
+	// wakeCh is closed and replaced at an event when Wait calls are
+	// blocked (waiters > 0), so any number of them (on any ports) see it.
+	// Guarded by hub.mu.
+	wakeCh  chan struct{}
+	waiters int
 }
 
 // Guest returns the guest side of domain domid.
@@ -400,10 +429,12 @@ func (h *EventHub) Guest(domid uint32) *Guest {
 	return &Guest{hub: h, domid: domid, wakeCh: make(chan struct{})}
 }
 
-// wake signals every Wait. hub.mu is held.
+// wake signals every blocked Wait. hub.mu is held.
 func (g *Guest) wake() {
-	close(g.wakeCh)
-	g.wakeCh = make(chan struct{})
+	if g.waiters > 0 {
+		close(g.wakeCh)
+		g.wakeCh = make(chan struct{})
+	}
 }
 
 // AllocUnbound allocates a port for domain remoteDom to bind to, as a
@@ -460,8 +491,13 @@ func (g *Guest) Notify(port uint32) error {
 // is closed.
 func (g *Guest) Wait(ctx context.Context, port uint32) error {
 	h := g.hub
+	waiting := false // counted in g.waiters
 	for {
 		h.mu.Lock()
+		if waiting {
+			g.waiters--
+			waiting = false
+		}
 		p, err := g.port("guest wait", port)
 		if err != nil {
 			h.mu.Unlock()
@@ -473,10 +509,15 @@ func (g *Guest) Wait(ctx context.Context, port uint32) error {
 			return nil
 		}
 		ch := g.wakeCh
+		g.waiters++
+		waiting = true
 		h.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			h.mu.Lock()
+			g.waiters--
+			h.mu.Unlock()
 			return fmt.Errorf("%s guest wait on port %d: %w", evSource, port, ctx.Err())
 		}
 	}

@@ -326,3 +326,45 @@ func TestNoLostWakeups(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Events queued before the first Fd call must make it readable at once.
+func TestFdAfterEvents(t *testing.T) {
+	hub := NewEventHub()
+	dev, _ := hub.Open(0)
+	defer dev.Close()
+	g := hub.Guest(guest)
+	dev.BindInterdomain(guest, g.AllocUnbound(0)) // leaves an event queued
+	if !readable(t, dev.Fd()) {
+		t.Fatalf("Fd not readable for an event queued before Fd was called")
+	}
+	dev.Pending()
+	if readable(t, dev.Fd()) {
+		t.Fatalf("Fd readable after the queue emptied")
+	}
+	dev.Close()
+	if dev.Fd() != -1 {
+		t.Errorf("Fd after Close = %d", dev.Fd())
+	}
+}
+
+// One request/response exchange as a backend does it: the guest notifies,
+// the backend takes the event, answers, unmasks; the guest sees the answer.
+func BenchmarkEventRoundTrip(b *testing.B) {
+	hub := NewEventHub()
+	dev, _ := hub.Open(0)
+	defer dev.Close()
+	g := hub.Guest(guest)
+	gport := g.AllocUnbound(0)
+	lport, _ := dev.BindInterdomain(guest, gport)
+	dev.Pending()
+	dev.Unmask(lport)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		g.Notify(gport)
+		p, _ := dev.WaitPending(ctx)
+		dev.Notify(p)
+		dev.Unmask(p)
+		g.Wait(ctx, gport)
+	}
+}
