@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // This file turns a parsed pdev into the p-dev string a given backend
@@ -126,10 +128,7 @@ func OSStat(path string) (DevNode, error) {
 	n.Char = m&fs.ModeCharDevice != 0
 	n.Block = m&fs.ModeDevice != 0 && !n.Char
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && (n.Block || n.Char) {
-		// Linux dev_t encoding (glibc gnu_dev_major/minor).
-		d := uint64(st.Rdev)
-		n.Major = uint32((d>>8)&0xfff | (d>>32)&^0xfff)
-		n.Minor = uint32(d&0xff | (d>>12)&^0xff)
+		n.Major, n.Minor = unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
 	}
 	return n, nil
 }
