@@ -23,29 +23,32 @@ func FuzzExecute(f *testing.F) {
 		{OpTestUnitReady, 0, 0, 0, 0, 0}, {OpStartStopUnit, 0, 0, 0, 1, 0}, {OpPersistentResOut, 0},
 	}
 	for i, s := range seeds {
-		f.Add(s, uint8(i%4), uint16(512*(i%5)), byte(i))
+		f.Add(s, uint8(i%4), []byte{byte(i), 1, 2, 3}, uint16(512*(i%5)))
 	}
+	// Well-formed parameter lists, so the fuzzer starts inside the parsers.
+	unmap := []byte{0, 22, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 8, 0, 0, 0, 0}
+	f.Add(cdb10(OpUnmap, 0, 0, 24), uint8(DirToDevice), unmap, uint16(0))
+	modeSel := []byte{0, 0, 0, 8, 0, 0, 0, 0x40, 0, 0, 0x02, 0, 0x08, 0x12, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	f.Add([]byte{OpModeSelect6, 0x10, 0, 0, byte(len(modeSel)), 0}, uint8(DirToDevice), modeSel, uint16(0))
 	r, err := store.NewRAM(64*512, store.RAMOptions{Limit: 16 << 10})
 	if err != nil {
 		f.Fatal(err)
 	}
 	d := NewDisk(r, DiskOptions{Discard: true, WriteCache: true, ReportLUNs: func() []uint64 { return []uint64{0, 3} }}).(*Disk)
 	ro := NewDisk(r, DiskOptions{ReadOnly: true})
-	f.Fuzz(func(t *testing.T, cdb []byte, dir uint8, dataLen uint16, fill byte) {
+	f.Fuzz(func(t *testing.T, cdb []byte, dir uint8, payload []byte, extra uint16) {
 		if len(cdb) > 16 {
 			cdb = cdb[:16] // the datapath never passes longer CDBs
 		}
-		data := make([]byte, int(dataLen)%(MaxTransferBytes+4096))
-		for i := range data {
-			data[i] = fill + byte(i)
-		}
+		data := make([]byte, len(payload)+int(extra)%(MaxTransferBytes+4096))
+		copy(data, payload)
 		cmd := &Command{CDB: append([]byte(nil), cdb...), Dir: Direction(dir % 5), Data: data}
 		for _, l := range []LUN{d, ro} {
 			var res Result
 			l.Execute(cmd, &res)
 			checkInvariants(t, cdb, data, &res)
 		}
-		if fill == 0xEE {
+		if len(payload) > 0 && payload[0] == 0xEE {
 			d.Reset()
 		}
 	})
