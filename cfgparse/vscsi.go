@@ -263,7 +263,7 @@ func (e *SpecError) Error() string {
 func (e *SpecError) Unwrap() error { return e.Err }
 
 // Warning is a spec that is accepted but probably not what the user wants
-// (a guest will not see the device without a manual scan, the backend
+// (a guest-side rescan will not find the device, the backend
 // ignores an option, ...).
 type Warning struct {
 	Origin
