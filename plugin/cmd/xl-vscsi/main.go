@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/govscsi/govscsi/cfgparse"
 )
@@ -48,12 +49,34 @@ var commands = []command{
 		summary: "Write the vscsi= devices of a domain config to xenstore",
 		help: `Turn the vscsi= list of an xl domain config into the xenstore trees of
 the vscsiif protocol for <Domain> (backend, then frontend, per vhost).
-Only --dry-run is implemented yet: it prints the writes and touches nothing.
+New vhosts are created, entries for vhosts the domain already has are
+hot-added; the command waits until every device is connected on both sides
+and undoes its writes if one fails. --dry-run prints the writes and touches
+nothing (it does not read xenstore, so <Domain> must be a number there).
 Text output shows one '<path> = "<value>"' line per node in write order;
 --json also lists the parent directories created first (kind "dir") and
 every node's permissions.`,
 		setup: setupApply,
 	},
+	// The commands below talk to xenstore (toolstack.go).
+	{name: "scsi-attach", args: "[options] <Domain> <PhysDevice> <VirtDevice>[,feature-host] [feature-host]",
+		summary: "Attach a SCSI device to a running domain", help: attachHelp, setup: setupAttach},
+	{name: "scsi-detach", args: "[options] <Domain> <VirtDevice>",
+		summary: "Detach a SCSI device from a running domain", help: detachHelp, setup: setupDetach},
+	{name: "scsi-list", args: "[options] <Domain>...",
+		summary: "List the vscsi vhosts and devices of domains", help: listHelp, setup: setupList},
+	{name: "vscsi-attach", args: "[options] <Domain> <PhysDevice> <VirtDevice>[,feature-host] [feature-host]",
+		summary: "Alias of scsi-attach", help: attachHelp, setup: setupAttach},
+	{name: "vscsi-detach", args: "[options] <Domain> <VirtDevice>",
+		summary: "Alias of scsi-detach", help: detachHelp, setup: setupDetach},
+	{name: "vscsi-list", args: "[options] <Domain>...",
+		summary: "Alias of scsi-list", help: listHelp, setup: setupList},
+	{name: "create", args: "[options] <ConfigFile> [xl create options]",
+		summary: "xl create a domain paused, attach its vscsi= devices, unpause it", help: createHelp, setup: setupCreate},
+	{name: "destroy-vhost", args: "[options] <Domain> <Vhost>",
+		summary: "Remove a whole vhost (SCSI controller) from a running domain", help: destroyHelp, setup: setupDestroyVHost},
+	{name: "cleanup", args: "[options]",
+		summary: "Remove vscsi xenstore nodes left behind by vanished domains", help: cleanupHelp, setup: setupCleanup},
 }
 
 func lookup(name string) *command {
@@ -235,16 +258,19 @@ func setupApply(fs *flag.FlagSet) runner {
 	sysfs := fs.String("sysfs-root", "/sys", "resolve /dev pdevs through the sysfs at `P`")
 	configfs := fs.String("configfs-root", "/sys/kernel/config", "find LIO xen-pvscsi ports in the configfs at `P`")
 	asJSON := fs.Bool("json", false, "print the writes as JSON, with permissions and parent directories")
+	timeout := fs.Duration("timeout", 10*time.Second, "bound each wait for the peers to `D` (as libxl: 10s)")
+	hotplug := fs.String("hotplug-script", "", "run `script` add|remove for each new vhost (libxl's convention)")
 	return func(e *env, args []string) error {
 		if len(args) != 2 {
 			return usagef("want <ConfigFile> <Domain>, got %d argument(s)", len(args))
 		}
+		if !*dry {
+			return applyLive(e, &tsFlags{be: be, fl: fl, timeout: timeout, dry: dry, asJSON: asJSON,
+				sysfs: sysfs, cfgfs: configfs, hotplug: hotplug}, args[0], args[1])
+		}
 		domid, err := parseDomid(args[1])
 		if err != nil {
 			return err
-		}
-		if !*dry {
-			return errors.New("not implemented yet: only --dry-run works until the plugin can write xenstore")
 		}
 		if domid == be.v {
 			return fmt.Errorf("domain %d cannot be its own vscsi backend (--backend-domid)", domid)

@@ -161,6 +161,8 @@ func TestDevPathFixture(t *testing.T) {
 // TestCLIErrors: bad input gives exit 1 and a message naming the bad part;
 // nothing panics.
 func TestCLIErrors(t *testing.T) {
+	// Without --dry-run apply talks to xenstore: make sure it is none.
+	t.Setenv("XENSTORED_PATH", "/nonexistent/xenstored-socket")
 	good := writeCfg(t, acceptance)
 	badSpec := writeCfg(t, "vscsi = [ '8:0:2:1,0:0:0:0', '8:0:2:2,0:0:1:0,bogus' ]\n")
 	syntax := writeCfg(t, "vscsi = [ '8:0:2:1,0:0:0:0'\n")
@@ -190,7 +192,7 @@ func TestCLIErrors(t *testing.T) {
 		{"own backend", []string{"apply", "--dry-run", good, "0"}, 1, "", []string{"domain 0 cannot be its own vscsi backend"}},
 		{"too few args", []string{"apply", "--dry-run", good}, 1, "", []string{"want <ConfigFile> <Domain>, got 1 argument(s)", "Usage: xl-vscsi apply"}},
 		{"too many args", []string{"apply", "--dry-run", good, "5", "6"}, 1, "", []string{"got 3 argument(s)"}},
-		{"no dry-run", []string{"apply", good, "5"}, 1, "", []string{"not implemented yet"}},
+		{"no xenstore", []string{"apply", good, "5"}, 1, "", []string{"cannot connect to xenstore", "/nonexistent/xenstored-socket"}},
 		{"missing file", []string{"apply", "--dry-run", "/nonexistent/guest.cfg", "5"}, 1, "", []string{"/nonexistent/guest.cfg", "no such file"}},
 		{"bad spec", []string{"apply", "--dry-run", badSpec, "5"}, 1, "", []string{`vscsi[1] "8:0:2:2,0:0:1:0,bogus": "bogus": unknown option`, badSpec + ":1:"}},
 		{"syntax error", []string{"apply", "--dry-run", syntax, "5"}, 1, "", []string{syntax + ":"}},
