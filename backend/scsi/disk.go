@@ -48,6 +48,10 @@ type DiskOptions struct {
 	// MaxUnmapBlocks caps one UNMAP descriptor and one WRITE SAME
 	// (default 1<<20 blocks; at most 0xFFFFFFFF).
 	MaxUnmapBlocks uint32
+	// MaxTransferBytes is the largest transfer one command may ask for
+	// (default and cap: what feature-sg-grant 128 carries, MaxTransferBytes;
+	// set it to the datapath's segment limit * 4096 if that is smaller).
+	MaxTransferBytes int
 	// LUN is this disk's own number; ReportLUNs lists the LUNs of its
 	// (channel, target) for REPORT LUNS. Nil reports only LUN.
 	LUN        uint64
@@ -121,6 +125,7 @@ func (o DiskOptions) Size(st Store) uint64 {
 type Disk struct {
 	st        Store
 	disc      store.Discarder // nil without discard
+	zeroer    store.Zeroer    // nil if the store cannot zero in place
 	lbs       uint32
 	lbShift   uint8
 	physExp   uint8
@@ -186,10 +191,15 @@ func newDisk(st Store, opts DiskOptions) *Disk {
 	if opts.Discard {
 		d.disc, _ = st.(store.Discarder)
 	}
+	d.zeroer, _ = st.(store.Zeroer)
 	if d.ro {
-		d.disc = nil
+		d.disc, d.zeroer = nil, nil
 	}
-	d.maxXfer = MaxTransferBytes / d.lbs
+	xfer := opts.MaxTransferBytes
+	if xfer <= 0 || xfer > MaxTransferBytes {
+		xfer = MaxTransferBytes
+	}
+	d.maxXfer = max(1, uint32(xfer)/d.lbs)
 	d.maxUnmap = opts.MaxUnmapBlocks
 	if d.maxUnmap == 0 {
 		d.maxUnmap = 1 << 20

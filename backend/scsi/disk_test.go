@@ -403,6 +403,14 @@ func TestWriteSameAndUnmapDiscard(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Fatal("WRITE SAME UNMAP: range not zero or neighbours damaged")
 			}
+			// Zeros without UNMAP: zeroed in place (ZeroRange), not written block by block.
+			wantGood(t, run(t, d, DirToDevice, pattern, cdb10(OpWriteSame10, 0, 200, 8)...))
+			wantGood(t, run(t, d, DirToDevice, make([]byte, 512), cdb10(OpWriteSame10, 0, 200, 8)...))
+			z := make([]byte, 8*512)
+			wantGood(t, run(t, d, DirFromDevice, z, cdb10(OpRead10, 0, 200, 8)...))
+			if !bytes.Equal(z, make([]byte, 8*512)) {
+				t.Fatal("WRITE SAME of zeros left data behind")
+			}
 			// NDOB: no data-out buffer, zeros.
 			wantGood(t, run(t, d, DirNone, nil, cdb16(OpWriteSame16, 0x09, 70, 10)...))
 			// UNMAP two ranges.
@@ -961,4 +969,24 @@ func TestConcurrentIO(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
+}
+
+func TestMaxTransferOptionAndEmptyStore(t *testing.T) {
+	d, _ := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{MaxTransferBytes: 64 << 10})
+	if bl := vpd(t, d, 0xB0); be32(bl[8:]) != 128 {
+		t.Fatalf("max transfer %d blocks, want 128", be32(bl[8:]))
+	}
+	wantGood(t, run(t, d, DirFromDevice, make([]byte, 64<<10), cdb10(OpRead10, 0, 0, 128)...))
+	wantSense(t, run(t, d, DirFromDevice, make([]byte, 65<<10), cdb10(OpRead10, 0, 0, 130)...), KeyIllegalRequest, 0x24, 0)
+
+	r, _ := store.NewRAM(4096, store.RAMOptions{})
+	h := &hookStore{Store: r}
+	h.size.Store(100) // smaller than a block
+	e := NewDisk(h, DiskOptions{})
+	if err := (DiskOptions{}).Validate(h); err == nil {
+		t.Fatal("Validate accepts an empty store")
+	}
+	wantSense(t, run(t, e, DirFromDevice, make([]byte, 32), rc16(32)...), KeyNotReady, 0x3A, 0)
+	wantSense(t, run(t, e, DirFromDevice, make([]byte, 8), OpReadCapacity10, 0, 0, 0, 0, 0, 0, 0, 0, 0), KeyNotReady, 0x3A, 0)
+	wantSense(t, run(t, e, DirFromDevice, make([]byte, 512), cdb10(OpRead10, 0, 0, 1)...), KeyIllegalRequest, 0x21, 0)
 }

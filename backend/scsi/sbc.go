@@ -124,6 +124,9 @@ func sbcReadCapacity10(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 	if cdb[8]&0x01 == 0 && be.Uint32(cdb[2:]) != 0 {
 		return invalidCDB(2, -1) // an LBA without PMI is invalid (SBC-3 5.15)
 	}
+	if d.capacity.Load() == 0 {
+		return mediumNotPresent
+	}
 	var b [8]byte
 	last := d.capacity.Load() - 1
 	if last > 0xFFFFFFFE {
@@ -139,6 +142,9 @@ func sbcReadCapacity10(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 func sbcReadCapacity16(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 	if cdb[14]&0x01 == 0 && be.Uint64(cdb[2:]) != 0 {
 		return invalidCDB(2, -1)
+	}
+	if d.capacity.Load() == 0 {
+		return mediumNotPresent
 	}
 	var b [32]byte
 	be.PutUint64(b[0:], d.capacity.Load()-1)
@@ -302,9 +308,21 @@ func sbcWriteSame(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 		}
 		// The backing cannot deallocate after all: write the zeros.
 	}
+	if zero && d.zeroer != nil {
+		// Zeros without moving them: FALLOC_FL_ZERO_RANGE or BLKZEROOUT
+		// (which unmaps on devices that can). Fall back to writing on error.
+		if err := d.zeroer.ZeroRange(off, total); err == nil {
+			return d.syncIfWriteThrough(lba)
+		}
+	}
 	if c := d.writeRepeated(off, total, block, zero, lba); c.failed {
 		return c
 	}
+	return d.syncIfWriteThrough(lba)
+}
+
+// syncIfWriteThrough flushes when the write cache is off (WCE=0).
+func (d *Disk) syncIfWriteThrough(lba uint64) check {
 	if !d.wce.Load() {
 		if err := d.st.Sync(); err != nil {
 			return storeError(err, true, lba)

@@ -91,18 +91,18 @@ func invalidParam(byteIdx int) check {
 
 // Named checks, by meaning.
 var (
-	lbaOutOfRange       = senseCheck(KeyIllegalRequest, 0x21, 0x00) // LOGICAL BLOCK ADDRESS OUT OF RANGE
-	paramListLenError   = senseCheck(KeyIllegalRequest, 0x1A, 0x00) // PARAMETER LIST LENGTH ERROR
-	savingNotSupported  = senseCheck(KeyIllegalRequest, 0x39, 0x00) // SAVING PARAMETERS NOT SUPPORTED
-	writeProtected      = senseCheck(KeyDataProtect, 0x27, 0x00)    // WRITE PROTECTED
-	spaceAllocFailed    = senseCheck(KeyDataProtect, 0x27, 0x07)    // SPACE ALLOCATION FAILED WRITE PROTECT
-	unrecoveredRead     = senseCheck(KeyMediumError, 0x11, 0x00)    // UNRECOVERED READ ERROR
-	writeError          = senseCheck(KeyMediumError, 0x0C, 0x00)    // WRITE ERROR
-	miscompareOnVerify  = senseCheck(KeyMiscompare, 0x1D, 0x00)     // MISCOMPARE DURING VERIFY OPERATION
-	internalTargetError = senseCheck(KeyHardwareError, 0x44, 0x00)  // INTERNAL TARGET FAILURE
-	uaReset             = senseCheck(KeyUnitAttention, 0x29, 0x03)  // BUS DEVICE RESET FUNCTION OCCURRED
-	uaCapacityChanged   = senseCheck(KeyUnitAttention, 0x2A, 0x09)  // CAPACITY DATA HAS CHANGED
-	uaModeChanged       = senseCheck(KeyUnitAttention, 0x2A, 0x01)  // MODE PARAMETERS CHANGED
+	lbaOutOfRange      = senseCheck(KeyIllegalRequest, 0x21, 0x00) // LOGICAL BLOCK ADDRESS OUT OF RANGE
+	paramListLenError  = senseCheck(KeyIllegalRequest, 0x1A, 0x00) // PARAMETER LIST LENGTH ERROR
+	savingNotSupported = senseCheck(KeyIllegalRequest, 0x39, 0x00) // SAVING PARAMETERS NOT SUPPORTED
+	writeProtected     = senseCheck(KeyDataProtect, 0x27, 0x00)    // WRITE PROTECTED
+	spaceAllocFailed   = senseCheck(KeyDataProtect, 0x27, 0x07)    // SPACE ALLOCATION FAILED WRITE PROTECT
+	unrecoveredRead    = senseCheck(KeyMediumError, 0x11, 0x00)    // UNRECOVERED READ ERROR
+	writeError         = senseCheck(KeyMediumError, 0x0C, 0x00)    // WRITE ERROR
+	miscompareOnVerify = senseCheck(KeyMiscompare, 0x1D, 0x00)     // MISCOMPARE DURING VERIFY OPERATION
+	mediumNotPresent   = senseCheck(KeyNotReady, 0x3A, 0x00)       // MEDIUM NOT PRESENT (a zero-sized store)
+	uaReset            = senseCheck(KeyUnitAttention, 0x29, 0x03)  // BUS DEVICE RESET FUNCTION OCCURRED
+	uaCapacityChanged  = senseCheck(KeyUnitAttention, 0x2A, 0x09)  // CAPACITY DATA HAS CHANGED
+	uaModeChanged      = senseCheck(KeyUnitAttention, 0x2A, 0x01)  // MODE PARAMETERS CHANGED
 )
 
 // fill writes c as fixed-format sense into b (len >= FixedSenseLen).

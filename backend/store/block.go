@@ -181,6 +181,29 @@ func (s *Block) Discard(off, n int64) error {
 	return nil
 }
 
+// ZeroRange implements Zeroer with BLKZEROOUT: the kernel uses the device's
+// WRITE ZEROES / WRITE SAME offload when it has one and writes zeros otherwise.
+func (s *Block) ZeroRange(off, n int64) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.ro {
+		return fmt.Errorf("store: zero %s: %w", s.path, ErrReadOnly)
+	}
+	if n < 0 || n > s.size || checkRange(off, 0, s.size) != nil || n > s.size-off {
+		return fmt.Errorf("%w: zero offset %d length %d size %d", ErrOutOfRange, off, n, s.size)
+	}
+	if n == 0 {
+		return nil
+	}
+	rng := [2]uint64{uint64(off), uint64(n)}
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, s.f.Fd(), unix.BLKZEROOUT, uintptr(unsafe.Pointer(&rng)))
+	if e != 0 {
+		return fmt.Errorf("store: BLKZEROOUT %s at %d+%d: %w", s.path, off, n, e)
+	}
+	return nil
+}
+
 // DiscardZeroes implements Discarder: BLKDISCARD gives no zeroing promise.
 func (s *Block) DiscardZeroes() bool { return false }
 

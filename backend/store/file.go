@@ -105,6 +105,31 @@ func (s *File) Discard(off, n int64) error {
 	return nil
 }
 
+// ZeroRange implements Zeroer with FALLOC_FL_ZERO_RANGE (falling back to a
+// punched hole, which reads as zeros too).
+func (s *File) ZeroRange(off, n int64) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.ro {
+		return fmt.Errorf("store: zero %s: %w", s.path, ErrReadOnly)
+	}
+	if n < 0 || n > s.size || checkRange(off, 0, s.size) != nil || n > s.size-off {
+		return fmt.Errorf("%w: zero offset %d length %d size %d", ErrOutOfRange, off, n, s.size)
+	}
+	if n == 0 {
+		return nil
+	}
+	err := unix.Fallocate(int(s.f.Fd()), unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		return s.Discard(off, n)
+	}
+	if err != nil {
+		return fmt.Errorf("store: zero range in %s at %d+%d: %w", s.path, off, n, err)
+	}
+	return nil
+}
+
 // DiscardZeroes implements Discarder: punched holes read as zeros.
 func (s *File) DiscardZeroes() bool { return true }
 

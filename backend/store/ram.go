@@ -175,6 +175,9 @@ func (r *RAM) Discard(off, n int64) error {
 	return nil
 }
 
+// ZeroRange implements Zeroer (a discard: RAM zeros by freeing).
+func (r *RAM) ZeroRange(off, n int64) error { return r.Discard(off, n) }
+
 // DiscardZeroes implements Discarder: discarded RAM always reads as zeros.
 func (r *RAM) DiscardZeroes() bool { return true }
 

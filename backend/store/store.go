@@ -41,6 +41,13 @@ type Discarder interface {
 	DiscardZeroes() bool
 }
 
+// Zeroer is implemented by stores that can zero a range without moving the
+// zeros from user space (FALLOC_FL_ZERO_RANGE, BLKZEROOUT). Afterwards the
+// range reads as zeros, whether or not it stays allocated.
+type Zeroer interface {
+	ZeroRange(off, n int64) error
+}
+
 // FUAWriter is implemented by stores with a cheaper forced-unit-access path
 // than WriteAt followed by Sync (for example an O_DSYNC descriptor).
 type FUAWriter interface {

@@ -63,6 +63,22 @@ func exercise(t *testing.T, s Store) {
 	if _, err := s.ReadAt(last, -lbs); !errors.Is(err, ErrOutOfRange) {
 		t.Fatalf("read at negative offset: err=%v", err)
 	}
+	if z, ok := s.(Zeroer); ok {
+		off, n := 5*lbs, 9*lbs
+		if err := z.ZeroRange(off, n); err != nil {
+			t.Fatalf("zero range: %v", err)
+		}
+		if err := z.ZeroRange(size-lbs, 2*lbs); !errors.Is(err, ErrOutOfRange) {
+			t.Fatalf("zero range past end: %v", err)
+		}
+		if _, err := s.ReadAt(got, 0); err != nil {
+			t.Fatal(err)
+		}
+		clear(shadow[off : off+n])
+		if !bytes.Equal(got, shadow) {
+			t.Fatal("after ZeroRange: range not zero or neighbours damaged")
+		}
+	}
 	d, ok := s.(Discarder)
 	if !ok {
 		return
