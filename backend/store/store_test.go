@@ -154,7 +154,7 @@ func TestRAMLimitAndDiscardFreesPages(t *testing.T) {
 	}
 }
 
-func newTempFile(t *testing.T, size int64) string {
+func newTempFile(t testing.TB, size int64) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(p, nil, 0o600); err != nil {
@@ -260,7 +260,7 @@ func TestAlignedBuffer(t *testing.T) {
 
 // loopDevice attaches a loop device to a fresh file; it skips (with the
 // reason) where loop devices are not usable.
-func loopDevice(t *testing.T, size int64, sectorSize int) string {
+func loopDevice(t testing.TB, size int64, sectorSize int) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("loop devices need root")
