@@ -634,3 +634,22 @@ func TestDifferentialExhaustiveSmall(t *testing.T) {
 	walk(0)
 	t.Logf("%d small inputs, %d differences, outcomes %v", total, fails, counts)
 }
+
+// BenchmarkLibxlutilReaddata is the reference point for cfgparse's
+// BenchmarkParse: the real libxlutil on the same config (init + readdata +
+// destroy, as xl does once per config).
+func BenchmarkLibxlutilReaddata(b *testing.B) {
+	requireXlutil(b)
+	data, err := os.ReadFile("../../cfgparse/testdata/xlcfg/pv-guest.cfg")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		c, rc, err := Read("pv-guest.cfg", data)
+		if err != nil || rc != 0 {
+			b.Fatal(rc, err)
+		}
+		c.Close()
+	}
+}
