@@ -373,10 +373,21 @@ func (c *Conn) service() bool {
 	return true
 }
 
-// drain consumes requests until the ring is empty (after the final check)
-// or no slot is free. It reports whether the ring is empty.
+// maxBatchesPerService bounds one service pass: a frontend that keeps the
+// ring full (or rewrites its own indices through a READ into the ring page)
+// must not keep the loop from noticing Stop.
+const maxBatchesPerService = 64
+
+// drain consumes requests until the ring is empty (after the final check),
+// no slot is free, or maxBatchesPerService batches were done. It reports
+// whether the ring is empty. When it stops early with slots free it signals
+// the waker so the loop comes straight back (with the port still masked).
 func (c *Conn) drain() (drained bool, err error) {
-	for {
+	for batches := 0; ; batches++ {
+		if batches == maxBatchesPerService || c.stopping.Load() {
+			c.wake.signal()
+			return false, nil
+		}
 		c.mu.Lock()
 		n, err := c.ring.Unconsumed()
 		if err != nil {

@@ -156,8 +156,10 @@ func (c *Conn) gatherSegments(s *slot) error {
 		total += int(seg.Length)
 	}
 	if total > len(s.buf) {
-		// First large command on this slot: allocate the maximum once.
-		s.buf = make([]byte, c.maxSegs*vscsiif.PageSize)
+		// Grow in big steps up to the maximum transfer, so a slot
+		// reallocates at most a few times in its life and a vhost that only
+		// sees small commands stays small.
+		s.buf = make([]byte, min(max(total, 2*len(s.buf), 64<<10), c.maxSegs*vscsiif.PageSize))
 	}
 	s.dataLen = total
 	return nil
