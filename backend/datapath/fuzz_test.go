@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/govscsi/govscsi/backend/ring"
 	"github.com/govscsi/govscsi/backend/vscsiif"
@@ -155,7 +155,7 @@ func FuzzRingLoop(f *testing.F) {
 		all = append(all, seeds[i%len(seeds)]...)
 	}
 	f.Add(all, uint32(16), uint8(3))
-	f.Add(all, uint32(17), uint8(1))        // bad req_prod jump
+	f.Add(all, uint32(17), uint8(1))         // bad req_prod jump
 	f.Add(all, uint32(0xffffffff), uint8(2)) // backwards
 	f.Add(seeds[0], uint32(1), uint8(20))
 	f.Fuzz(func(t *testing.T, slots []byte, prod uint32, steps uint8) {
