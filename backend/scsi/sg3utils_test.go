@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -71,4 +72,54 @@ func exec1(t *testing.T, l LUN, buf, cdb []byte) Result {
 	res := run(t, l, DirFromDevice, buf, cdb...)
 	wantGood(t, res)
 	return res
+}
+
+// TestSg3UtilsDecodesOurSense hands every kind of sense this package builds
+// to sg_decode_sense and checks its reading of key, ASC/ASCQ, INFORMATION
+// and the field pointer.
+func TestSg3UtilsDecodesOurSense(t *testing.T) {
+	if _, err := exec.LookPath("sg_decode_sense"); err != nil {
+		t.Skip("sg_decode_sense not installed (apt-get install sg3-utils)")
+	}
+	for _, tc := range []struct {
+		c    check
+		want []string
+	}{
+		{invalidOpcode(), []string{"Illegal Request", "Invalid command operation code", "Error in Command: byte 0"}},
+		{invalidCDB(1, 3), []string{"Illegal Request", "Invalid field in cdb", "Error in Command: byte 1 bit 3"}},
+		{invalidParam(14), []string{"Invalid field in parameter list", "Error in Data parameters: byte 14"}},
+		{lbaOutOfRange, []string{"Logical block address out of range"}},
+		{paramListLenError, []string{"Parameter list length error"}},
+		{savingNotSupported, []string{"Saving parameters not supported"}},
+		{unrecoveredRead.withInfo(77), []string{"Medium Error", "Unrecovered read error", "Info fld=0x4d [77]"}},
+		{writeError.withInfo(5), []string{"Medium Error", "Write error", "Info fld=0x5 [5]"}},
+		{writeError.withInfo(1 << 40), []string{"Write error"}}, // INFORMATION cannot hold it: not valid
+		{spaceAllocFailed, []string{"Data Protect", "Space allocation failed write protect"}},
+		{writeProtected, []string{"Data Protect", "Write protected"}},
+		{miscompareOnVerify.withInfo(1000), []string{"Miscompare", "Miscompare during verify operation", "Info fld=0x3e8"}},
+		{uaReset, []string{"Unit Attention", "Bus device reset function occurred"}},
+		{uaCapacityChanged, []string{"Unit Attention", "Capacity data has changed"}},
+		{mediumNotPresent, []string{"Not Ready", "Medium not present"}},
+	} {
+		s := tc.c.sense()
+		args := make([]string, len(s))
+		for i, b := range s {
+			args[i] = strings.TrimPrefix(strings.ToLower(strconv.FormatUint(uint64(b)|0x100, 16)), "1")
+		}
+		out, err := exec.Command("sg_decode_sense", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sg_decode_sense % x: %v\n%s", s, err, out)
+		}
+		if !strings.HasPrefix(string(out), "Fixed format, current") {
+			t.Errorf("% x: not read as current fixed-format sense:\n%s", s, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(strings.ToLower(string(out)), strings.ToLower(w)) {
+				t.Errorf("% x: decoder output lacks %q:\n%s", s, w, out)
+			}
+		}
+		if tc.c.key == KeyMediumError && !tc.c.infoValid && strings.Contains(string(out), "Info fld") {
+			t.Errorf("oversized INFORMATION reported as valid:\n%s", out)
+		}
+	}
 }
