@@ -364,3 +364,30 @@ func TestBlockDeviceReadOnly(t *testing.T) {
 		t.Fatalf("write on read-only block store: %v", err)
 	}
 }
+
+func TestOpenPicksTheStore(t *testing.T) {
+	p := newTempFile(t, 1<<20)
+	s, err := Open(p, Options{LogicalBlockSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.(*File); !ok || s.LogicalBlockSize() != 4096 {
+		t.Fatalf("regular file opened as %T lbs %d", s, s.LogicalBlockSize())
+	}
+	s.Close()
+	if _, err := Open("/dev/null", Options{}); err == nil || !strings.Contains(err.Error(), "neither") {
+		t.Fatalf("character device: %v", err)
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "nope"), Options{}); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing: %v", err)
+	}
+	dev := loopDevice(t, 1<<20, 0)
+	s, err = Open(dev, Options{Direct: true, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if b, ok := s.(*Block); !ok || !b.Direct() || !b.ReadOnly() {
+		t.Fatalf("loop device opened as %T", s)
+	}
+}
