@@ -16,7 +16,11 @@
 // xen_evtchn loaded):
 //
 //	go build -o build/xenlibs-test ./tests/xenlibs
-//	./xenlibs-test [-domid 0] [-guest D]
+//	./xenlibs-test [-domid 0] [-guest D] [-bench]
+//
+// -bench (or XENLIBS_BENCH=1) also prints "BENCH:" lines timing grant copy,
+// map+unmap and an event-channel round trip on this host: measurements for
+// the record, never pass/fail criteria.
 //
 // With -guest D (or XENLIBS_GUEST_DOMID=D in the environment) it also works
 // across domains with running guest D: it reads the guest's xenstore page
@@ -50,8 +54,12 @@ import (
 func main() {
 	domid := flag.Uint("domid", 0, "id of the domain this runs in (grants are made to it)")
 	guest := flag.Int("guest", envInt("XENLIBS_GUEST_DOMID", -1), "id of a running guest for the cross-domain checks (-1: none)")
+	bench := flag.Bool("bench", envInt("XENLIBS_BENCH", 0) == 1, "also time the main operations (BENCH: lines)")
 	flag.Parse()
 	code := run(os.Stdout, uint32(*domid))
+	if *bench && code == 0 && !skipped {
+		code = runBench(os.Stdout, uint32(*domid))
+	}
 	if *guest >= 0 && code == 0 && !skipped {
 		code = runGuest(os.Stdout, uint32(*guest))
 	}
