@@ -1,0 +1,152 @@
+package datapath
+
+import (
+	"context"
+	"math/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/govscsi/govscsi/backend/scsi"
+	"github.com/govscsi/govscsi/backend/vscsiif"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+)
+
+// gatedGrants holds every copy towards the guest until released, so a test
+// can catch a command between its LUN completion and its response.
+type gatedGrants struct {
+	GrantDevice
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedGrants) GrantCopy(ops []xenif.GrantCopyOp) error {
+	if len(ops) > 0 && ops[0].ToGuest {
+		g.entered <- struct{}{}
+		<-g.gate
+	}
+	return g.GrantDevice.GrantCopy(ops)
+}
+
+// TestAbortWhileCompleting: when ABORT arrives while the victim's data is
+// being copied out, the victim completes normally and the ABORT's response
+// follows it (never the other way round).
+func TestAbortWhileCompleting(t *testing.T) {
+	f := newTestFront(t)
+	f.table.Set(lun0, Entry{LUN: newMemLUN(8)})
+	g := &gatedGrants{GrantDevice: f.grants, entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	cfg := f.config(2)
+	cfg.Grants = g
+	c, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.stop(c) })
+	_, ref := f.dataPage(0, false)
+	f.send(rw(1, opRead10, vscsiif.DMAFromDevice, 0, 1, seg(ref, 0, 512)))
+	<-g.entered
+	f.send(vscsiif.Request{Rqid: 2, Act: vscsiif.ActSCSIAbort, RefRqid: 1})
+	f.quiet(20 * time.Millisecond) // the ABORT must wait for its victim
+	close(g.gate)
+	got := f.recv(2)
+	expectRslt(t, got[0], 1, rsltGood)
+	expectRslt(t, got[1], 2, vscsiif.RsltResetSuccess)
+}
+
+// jitterLUN completes after a random short delay.
+type jitterLUN struct {
+	mu  sync.Mutex
+	rng *rand.Rand
+	mem *memLUN
+}
+
+func (l *jitterLUN) Execute(cmd *scsi.Command, res *scsi.Result) {
+	l.mu.Lock()
+	d := time.Duration(l.rng.Intn(300)) * time.Microsecond
+	l.mu.Unlock()
+	time.Sleep(d)
+	l.mem.Execute(cmd, res)
+}
+
+func (l *jitterLUN) Close() error { return nil }
+
+// TestStressOneResponsePerRqid plays a Linux-like frontend (rqid = shadow
+// index 0..15, reused only after its response) against worker-mode LUNs
+// with random delays, mixing good commands, hostile ones, ABORTs of random
+// in-flight rqids and LUN RESETs. Any response for an rqid that is not
+// outstanding, or a missing one, fails the test: that is exactly what makes
+// scsifront disable the host (P16).
+func TestStressOneResponsePerRqid(t *testing.T) {
+	f := newTestFront(t)
+	rng := rand.New(rand.NewSource(42))
+	f.table.Set(lun0, Entry{LUN: &jitterLUN{rng: rand.New(rand.NewSource(1)), mem: newMemLUN(64)}})
+	f.table.Set(Addr{0, 1, 0}, Entry{LUN: newMemLUN(64), Inline: true})
+	c := f.start(4)
+	var refs [16]uint32
+	for i := range refs {
+		_, refs[i] = f.dataPage(0, false)
+	}
+	outstanding := map[uint16]uint8{} // rqid -> act
+	free := make([]uint16, 0, 16)
+	for i := 15; i >= 0; i-- {
+		free = append(free, uint16(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const total = 3000
+	sent, answered := 0, 0
+	for answered < total {
+		var batch []vscsiif.Request
+		for len(free) > 0 && sent < total && rng.Intn(4) != 0 {
+			id := free[len(free)-1]
+			free = free[:len(free)-1]
+			var r vscsiif.Request
+			switch k := rng.Intn(10); {
+			case k < 6:
+				r = rw(id, opRead10, vscsiif.DMAFromDevice, uint32(rng.Intn(60)), 1, seg(refs[id], 0, 512))
+				r.ID = uint16(rng.Intn(2))
+			case k < 7:
+				r = rw(id, opRead10, uint8(rng.Intn(256)), 0, 1, seg(uint32(rng.Intn(40)), uint16(rng.Intn(5000)), 512))
+				r.CmdLen = uint8(rng.Intn(20))
+			case k < 9:
+				r = vscsiif.Request{Rqid: id, Act: vscsiif.ActSCSIAbort, RefRqid: uint16(rng.Intn(16))}
+			default:
+				r = vscsiif.Request{Rqid: id, Act: vscsiif.ActSCSIReset}
+			}
+			outstanding[id] = r.Act
+			batch = append(batch, r)
+			sent++
+		}
+		if len(batch) > 0 {
+			f.send(batch...)
+		}
+		if f.front.UnconsumedResponses() == 0 && !f.front.FinalCheckForResponses() {
+			if len(outstanding) == 0 {
+				continue
+			}
+			if err := f.guest.Wait(ctx, f.gport); err != nil {
+				t.Fatalf("waiting with %d outstanding: %v", len(outstanding), err)
+			}
+			continue
+		}
+		for f.front.UnconsumedResponses() > 0 {
+			f.front.CopyResponse(f.rspBuf)
+			var r vscsiif.Response
+			vscsiif.DecodeResponse(f.rspBuf, &r)
+			act, ok := outstanding[r.Rqid]
+			if !ok {
+				t.Fatalf("response for rqid %d, which is not outstanding", r.Rqid)
+			}
+			if (act == vscsiif.ActSCSIAbort || act == vscsiif.ActSCSIReset) && r.Rslt != vscsiif.RsltResetSuccess && r.Rslt != vscsiif.RsltResetFailed {
+				t.Fatalf("TMF rqid %d got rslt %#x", r.Rqid, r.Rslt)
+			}
+			delete(outstanding, r.Rqid)
+			free = append(free, r.Rqid)
+			answered++
+		}
+	}
+	f.quiet(20 * time.Millisecond)
+	if c.Err() != nil {
+		t.Fatal(c.Err())
+	}
+}
