@@ -255,11 +255,20 @@ func (d *Disk) BlockSize() int { return int(d.lbs) }
 // Capacity is the number of logical blocks.
 func (d *Disk) Capacity() uint64 { return d.capacity.Load() }
 
-// NotifyCapacityChanged re-reads the store's size (after a resize) and
+// NotifyCapacityChanged re-reads the store's size (after a resize; through
+// store.Refresher when the store has it) and, if the capacity changed,
 // raises CAPACITY DATA HAS CHANGED so the guest re-reads it.
-func (d *Disk) NotifyCapacityChanged() {
-	d.capacity.Store(uint64(d.st.Size()) / uint64(d.lbs))
-	d.raiseUA(uaCapacityChanged)
+func (d *Disk) NotifyCapacityChanged() error {
+	if r, ok := d.st.(store.Refresher); ok {
+		if _, err := r.Refresh(); err != nil {
+			return err
+		}
+	}
+	c := uint64(d.st.Size()) / uint64(d.lbs)
+	if d.capacity.Swap(c) != c {
+		d.raiseUA(uaCapacityChanged)
+	}
+	return nil
 }
 
 // Reset implements TaskManagement: mode parameters go back to their

@@ -990,3 +990,33 @@ func TestMaxTransferOptionAndEmptyStore(t *testing.T) {
 	wantSense(t, run(t, e, DirFromDevice, make([]byte, 8), OpReadCapacity10, 0, 0, 0, 0, 0, 0, 0, 0, 0), KeyNotReady, 0x3A, 0)
 	wantSense(t, run(t, e, DirFromDevice, make([]byte, 512), cdb10(OpRead10, 0, 0, 1)...), KeyIllegalRequest, 0x21, 0)
 }
+
+func TestCapacityChangeOnGrownFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "disk")
+	if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := store.OpenFile(p, store.FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDisk(f, DiskOptions{}).(*Disk)
+	defer d.Close()
+	if err := d.NotifyCapacityChanged(); err != nil {
+		t.Fatal(err)
+	}
+	wantGood(t, run(t, d, DirNone, nil, OpTestUnitReady, 0, 0, 0, 0, 0)) // no change, no attention
+	if err := os.Truncate(p, 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.NotifyCapacityChanged(); err != nil {
+		t.Fatal(err)
+	}
+	wantSense(t, run(t, d, DirNone, nil, OpTestUnitReady, 0, 0, 0, 0, 0), KeyUnitAttention, 0x2A, 0x09)
+	buf := make([]byte, 512)
+	wantGood(t, run(t, d, DirToDevice, buf, cdb10(OpWrite10, 0, 4095, 1)...))
+	wantGood(t, run(t, d, DirFromDevice, buf[:32], rc16(32)...))
+	if be64(buf) != 4095 {
+		t.Fatalf("last LBA %d after growing to 2 MiB", be64(buf))
+	}
+}

@@ -73,8 +73,9 @@ func OpenBlock(path string, opts BlockOptions) (*Block, error) {
 	if v, err := unix.IoctlGetInt(fd, unix.BLKROGET); err == nil && v != 0 {
 		ro = true // the kernel marks the device read-only: honour it
 	}
-	s := &Block{fdStore: fdStore{path: path, f: f, size: int64(size) / int64(lbs) * int64(lbs), lbs: lbs, pbs: int(pbs), ro: ro}, direct: opts.Direct}
-	if s.size == 0 {
+	s := &Block{fdStore: fdStore{path: path, f: f, lbs: lbs, pbs: int(pbs), ro: ro}, direct: opts.Direct}
+	s.sz.Store(int64(size) / int64(lbs) * int64(lbs))
+	if s.Size() == 0 {
 		return fail("store: %s has size 0", path)
 	}
 	if !ro {
@@ -95,7 +96,7 @@ func (s *Block) needsBounce(p []byte, off int64) bool {
 }
 
 func (s *Block) checkDirect(p []byte, off int64) error {
-	if err := checkRange(off, len(p), s.size); err != nil {
+	if err := checkRange(off, len(p), s.Size()); err != nil {
 		return err
 	}
 	if s.direct && (off%int64(s.lbs) != 0 || len(p)%s.lbs != 0) {
@@ -164,8 +165,8 @@ func (s *Block) Discard(off, n int64) error {
 	if s.ro {
 		return fmt.Errorf("store: discard %s: %w", s.path, ErrReadOnly)
 	}
-	if n < 0 || n > s.size || checkRange(off, 0, s.size) != nil || n > s.size-off {
-		return fmt.Errorf("%w: discard offset %d length %d size %d", ErrOutOfRange, off, n, s.size)
+	if err := s.checkSpan("discard", off, n); err != nil {
+		return err
 	}
 	if n == 0 {
 		return nil
@@ -190,8 +191,8 @@ func (s *Block) ZeroRange(off, n int64) error {
 	if s.ro {
 		return fmt.Errorf("store: zero %s: %w", s.path, ErrReadOnly)
 	}
-	if n < 0 || n > s.size || checkRange(off, 0, s.size) != nil || n > s.size-off {
-		return fmt.Errorf("%w: zero offset %d length %d size %d", ErrOutOfRange, off, n, s.size)
+	if err := s.checkSpan("zero", off, n); err != nil {
+		return err
 	}
 	if n == 0 {
 		return nil
@@ -209,3 +210,17 @@ func (s *Block) DiscardZeroes() bool { return false }
 
 // Close closes both descriptors.
 func (s *Block) Close() error { return s.closeFiles(s.f, s.dsync) }
+
+// Refresh implements Refresher with BLKGETSIZE64 (after the device was resized).
+func (s *Block) Refresh() (int64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	size, err := unix.IoctlGetUint64(int(s.f.Fd()), unix.BLKGETSIZE64)
+	if err != nil {
+		return s.Size(), fmt.Errorf("store: BLKGETSIZE64 %s: %w", s.path, err)
+	}
+	n := int64(size) / int64(s.lbs) * int64(s.lbs)
+	s.sz.Store(n)
+	return n, nil
+}

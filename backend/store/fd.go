@@ -12,16 +12,16 @@ import (
 // descriptor, an optional O_DSYNC descriptor for FUA writes, and geometry.
 type fdStore struct {
 	path   string
-	f      *os.File // normal I/O
-	dsync  *os.File // O_DSYNC twin for FUA writes; nil when read-only
-	size   int64
+	f      *os.File     // normal I/O
+	dsync  *os.File     // O_DSYNC twin for FUA writes; nil when read-only
+	sz     atomic.Int64 // bytes, whole logical blocks; Refresh updates it
 	lbs    int
 	pbs    int
 	ro     bool
 	closed atomic.Bool
 }
 
-func (s *fdStore) Size() int64            { return s.size }
+func (s *fdStore) Size() int64            { return s.sz.Load() }
 func (s *fdStore) LogicalBlockSize() int  { return s.lbs }
 func (s *fdStore) PhysicalBlockSize() int { return s.pbs }
 
@@ -32,7 +32,7 @@ func (s *fdStore) readAt(f *os.File, p []byte, off int64) (int, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	if err := checkRange(off, len(p), s.size); err != nil {
+	if err := checkRange(off, len(p), s.Size()); err != nil {
 		return 0, err
 	}
 	n, err := f.ReadAt(p, off)
@@ -50,7 +50,7 @@ func (s *fdStore) writeAt(f *os.File, p []byte, off int64) (int, error) {
 	if s.ro || f == nil {
 		return 0, fmt.Errorf("store: write %s: %w", s.path, ErrReadOnly)
 	}
-	if err := checkRange(off, len(p), s.size); err != nil {
+	if err := checkRange(off, len(p), s.Size()); err != nil {
 		return 0, err
 	}
 	n, err := f.WriteAt(p, off)
@@ -88,4 +88,13 @@ func (s *fdStore) closeFiles(files ...*os.File) error {
 		}
 	}
 	return first
+}
+
+// checkSpan validates a discard/zero range of n bytes at off.
+func (s *fdStore) checkSpan(what string, off, n int64) error {
+	size := s.Size()
+	if off < 0 || n < 0 || off > size || n > size-off {
+		return fmt.Errorf("%w: %s offset %d length %d size %d", ErrOutOfRange, what, off, n, size)
+	}
+	return nil
 }

@@ -59,7 +59,8 @@ func OpenFile(path string, opts FileOptions) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("store: %s is smaller than one %d-byte block", path, lbs)
 	}
-	s := &File{fdStore{path: path, f: f, size: size, lbs: lbs, pbs: pbs, ro: opts.ReadOnly}}
+	s := &File{fdStore{path: path, f: f, lbs: lbs, pbs: pbs, ro: opts.ReadOnly}}
+	s.sz.Store(size)
 	if !opts.ReadOnly {
 		// A second descriptor with O_DSYNC gives FUA writes without
 		// flushing everything else written through the first one.
@@ -89,8 +90,8 @@ func (s *File) Discard(off, n int64) error {
 	if s.ro {
 		return fmt.Errorf("store: discard %s: %w", s.path, ErrReadOnly)
 	}
-	if n < 0 || n > s.size || checkRange(off, 0, s.size) != nil || n > s.size-off {
-		return fmt.Errorf("%w: discard offset %d length %d size %d", ErrOutOfRange, off, n, s.size)
+	if err := s.checkSpan("discard", off, n); err != nil {
+		return err
 	}
 	if n == 0 {
 		return nil
@@ -114,8 +115,8 @@ func (s *File) ZeroRange(off, n int64) error {
 	if s.ro {
 		return fmt.Errorf("store: zero %s: %w", s.path, ErrReadOnly)
 	}
-	if n < 0 || n > s.size || checkRange(off, 0, s.size) != nil || n > s.size-off {
-		return fmt.Errorf("%w: zero offset %d length %d size %d", ErrOutOfRange, off, n, s.size)
+	if err := s.checkSpan("zero", off, n); err != nil {
+		return err
 	}
 	if n == 0 {
 		return nil
@@ -135,3 +136,18 @@ func (s *File) DiscardZeroes() bool { return true }
 
 // Close closes both descriptors.
 func (s *File) Close() error { return s.closeFiles(s.f, s.dsync) }
+
+// Refresh implements Refresher: the file's current size, rounded down to
+// whole blocks, becomes the store's size.
+func (s *File) Refresh() (int64, error) {
+	if s.closed.Load() {
+		return 0, ErrClosed
+	}
+	fi, err := s.f.Stat()
+	if err != nil {
+		return s.Size(), fmt.Errorf("store: stat %s: %w", s.path, err)
+	}
+	size := fi.Size() / int64(s.lbs) * int64(s.lbs)
+	s.sz.Store(size)
+	return size, nil
+}

@@ -48,6 +48,12 @@ type Zeroer interface {
 	ZeroRange(off, n int64) error
 }
 
+// Refresher is implemented by stores whose size can change underneath
+// (a grown file, a resized block device): Refresh re-reads it.
+type Refresher interface {
+	Refresh() (int64, error)
+}
+
 // FUAWriter is implemented by stores with a cheaper forced-unit-access path
 // than WriteAt followed by Sync (for example an O_DSYNC descriptor).
 type FUAWriter interface {

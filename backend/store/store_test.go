@@ -391,3 +391,43 @@ func TestOpenPicksTheStore(t *testing.T) {
 		t.Fatalf("loop device opened as %T", s)
 	}
 }
+
+func TestRefreshAfterResize(t *testing.T) {
+	p := newTempFile(t, 1<<20)
+	f, err := OpenFile(p, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Truncate(p, 3<<20+7); err != nil {
+		t.Fatal(err)
+	}
+	if f.Size() != 1<<20 {
+		t.Fatal("size changed before Refresh")
+	}
+	if n, err := f.Refresh(); err != nil || n != 3<<20 || f.Size() != 3<<20 {
+		t.Fatalf("file Refresh: %d %v", n, err)
+	}
+	if _, err := f.WriteAt(make([]byte, 512), 3<<20-512); err != nil {
+		t.Fatalf("write in the grown area: %v", err)
+	}
+	dev := loopDevice(t, 1<<20, 0)
+	b, err := OpenBlock(dev, BlockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	backing, err := exec.Command("losetup", "-n", "-O", "BACK-FILE", dev).Output()
+	if err != nil {
+		t.Skipf("losetup -O: %v", err)
+	}
+	if err := os.Truncate(strings.TrimSpace(string(backing)), 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("losetup", "-c", dev).CombinedOutput(); err != nil {
+		t.Skipf("losetup -c: %v: %s", err, out)
+	}
+	if n, err := b.Refresh(); err != nil || n != 2<<20 {
+		t.Fatalf("block Refresh after losetup -c: %d %v", n, err)
+	}
+}
