@@ -32,4 +32,11 @@
 //     power-on; INQUIRY, REPORT LUNS and REQUEST SENSE are exempt.
 //   - PERSISTENT RESERVE, RESERVE/RELEASE, WRITE BUFFER, FORMAT UNIT and all
 //     vendor-specific opcodes are unsupported (05/20/00).
+//
+// For the datapath: DataLen is only meaningful for FromDevice commands.
+// LUNs that take part in ABORT/RESET implement TaskManagement (Disk and
+// sgio.Device do): Abort returns false at once (store I/O and SG_IO cannot
+// be cancelled from user space; the command completes and must still be
+// answered), Reset returns nil or the reason the reset failed. Buffers from
+// store.AlignedBuffer spare O_DIRECT block stores a bounce copy.
 package scsi
