@@ -56,8 +56,8 @@ type handle struct {
 var (
 	tableMu sync.Mutex
 	table   map[C.int]*handle // created by the first vscsi_open
-	nextID  C.int = 1
-	openErr string // the last vscsi_open error (handle 0)
+	nextID  C.int             = 1
+	openErr string            // the last vscsi_open error (handle 0)
 )
 
 func lookup(h C.int) *handle {
