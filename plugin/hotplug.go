@@ -49,10 +49,9 @@ func (t *Toolstack) runHotplug(ctx context.Context, domid uint32, vhost int, act
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("killed after %v: %w", t.opt.HotplugTimeout, ErrTimeout)
 	}
-	msg := fmt.Sprintf("hotplug script %s %s for vhost %d of domain %d failed: %v", script, action, vhost, domid, err)
 	be := cfgparse.BackendPath(t.domains(domid), vhost)
 	if he, rerr := readOpt(t.s, xenif.NoTx, be+"/hotplug-error"); rerr == nil && he != "" {
-		msg += ": " + he
+		err = fmt.Errorf("%w: %s", err, he)
 	}
-	return errors.New(msg)
+	return fmt.Errorf("hotplug script %s %s for vhost %d of domain %d failed: %w", script, action, vhost, domid, err)
 }

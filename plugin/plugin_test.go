@@ -510,3 +510,37 @@ func TestOptionsYAML(t *testing.T) {
 }
 
 var _ = xenif.NoTx
+
+// A failing script's hotplug-error (written with the real xenstore-write
+// through the relative XENBUS_PATH) is part of the error; a hung script is
+// killed after the hotplug timeout.
+func TestHotplugScriptErrorAndTimeout(t *testing.T) {
+	if _, err := exec.LookPath("xenstore-write"); err != nil {
+		t.Skip("xenstore-utils not installed")
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "vscsi-hotplug")
+	body := "#!/bin/sh\n[ \"$1\" = add ] || exit 0\nif [ -e " + dir + "/hang ]; then exec sleep 30; fi\n" +
+		"xenstore-write \"$XENBUS_PATH/hotplug-error\" \"no LIO port for naa.x\" \"$XENBUS_PATH/hotplug-status\" error\nexit 1\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, rigOpt{opts: plugin.Options{HotplugScript: script, HotplugTimeout: 300 * time.Millisecond}})
+	before := r.vscsiDump()
+	_, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0")
+	if err == nil || !strings.Contains(err.Error(), "no LIO port for naa.x") || !strings.Contains(err.Error(), "exit status 1") {
+		t.Fatalf("attach with a failing script: %v", err)
+	}
+	if got := r.vscsiDump(); got != before {
+		t.Errorf("left behind:\n%s", got)
+	}
+	os.WriteFile(filepath.Join(dir, "hang"), nil, 0o644)
+	start := time.Now()
+	_, err = r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0")
+	if !errors.Is(err, plugin.ErrTimeout) || time.Since(start) > 10*time.Second {
+		t.Fatalf("attach with a hanging script: %v after %v", err, time.Since(start))
+	}
+	if got := r.vscsiDump(); got != before {
+		t.Errorf("left behind:\n%s", got)
+	}
+}

@@ -345,7 +345,18 @@ func setupCreate(fs *flag.FlagSet) runner {
 		if err != nil {
 			return err
 		}
-		xlArgs := append([]string{"create", "-p", cfg}, args[1:]...)
+		// xl create [options] <ConfigFile> [Variable=Value ...]: options
+		// go before the file, assignments after it.
+		xlArgs := []string{"create", "-p"}
+		var assigns []string
+		for _, a := range args[1:] {
+			if strings.HasPrefix(a, "-") {
+				xlArgs = append(xlArgs, a)
+			} else {
+				assigns = append(assigns, a)
+			}
+		}
+		xlArgs = append(append(xlArgs, cfg), assigns...)
 		if err := xlCommand(e, xlArgs...); err != nil {
 			return err
 		}

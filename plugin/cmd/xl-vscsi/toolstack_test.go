@@ -190,9 +190,9 @@ func TestCLIApplyCreateCleanup(t *testing.T) {
 	}
 
 	// create: xl create -p, apply, unpause.
-	r.ok("create", good, "--", "-q")
+	r.ok("create", good, "--", "-q", "memory=256")
 	log, _ := os.ReadFile(r.xlLog)
-	if string(log) != "create -p "+good+" -q\nunpause 6\n" {
+	if string(log) != "create -p -q "+good+" memory=256\nunpause 6\n" {
 		t.Errorf("xl calls:\n%s", log)
 	}
 	if got := r.read("/local/domain/0/backend/vscsi/6/0/vscsi-devs/dev-1/state"); got != "4" {
