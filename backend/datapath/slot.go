@@ -243,6 +243,18 @@ func (c *Conn) complete(s *slot) {
 		rslt, sense, residual = vscsiif.Rslt(vscsiif.HostError, 0), nil, 0
 	}
 
+	if s.entry.Inline && dl > 0 {
+		// An inline command cannot be aborted under us: TMFs run on the
+		// ring goroutine, which is busy running this command, and Stop
+		// waits for that goroutine. Copy out before taking the lock.
+		if err := c.copyData(s, dl, true); err != nil {
+			c.limiter.log(c.log, "copy read data to guest", err)
+			c.counters.Rejected.Add(1)
+			rslt, sense, residual = vscsiif.Rslt(vscsiif.HostError, 0), nil, 0
+		}
+		dl = 0
+	}
+
 	c.mu.Lock()
 	if s.aborted {
 		c.releaseLocked(s)
