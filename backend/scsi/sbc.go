@@ -301,7 +301,7 @@ func sbcWriteSame(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 	if unmap && zero && d.disc.DiscardZeroes() {
 		err := d.disc.Discard(off, total)
 		if err == nil {
-			return good
+			return d.syncIfWriteThrough(lba)
 		}
 		if !errors.Is(err, store.ErrUnsupported) {
 			return storeError(err, true, lba)
