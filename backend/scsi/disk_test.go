@@ -1020,3 +1020,17 @@ func TestCapacityChangeOnGrownFile(t *testing.T) {
 		t.Fatalf("last LBA %d after growing to 2 MiB", be64(buf))
 	}
 }
+
+func TestValidFixedSenseAndSetCheckCondition(t *testing.T) {
+	for _, bad := range [][]byte{nil, {0x70, 0, 5}, {0x72, 0, 5, 0, 0, 0, 0, 10}, {0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0}, {0x70, 0, 5, 0, 0, 0, 0, 2, 0, 0}} {
+		if ValidFixedSense(bad) {
+			t.Errorf("% x accepted as fixed-format sense", bad)
+		}
+	}
+	res := Result{DataLen: 99, Host: 3}
+	SetCheckCondition(&res, KeyAbortedCommand, 0x47, 0x00)
+	if res.Status != StatusCheckCondition || res.DataLen != 0 || res.Host != 0 || !ValidFixedSense(res.Sense) ||
+		res.Sense[2] != KeyAbortedCommand || res.Sense[12] != 0x47 || res.Sense[0]&0x80 != 0 {
+		t.Fatalf("SetCheckCondition: %+v", res)
+	}
+}
