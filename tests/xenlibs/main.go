@@ -352,6 +352,54 @@ func grantChecks(r *report, self uint32) {
 		}
 		return nil
 	}())
+	r.check("gnttab/concurrent-copies-and-maps", func() error {
+		// Four goroutines each own 512 bytes of page 0 (offsets 2048..4095)
+		// and copy to and from it while a fifth maps and unmaps page 1.
+		errs := make(chan error, 5)
+		for w := 0; w < 4; w++ {
+			go func(w int) {
+				out := bytes.Repeat([]byte{byte(0xc0 + w)}, 512)
+				in := make([]byte, 512)
+				off := uint16(2048 + w*512)
+				for i := 0; i < 200; i++ {
+					ops := []xenif.GrantCopyOp{
+						{Ref: refs[0], Domid: self, Offset: off, ToGuest: true, Local: out},
+						{Ref: refs[0], Domid: self, Offset: off, Local: in},
+					}
+					if err := g.GrantCopy(ops); err != nil {
+						errs <- err
+						return
+					}
+					if ops[0].Status != 0 || ops[1].Status != 0 || !bytes.Equal(in, out) {
+						errs <- fmt.Errorf("worker %d round %d: statuses %d %d", w, i, ops[0].Status, ops[1].Status)
+						return
+					}
+				}
+				errs <- nil
+			}(w)
+		}
+		go func() {
+			for i := 0; i < 100; i++ {
+				m, err := g.MapGrantRef(self, refs[1], false)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := g.Unmap(m); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+		var first error
+		for i := 0; i < 5; i++ {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}())
 	r.check("gnttab/close-reports-leak", func() error {
 		g2, err := gnttab.Open()
 		if err != nil {
@@ -473,6 +521,31 @@ func eventChecks(r *report, self uint32) {
 			return fmt.Errorf("pending port %d, want %d", p, pa)
 		}
 		return a.Unmask(pa)
+	}())
+	r.check("evtchn/close-wakes-waiter", func() error {
+		c, err := evtchn.Open()
+		if err != nil {
+			return err
+		}
+		if _, err := c.BindUnboundPort(self); err != nil {
+			c.Close()
+			return err
+		}
+		done := make(chan error, 1)
+		go func() { _, err := c.Pending(); done <- err }()
+		time.Sleep(100 * time.Millisecond)
+		if err := c.Close(); err != nil {
+			return err
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, syscall.EBADF) {
+				return fmt.Errorf("Pending after Close: %v, want EBADF", err)
+			}
+			return nil
+		case <-time.After(long):
+			return errors.New("Close did not wake a blocked Pending")
+		}
 	}())
 	r.check("evtchn/unbind", func() error {
 		if err := b.Unbind(pb); err != nil {
