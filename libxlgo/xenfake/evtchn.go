@@ -383,6 +383,16 @@ func (e *EventChannel) Fd() int {
 	return e.efd
 }
 
+// Masked reports whether port is masked here: delivered by Pending and not
+// unmasked since. A test of "never unmask after a ring error" (protocol.md
+// P18) checks that it stays true.
+func (e *EventChannel) Masked(port uint32) bool {
+	e.hub.mu.Lock()
+	defer e.hub.mu.Unlock()
+	p := e.ports[port]
+	return p != nil && p.masked
+}
+
 // Bound returns how many ports this device has bound (for leak checks).
 func (e *EventChannel) Bound() int {
 	e.hub.mu.Lock()

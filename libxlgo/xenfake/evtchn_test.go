@@ -73,6 +73,9 @@ func TestEventDeliveryAndLateEOIMasking(t *testing.T) {
 		t.Fatalf("Pending = %d, %v; want %d", p, err, lport)
 	}
 	// Delivered, so masked: new events latch but are not delivered.
+	if !dev.Masked(lport) {
+		t.Fatalf("delivered port not reported masked")
+	}
 	g.Notify(gport)
 	g.Notify(gport)
 	if readable(t, dev.Fd()) {
@@ -92,6 +95,9 @@ func TestEventDeliveryAndLateEOIMasking(t *testing.T) {
 	dev.Unmask(lport)
 	if readable(t, dev.Fd()) {
 		t.Fatalf("two latched events were delivered twice")
+	}
+	if dev.Masked(lport) || dev.Masked(4242) {
+		t.Fatalf("unmasked or unknown port reported masked")
 	}
 	// Unmasking an unmasked or unknown port does nothing, as in Linux.
 	if err := dev.Unmask(lport); err != nil || readable(t, dev.Fd()) {
