@@ -79,6 +79,10 @@ func (e *VHostError) Error() string {
 // (1, 3, 7, 8) for longer than the init timeout.
 var ErrBusyVHost = errors.New("vhost busy")
 
+// maxBusyRetries bounds how often an operation waits for another one's
+// reconfiguration of the same vhost before giving up.
+const maxBusyRetries = 10
+
 // errDry aborts the transaction of a dry run after the writes were recorded.
 var errDry = errors.New("dry run")
 
@@ -213,7 +217,10 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 		plan   cfgparse.Plan
 		states map[int]VHostStatus
 	)
-	for {
+	for attempt := 0; ; attempt++ {
+		if attempt == maxBusyRetries {
+			return res, fmt.Errorf("domain %d: %w: its vhosts kept being reconfigured by someone else (%d attempts)", domid, ErrBusyVHost, attempt)
+		}
 		var busy *busyError
 		err := xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
 			res.Writes, res.Removes, res.Created, res.Added, res.Pending = nil, nil, nil, nil, false

@@ -544,3 +544,83 @@ func TestHotplugScriptErrorAndTimeout(t *testing.T) {
 		t.Errorf("left behind:\n%s", got)
 	}
 }
+
+// A device attached while the vhost waits in InitWait (no frontend yet) is
+// written without Reconfiguring and connects together with the vhost.
+func TestHotAddInInitWait(t *testing.T) {
+	r := newRig(t, rigOpt{noFrontend: true})
+	first := make(chan error, 1)
+	go func() {
+		_, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0")
+		first <- err
+	}()
+	for r.read2("/local/domain/0/backend/vscsi/5/0/state") != "2" {
+		time.Sleep(5 * time.Millisecond)
+	}
+	other, err := xs.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ts2 := plugin.New(other, plugin.Options{})
+	defer ts2.Close()
+	res, err := ts2.Attach(ctx(t), "guest5", wwn1, "0:0:1:0")
+	if err != nil || !res.Pending || len(res.Created) != 0 {
+		t.Fatalf("hot-add in InitWait: %+v %v", res, err)
+	}
+	for _, w := range res.Writes {
+		if strings.HasSuffix(w.Path, "/0/state") {
+			t.Errorf("InitWait hot-add wrote %s = %s", w.Path, w.Value)
+		}
+	}
+	r.startFrontend() // scsifront loads: both devices connect with the vhost
+	if err := <-first; err != nil {
+		t.Fatalf("first attach: %v", err)
+	}
+	if got := devStates(r.list()[0]); got != "dev-0 0:0:0:0 "+wwn0+" 4/4; dev-1 0:0:1:0 "+wwn1+" 4/4" {
+		t.Errorf("after connect: %s", got)
+	}
+}
+
+func (r *rig) read2(p string) string {
+	v, _ := r.admin.Read(xenif.NoTx, p)
+	return v
+}
+
+// A frontend that stops answering (hung guest): a hot-add times out and is
+// rolled back (the new device's nodes gone, backend state back to 4); a
+// detach times out and leaves the device attached with its state restored;
+// destroy-vhost falls back to the forced path and removes everything.
+func TestHungFrontend(t *testing.T) {
+	r := newRig(t, rigOpt{opts: plugin.Options{InitTimeout: 300 * time.Millisecond, DestroyTimeout: 300 * time.Millisecond}})
+	before := r.vscsiDump()
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	r.stopFE()
+
+	_, err := r.ts.Attach(ctx(t), "guest5", wwn1, "0:0:1:0")
+	if !errors.Is(err, plugin.ErrTimeout) {
+		t.Fatalf("hot-add with a hung frontend: %v", err)
+	}
+	vs := r.list()
+	if devStates(vs[0]) != "dev-0 0:0:0:0 "+wwn0+" 4/4" || vs[0].BackendState != 4 || r.exists("/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-1") {
+		t.Errorf("after the hot-add rollback: %+v\n%s", vs, r.vscsiDump())
+	}
+
+	_, err = r.ts.Detach(ctx(t), "guest5", "0:0:0:0")
+	if !errors.Is(err, plugin.ErrTimeout) || !strings.Contains(err.Error(), "left attached") {
+		t.Fatalf("detach with a hung frontend: %v", err)
+	}
+	vs = r.list()
+	if devStates(vs[0]) != "dev-0 0:0:0:0 "+wwn0+" 4/4" || vs[0].BackendState != 4 {
+		t.Errorf("after the detach timeout: %+v", vs)
+	}
+
+	if _, err := r.ts.DestroyVHost(ctx(t), "guest5", 0); err != nil {
+		t.Fatalf("destroy with a hung frontend: %v", err)
+	}
+	if got := r.vscsiDump(); got != before {
+		t.Errorf("left behind after the forced destroy:\n%s", got)
+	}
+}

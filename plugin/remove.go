@@ -65,7 +65,10 @@ func (t *Toolstack) detachDev(ctx context.Context, domid uint32, vhost, id int, 
 	fdp := fe + "/vscsi-devs/dev-" + strconv.Itoa(id)
 	removes := []string{dp, fdp}
 	var oldDev int
-	for {
+	for attempt := 0; ; attempt++ {
+		if attempt == maxBusyRetries {
+			return fmt.Errorf("vhost %d of domain %d: %w: kept being reconfigured by someone else", vhost, domid, ErrBusyVHost)
+		}
 		var graceful, busy bool
 		err := xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
 			graceful, busy = false, false

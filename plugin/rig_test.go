@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,14 +22,33 @@ const guest = 5
 // scripted backend (dom0) and frontend (domain 5) peers on their own
 // connections.
 type rig struct {
-	t      *testing.T
-	srv    *xsfake.Started
-	admin  *xsfake.Client // dom0 Go client for setup and checks
-	store  *xs.Handle
-	ts     *plugin.Toolstack
-	be     *simpeer.Backend
-	fe     *simpeer.Frontend
-	stopFE func() error
+	t       *testing.T
+	srv     *xsfake.Started
+	admin   *xsfake.Client // dom0 Go client for setup and checks
+	store   *xs.Handle
+	ts      *plugin.Toolstack
+	be      *simpeer.Backend
+	fe      *simpeer.Frontend
+	stopFE  func() error
+	failAdd func(string) bool
+}
+
+// startFrontend runs the scripted frontend (xen-scsifront loading).
+func (r *rig) startFrontend() {
+	r.t.Helper()
+	fs, err := r.srv.Connect(guest)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.fe = &simpeer.Frontend{Store: fs, Domid: guest, FailAdd: r.failAdd, RingRef: "43", EventChannel: "20", Log: r.t.Logf}
+	stop := simpeer.Start(r.fe.Run)
+	var once sync.Once
+	r.stopFE = func() error {
+		var err error
+		once.Do(func() { err = stop(); fs.Close() })
+		return err
+	}
+	r.t.Cleanup(func() { r.stopFE() })
 }
 
 type rigOpt struct {
@@ -67,14 +87,9 @@ func newRig(t *testing.T, o rigOpt) *rig {
 	r.be = &simpeer.Backend{Store: bs, Resolvable: o.resolvable, Delay: o.beDelay, DevErrors: true, Log: t.Logf}
 	stopBE := simpeer.Start(r.be.Run)
 	t.Cleanup(func() { stopBE(); bs.Close() })
+	r.failAdd = o.failAdd
 	if !o.noFrontend {
-		fs, err := r.srv.Connect(guest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.fe = &simpeer.Frontend{Store: fs, Domid: guest, FailAdd: o.failAdd, RingRef: "43", EventChannel: "20", Log: t.Logf}
-		r.stopFE = simpeer.Start(r.fe.Run)
-		t.Cleanup(func() { r.stopFE(); fs.Close() })
+		r.startFrontend()
 	}
 
 	// The toolstack, on the real libxenstore.
