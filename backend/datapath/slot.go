@@ -3,6 +3,7 @@ package datapath
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/govscsi/govscsi/backend/scsi"
 	"github.com/govscsi/govscsi/backend/vscsiif"
@@ -338,9 +339,18 @@ func (c *Conn) releaseLocked(s *slot) {
 // (P22). Each victim command still running is answered at once (DID_ABORT
 // or DID_RESET) and keeps its slot until the LUN returns; a victim already
 // copying its data out answers normally and the TMF's response follows it.
-// The TMF response always comes after its victims' responses.
+// LUNs implementing scsi.TaskManagement are told: Abort(tag) for an aborted
+// command (a hint; its late result is dropped either way) and Reset(),
+// which runs on its own goroutine because a passthrough reset can take a
+// while. The TMF response always comes after its victims' responses and
+// after Reset returned; a failed Reset (or an unknown address) gives
+// 0x2003.
 func (c *Conn) tmf(s *slot) {
 	r := &s.req
+	var abortBuf [4]abortTarget
+	aborts := abortBuf[:0]
+	var reset scsi.TaskManagement
+
 	c.mu.Lock()
 	s.state = stateTMF
 	s.pending = 0
@@ -350,13 +360,22 @@ func (c *Conn) tmf(s *slot) {
 		// SAM: aborting a task that no longer exists is FUNCTION COMPLETE.
 		for _, v := range c.slots {
 			if c.isVictim(s, v) && v.req.Rqid == r.RefRqid {
+				if v.state == stateRunning {
+					if tm, ok := v.entry.LUN.(scsi.TaskManagement); ok {
+						aborts = append(aborts, abortTarget{tm, v.cmd.Tag})
+					}
+				}
 				c.claimVictimLocked(s, v, vscsiif.HostAbort)
 			}
 		}
 	case vscsiif.ActSCSIReset:
 		addr := Addr{Channel: r.Channel, Target: r.ID, LUN: r.LUN}
-		if _, ok := c.resolver.Lookup(addr); !ok {
+		e, ok := c.resolver.Lookup(addr)
+		if !ok {
 			s.tmfRslt = vscsiif.RsltResetFailed
+		} else if tm, ok := e.LUN.(scsi.TaskManagement); ok {
+			reset = tm
+			s.pending++ // released by runReset
 		}
 		for _, v := range c.slots {
 			if c.isVictim(s, v) && v.addr == addr {
@@ -369,6 +388,55 @@ func (c *Conn) tmf(s *slot) {
 		c.releaseLocked(s)
 	}
 	c.mu.Unlock()
+
+	for _, a := range aborts {
+		c.callAbort(a)
+	}
+	if reset != nil {
+		go c.runReset(s, reset)
+	}
+}
+
+type abortTarget struct {
+	tm  scsi.TaskManagement
+	tag uint64
+}
+
+func (c *Conn) callAbort(a abortTarget) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("LUN Abort panicked", "tag", a.tag, "panic", p)
+		}
+	}()
+	a.tm.Abort(a.tag)
+}
+
+// runReset resets a LUN off the ring goroutine and then completes the TMF.
+func (c *Conn) runReset(s *slot, tm scsi.TaskManagement) {
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("LUN Reset panicked: %v", p)
+			}
+		}()
+		return tm.Reset()
+	}()
+	c.mu.Lock()
+	if err != nil {
+		c.limiter.log(c.log, "LUN reset failed", err)
+		s.tmfRslt = vscsiif.RsltResetFailed
+	}
+	s.pending--
+	if s.pending == 0 {
+		c.writeResponseLocked(s.req.Rqid, s.tmfRslt, nil, 0)
+		c.releaseLocked(s)
+	}
+	notify := false
+	if !c.batching {
+		notify = c.pushLocked()
+	}
+	c.mu.Unlock()
+	c.notify(notify)
 }
 
 func (c *Conn) isVictim(tmf, v *slot) bool {

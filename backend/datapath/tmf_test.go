@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"context"
+	"errors"
 	"math/rand"
 	"sync"
 	"testing"
@@ -149,4 +150,69 @@ func TestStressOneResponsePerRqid(t *testing.T) {
 	if c.Err() != nil {
 		t.Fatal(c.Err())
 	}
+}
+
+// tmLUN is a slow LUN that takes part in task management: it records
+// Abort calls and blocks Reset until told, and can fail it.
+type tmLUN struct {
+	*slowLUN
+	aborted  chan uint64
+	resetIn  chan struct{}
+	resetOut chan error
+}
+
+func newTMLUN() *tmLUN {
+	return &tmLUN{slowLUN: newSlowLUN(), aborted: make(chan uint64, 8),
+		resetIn: make(chan struct{}, 8), resetOut: make(chan error)}
+}
+
+func (l *tmLUN) Abort(tag uint64) bool { l.aborted <- tag; return false }
+
+func (l *tmLUN) Reset() error {
+	l.resetIn <- struct{}{}
+	return <-l.resetOut
+}
+
+var _ scsi.TaskManagement = (*tmLUN)(nil)
+
+// TestTaskManagementLUN: ABORT tells the LUN which tag to cancel; RESET
+// runs the LUN's Reset off the ring goroutine (other LUNs keep being
+// served while it blocks), answers victims first and reports Reset's
+// outcome: nil -> 0x2002, error -> 0x2003.
+func TestTaskManagementLUN(t *testing.T) {
+	f := newTestFront(t)
+	lun := newTMLUN()
+	f.table.Set(lun0, Entry{LUN: lun})
+	f.table.Set(Addr{0, 1, 0}, Entry{LUN: newMemLUN(8), Inline: true})
+	f.start(4)
+	other := rw(9, opTUR, vscsiif.DMANone, 0, 0)
+	other.ID = 1
+
+	f.send(rw(1, opTUR, vscsiif.DMANone, 0, 0))
+	<-lun.started
+	f.send(vscsiif.Request{Rqid: 2, Act: vscsiif.ActSCSIAbort, RefRqid: 1})
+	got := f.recv(2)
+	expectRslt(t, got[0], 1, vscsiif.Rslt(vscsiif.HostAbort, 0))
+	expectRslt(t, got[1], 2, vscsiif.RsltResetSuccess)
+	if tag := <-lun.aborted; tag != 1 {
+		t.Fatalf("Abort(%d), want tag 1", tag)
+	}
+
+	for i, resetErr := range []error{nil, errors.New("device said no")} {
+		f.send(vscsiif.Request{Rqid: 3, Act: vscsiif.ActSCSIReset})
+		<-lun.resetIn
+		f.send(other) // the ring keeps going while Reset blocks
+		expectRslt(t, f.recv(1)[0], 9, rsltGood)
+		lun.resetOut <- resetErr
+		want := int32(vscsiif.RsltResetSuccess)
+		if resetErr != nil {
+			want = vscsiif.RsltResetFailed
+		}
+		r := f.recv(1)[0]
+		if r.Rqid != 3 || r.Rslt != want {
+			t.Fatalf("reset %d: rqid %d rslt %#x, want %#x", i, r.Rqid, r.Rslt, want)
+		}
+	}
+	close(lun.release)
+	f.quiet(20 * time.Millisecond)
 }
