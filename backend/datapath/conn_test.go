@@ -251,6 +251,14 @@ func TestHostileRequests(t *testing.T) {
 	if c.Err() != nil {
 		t.Fatal(c.Err())
 	}
+	// Healthy and idle: the port is unmasked again (lateeoi done).
+	deadline := time.Now().Add(2 * time.Second)
+	for f.events.Masked(c.Port()) {
+		if time.Now().After(deadline) {
+			t.Fatal("port still masked on an idle healthy ring")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if got := c.Stats().Rejected.Load(); got < uint64(len(cases)) {
 		t.Fatalf("Rejected counter %d", got)
 	}
@@ -279,6 +287,9 @@ func TestRingOverflowStopsRing(t *testing.T) {
 			f.quiet(30 * time.Millisecond)
 			if c.Stats().Responses.Load() != 0 {
 				t.Fatal("responses written on a dead ring")
+			}
+			if !f.events.Masked(c.Port()) {
+				t.Fatal("port unmasked after a ring protocol violation (P18)")
 			}
 			if err := c.Stop(context.Background()); err != nil {
 				t.Fatal(err)
