@@ -81,7 +81,7 @@ guest_start() {
 	xenstore-write "/local/domain/$d/rig" "" &&
 		xenstore-chmod "/local/domain/$d/rig" "n$d" || return 1
 	xl unpause "$name" || return 1
-	if ! wait_xs "/local/domain/$d/rig/ready" 1 180; then
+	if ! wait_xs "/local/domain/$d/rig/ready" 1 300; then
 		note "guest agent not ready; console tail:"
 		tail -n 20 "$(guest_console "$name")" | sed 's/^/    /'
 		return 1
@@ -114,12 +114,16 @@ guest_run() {
 		rm -f "/run/rig/$name.seq"
 		return 124
 	fi
-	# chunks are raw (-R: no escaping); a chunk's trailing newline is its own
+	# chunks are raw: `xenstore-read -R` neither escapes nor appends a newline
 	for k in $(xenstore-list "$base/out/$n" 2>/dev/null | sort); do
-		xenstore-read -R "$base/out/$n/$k" | head -c -1
+		xenstore-read -R "$base/out/$n/$k"
 	done
 	rc=$(xenstore-read "$base/rc/$n")
-	xenstore-rm "$base/cmd/$n" "$base/out/$n" 2>/dev/null
+	if xenstore-read "$base/err/$n" >/dev/null 2>&1; then
+		note "guest_run: output lost: $(xenstore-read "$base/err/$n")"
+		rc=126
+	fi
+	xenstore-rm "$base/cmd/$n" "$base/out/$n" "$base/rc/$n" "$base/err/$n" 2>/dev/null
 	return "$rc"
 }
 

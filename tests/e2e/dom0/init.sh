@@ -12,6 +12,11 @@ mount -o remount,rw /
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mkdir -p /dev/pts /dev/shm
+# what udev would add to devtmpfs: bash's process substitution needs /dev/fd
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 mount -t devpts devpts /dev/pts
 # fresh logs every boot: xenconsoled appends to guest-<name>.log
 mount -t tmpfs tmpfs /var/log

@@ -49,5 +49,17 @@ for f in /rig/scenarios/*.sh; do
 	*) rig_log "FAIL: $name: $(cat "$reason" 2>/dev/null || echo "exit status $rc") ($took s)"; nfail+=1 ;;
 	esac
 done
+# dom0-health: no dom0 process may have crashed meanwhile (a crash in a
+# helper can otherwise hide behind a scenario that happened to pass)
+if selected dom0-health; then
+	crashes=$(dmesg | grep -E 'segfault at|general protection|traps:|Out of memory' | tail -5)
+	if [[ -n $crashes ]]; then
+		rig_log "FAIL: dom0-health: $(tr '\n' ';' <<<"$crashes")"
+		nfail+=1
+	else
+		rig_log "PASS: dom0-health (no crashed processes in dom0)"
+		npass+=1
+	fi
+fi
 rig_log "scenarios: $npass passed, $nfail failed, $npend pending"
 ((nfail == 0))

@@ -4,7 +4,7 @@
 # SCSI frontend, then serves dom0's commands over xenstore (the "guest agent"):
 #
 #   dom0 writes  /local/domain/<me>/rig/cmd/<n>   = a shell script   (n = 1, 2, ...)
-#   guest writes /local/domain/<me>/rig/out/<n>/<k> = its output, 3000-byte chunks
+#   guest writes /local/domain/<me>/rig/out/<n>/<k> = its output, 1500-byte chunks
 #                /local/domain/<me>/rig/rc/<n>      = its exit status (written last)
 #
 # dom0 creates rig/ (owned by the guest) before unpausing the guest. Commands
@@ -34,14 +34,19 @@ if ! xenstore-write rig/ready 1; then
 fi
 echo "GUEST-AGENT-READY domid $me"
 
-# put_output N FILE: FILE into rig/out/N/000, 001, ... (xenstore values are <= 4 KiB)
+# put_output N FILE: FILE into rig/out/N/000, 001, ... xenstored limits what
+# a guest may store per node (quota-max-entry-size, 2048 bytes by default), so
+# chunks are 1500 bytes; a failed write is reported in rig/err/N.
 put_output() {
 	size=$(wc -c <"$2")
 	k=0
-	while [ $((k * 3000)) -lt "$size" ] || [ $k -eq 0 ]; do
+	while [ $((k * 1500)) -lt "$size" ] || [ $k -eq 0 ]; do
 		# the trailing "." keeps a chunk's final newlines, which $(...) would eat
-		v=$(dd if="$2" bs=3000 skip=$k count=1 2>/dev/null; echo .)
-		xenstore-write -R "rig/out/$1/$(printf %03d $k)" "${v%.}"
+		v=$(dd if="$2" bs=1500 skip=$k count=1 2>/dev/null; echo .)
+		if ! xenstore-write -R "rig/out/$1/$(printf %03d $k)" "${v%.}"; then
+			xenstore-write "rig/err/$1" "output chunk $k of $size bytes could not be stored"
+			return 1
+		fi
 		k=$((k + 1))
 	done
 }

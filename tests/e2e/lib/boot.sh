@@ -13,7 +13,10 @@ choose_accel() {
 	if [[ $want == kvm ]]; then
 		echo "-accel kvm -cpu host"
 	else
-		echo "-accel tcg,thread=multi -cpu max"
+		# AVX off: with QEMU 7.2's TCG AVX/AVX2 (new in 7.2), dom0 processes
+		# crashed in libc (heap corruption in bash, modprobe) once a guest ran;
+		# glibc then picks its SSE string functions. RIG_CPU overrides.
+		echo "-accel tcg,thread=multi -cpu ${RIG_CPU:-max,avx=off,avx2=off}"
 	fi
 }
 

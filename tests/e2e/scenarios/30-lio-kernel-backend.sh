@@ -9,7 +9,7 @@ W=naa.5001405012345678
 T=$C/xen-pvscsi/$W/tpgt_1
 
 # a clean slate, whatever an earlier scenario left
-$lio delete disk0 && $lio delete ram0 || fail "cleaning up before the test"
+{ $lio delete disk0 && $lio delete ram0; } || fail "cleaning up before the test"
 out=$($lio create disk0 /var/lib/rig/disk0.img:64M $W 0 2>&1) || fail "create disk0: $out"
 [[ $out == "p-dev $W:0" ]] || fail "create disk0 printed '$out'"
 [[ -d /sys/module/xen_scsiback ]] || fail "xen-scsiback not loaded by create"

@@ -57,7 +57,8 @@ fio_job() { # kind args...
 		fail "fio $kind failed: $(tail -3 <<<"$out")"
 	jq -c --arg kind "$kind" --arg wall "$(since "$t")" '.jobs[0].read | {kind: $kind,
 		iops: .iops, mib_s: (.bw / 1024), p50_us: (.clat_ns.percentile["50.000000"] / 1000),
-		p99_us: (.clat_ns.percentile["99.000000"] / 1000), dom0_wall_s: ($wall | tonumber)}' <<<"$out" >>"$runs" ||
+		p99_us: (.clat_ns.percentile["99.000000"] / 1000), dom0_wall_s: ($wall | tonumber)}' \
+		< <(sed -n '/^{/,$p' <<<"$out") >>"$runs" ||
 		fail "fio $kind: no JSON result"
 }
 for r in $(seq 1 "$RUNS"); do
