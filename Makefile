@@ -17,7 +17,7 @@ FUZZTIME ?= 8s
 CMDS     := $(patsubst %/,%,$(dir $(wildcard */cmd/*/main.go */*/cmd/*/main.go)))
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' 2>/dev/null) .ci/run $(wildcard hotplug/scripts/*)
 
-.PHONY: all build lib test test-all check fmt vet shellcheck fuzz-smoke race clean e2e demo test-cshared
+.PHONY: all build lib test test-all check fmt vet shellcheck fuzz-smoke race clean e2e e2e-shell rig-clean demo test-cshared
 
 all: build lib
 
@@ -68,6 +68,23 @@ fuzz-smoke:
 	done
 
 test-all: check test race test-cshared fuzz-smoke
+
+# The Xen test ground (tests/e2e, docs/testing.md). deps first: `build` needs Go.
+e2e:
+	scripts/deps.sh --rig
+	$(MAKE) build lib
+	RIG_SKIP_DEPS=1 tests/e2e/rig.sh test
+
+e2e-shell:
+	scripts/deps.sh --rig
+	$(MAKE) build lib
+	RIG_SKIP_DEPS=1 tests/e2e/rig.sh shell
+
+rig-clean:
+	tests/e2e/rig.sh clean
+
+demo:
+	@echo "make demo: not written yet (issue 5 item 6); make e2e runs the test ground"; exit 1
 
 clean:
 	rm -rf $(BUILD)
