@@ -1,0 +1,373 @@
+// Package autoattach gives domains started with plain `xl create` their
+// vscsi devices. Upstream xl ignores vscsi= silently and keeps no copy of
+// the config text (P1), so a watcher in dom0 does what SUSE's libxl did at
+// domain creation: on every @introduceDomain it finds each new domain's
+// xl config among a list of directories (by name=, and uuid= where set),
+// and applies its vscsi= entries with plugin.Toolstack.Apply, the code
+// behind `xl-vscsi apply`. On every @releaseDomain it removes the trees
+// of domains that are gone (plugin.Toolstack.Cleanup, P26).
+//
+// The watcher is idempotent across restarts: a domain that already has
+// vscsi vhosts (in its frontend or backend tree) is left alone, so a
+// restarted daemon writes nothing for domains it (or xl-vscsi) set up
+// before.
+//
+// Everything here is pure Go over xenif.Store; nothing starts before Run.
+package autoattach
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+	"github.com/govscsi/govscsi/libxlgo/xsutil"
+	"github.com/govscsi/govscsi/plugin"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Action is what the watcher did about one domain.
+type Action string
+
+// Actions reported through Config.Report (and logged).
+const (
+	Attached     Action = "attached"     // vscsi= entries applied, peers connected
+	NoVSCSI      Action = "no-vscsi"     // the matching config has no vscsi= entries
+	HasVHosts    Action = "has-vhosts"   // the domain already has vhosts: left alone
+	NoConfig     Action = "no-config"    // no config in the directories names the domain
+	Ambiguous    Action = "ambiguous"    // several configs name the domain: nothing written
+	BadConfig    Action = "bad-config"   // the config or a vscsi= entry is wrong: nothing written
+	Failed       Action = "failed"       // apply failed (and rolled back its writes)
+	Gone         Action = "gone"         // the domain vanished while being set up
+	Renamed      Action = "renamed"      // the domain kept changing its name: nothing written
+	Unnamed      Action = "unnamed"      // no name node yet: retried on the next event
+	Inaccessible Action = "inaccessible" // reading the domain's nodes failed
+)
+
+// Outcome is one domain's handling, for Config.Report.
+type Outcome struct {
+	Domid  uint32
+	Name   string
+	Config string // the config applied (or "" )
+	Action Action
+	Added  int      // devices written (Attached)
+	Others []string // the competing configs (Ambiguous)
+	Err    error
+}
+
+// Config configures a Watcher.
+type Config struct {
+	// ConfigDirs are searched (non-recursively) for xl configs; default
+	// DefaultConfigDirs.
+	ConfigDirs []string
+	// Logger gets one line per domain handled and per cleanup (default: a
+	// null logger).
+	Logger hclog.Logger
+	// Report, if set, is called after each domain is handled (tests and
+	// monitoring); it must not block for long.
+	Report func(Outcome)
+	// Cleaned, if set, is called after a cleanup pass removed something.
+	Cleaned func(domids []uint32, err error)
+}
+
+// Watcher is the daemon's state. Create it with New, start it with Run.
+type Watcher struct {
+	s   xenif.Store // for the watches and the reads that match domains
+	ts  *plugin.Toolstack
+	cfg Config
+	log hclog.Logger
+
+	mu      sync.Mutex
+	handled map[uint32]bool // domains handled (or being handled) this run
+	wg      sync.WaitGroup
+}
+
+// New returns a Watcher that watches and reads through s and writes
+// through ts. s must be a connection of its own (the Watcher reads its
+// Events through an xsutil.Mux); ts may share nothing with it. The
+// backend domain is ts.Options().BackendDomid.
+func New(s xenif.Store, ts *plugin.Toolstack, cfg Config) *Watcher {
+	if len(cfg.ConfigDirs) == 0 {
+		cfg.ConfigDirs = DefaultConfigDirs
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Watcher{s: s, ts: ts, cfg: cfg, log: cfg.Logger, handled: map[uint32]bool{}}
+}
+
+// Run handles the domains that exist now, then every domain introduced
+// later, and cleans up after every released domain, until ctx ends. It
+// waits for the domains being set up to finish (their own waits are
+// bounded by the Toolstack's timeouts, and cancelled with ctx) before it
+// returns.
+func (w *Watcher) Run(ctx context.Context) error {
+	mux := xsutil.NewMux(w.s)
+	defer mux.Close()
+	intro, cancelIntro, err := mux.Watch(xenif.WatchIntroduceDomain)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", xenif.WatchIntroduceDomain, err)
+	}
+	defer cancelIntro()
+	rel, cancelRel, err := mux.Watch(xenif.WatchReleaseDomain)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", xenif.WatchReleaseDomain, err)
+	}
+	defer cancelRel()
+	w.log.Info("watching for new domains", "config_dirs", w.cfg.ConfigDirs, "backend_domid", w.ts.Options().BackendDomid)
+	defer w.wg.Wait()
+	// Reconcile what is already there (a restart) before reacting to
+	// events: the trees of domains that went while no watcher ran, then
+	// every live domain. Both watches also fire once when registered;
+	// those passes find nothing new.
+	w.cleanup()
+	if err := w.scan(ctx); err != nil {
+		w.log.Error("listing domains failed", "error", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-intro:
+			if !ok {
+				return xenif.ErrStoreClosed
+			}
+			if err := w.scan(ctx); err != nil {
+				w.log.Error("listing domains failed", "error", err)
+			}
+		case _, ok := <-rel:
+			if !ok {
+				return xenif.ErrStoreClosed
+			}
+			w.cleanup()
+			if err := w.scan(ctx); err != nil { // forget the gone ones
+				w.log.Error("listing domains failed", "error", err)
+			}
+		}
+	}
+}
+
+func (w *Watcher) cleanup() {
+	ids, err := w.ts.Cleanup()
+	if err != nil {
+		w.log.Error("removing the vscsi trees of gone domains failed", "error", err)
+	} else if len(ids) > 0 {
+		w.log.Info("removed the vscsi trees of gone domains", "domids", ids)
+	}
+	if w.cfg.Cleaned != nil && (err != nil || len(ids) > 0) {
+		w.cfg.Cleaned(ids, err)
+	}
+}
+
+// scan starts a handler for every live domain not handled yet and
+// forgets the domains that are gone (Xen may reuse a domid much later).
+func (w *Watcher) scan(ctx context.Context) error {
+	names, err := w.s.Directory(xenif.NoTx, "/local/domain")
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			names = nil
+		} else {
+			return err
+		}
+	}
+	live := map[uint32]bool{}
+	var fresh []uint32
+	be := w.ts.Options().BackendDomid
+	w.mu.Lock()
+	for _, n := range names {
+		id, err := strconv.ParseUint(n, 10, 32)
+		if err != nil || strconv.FormatUint(id, 10) != n || id >= xenif.DomidFirstReserved {
+			continue
+		}
+		d := uint32(id)
+		live[d] = true
+		if d == 0 || d == be || w.handled[d] {
+			continue
+		}
+		w.handled[d] = true
+		fresh = append(fresh, d)
+	}
+	for d := range w.handled {
+		if !live[d] {
+			delete(w.handled, d)
+		}
+	}
+	w.mu.Unlock()
+	sort.Slice(fresh, func(i, j int) bool { return fresh[i] < fresh[j] })
+	for _, d := range fresh {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			o := w.handle(ctx, d)
+			if o.Action == Unnamed {
+				w.mu.Lock()
+				delete(w.handled, d) // look again on the next event
+				w.mu.Unlock()
+			}
+			if w.cfg.Report != nil {
+				w.cfg.Report(o)
+			}
+		}()
+	}
+	return nil
+}
+
+// identity reads a domain's name and uuid (from its vm node,
+// "/vm/<uuid>"); ok is false if the domain has no name (yet).
+func (w *Watcher) identity(domid uint32) (name, uuid string, ok bool, err error) {
+	home := "/local/domain/" + strconv.FormatUint(uint64(domid), 10)
+	name, err = w.s.Read(xenif.NoTx, home+"/name")
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return "", "", false, nil
+		}
+		return "", "", false, err
+	}
+	if vm, err := w.s.Read(xenif.NoTx, home+"/vm"); err == nil {
+		uuid = normUUID(path.Base(vm))
+	}
+	return name, uuid, true, nil
+}
+
+func (w *Watcher) alive(domid uint32) bool {
+	_, err := w.s.Read(xenif.NoTx, "/local/domain/"+strconv.FormatUint(uint64(domid), 10))
+	return !errors.Is(err, syscall.ENOENT)
+}
+
+// handle sets up one domain. Every outcome is logged with the domain's
+// id and name; only Attached writes anything.
+func (w *Watcher) handle(ctx context.Context, domid uint32) Outcome {
+	o := Outcome{Domid: domid}
+	log := w.log.With("domid", domid)
+	// A name read, the configs matched against it, the chosen config
+	// checked, then the name read again: if it changed meanwhile (xl
+	// rename), start over with the new one, a few times at most.
+	const attempts = 3
+	var chosen candidate
+	for i := 0; ; i++ {
+		name, uuid, ok, err := w.identity(domid)
+		if err != nil {
+			if !w.alive(domid) {
+				o.Action = Gone
+				log.Info("domain vanished before its vscsi devices were set up")
+				return o
+			}
+			o.Action, o.Err = Inaccessible, err
+			log.Error("cannot read the domain's name", "error", err)
+			return o
+		}
+		if !ok {
+			o.Action = Unnamed
+			if !w.alive(domid) {
+				o.Action = Gone
+			}
+			log.Debug("domain has no name yet; waiting for the next event")
+			return o
+		}
+		o.Name = name
+		log = w.log.With("domid", domid, "name", name)
+		vs, err := w.ts.List(domid)
+		if err != nil {
+			o.Action, o.Err = Inaccessible, err
+			log.Error("cannot list the domain's vscsi vhosts", "error", err)
+			return o
+		}
+		if len(vs) > 0 {
+			o.Action = HasVHosts
+			log.Info("domain already has vscsi vhosts; leaving it alone", "vhosts", len(vs))
+			return o
+		}
+		cands, err := scanConfigs(w.cfg.ConfigDirs, func(p string, err error) {
+			log.Trace("not an xl config", "file", p, "error", err)
+		})
+		if err != nil {
+			o.Action, o.Err = Inaccessible, err
+			log.Error("cannot read the config directories", "error", err)
+			return o
+		}
+		m := match(cands, name, uuid)
+		switch len(m) {
+		case 0:
+			o.Action = NoConfig
+			log.Info("no xl config with this name in the config directories; no vscsi devices attached",
+				"uuid", uuid, "config_dirs", w.cfg.ConfigDirs)
+			return o
+		case 1:
+		default:
+			for _, c := range m {
+				o.Others = append(o.Others, c.Path)
+			}
+			o.Action = Ambiguous
+			log.Warn("several xl configs name this domain; attaching nothing (set uuid= in the right one, or remove the others)",
+				"configs", o.Others, "uuid", uuid)
+			return o
+		}
+		chosen = m[0]
+		o.Config = chosen.Path
+		// Check the vscsi= entries before anything is written: a bad one
+		// is the user's to fix, and the domain is left as it is.
+		entries, warns, err := cfgparse.ConfigSpecs(chosen.Path)
+		for _, wn := range warns {
+			log.Warn("vscsi= entry", "config", chosen.Path, "warning", wn.String())
+		}
+		if err != nil {
+			o.Action, o.Err = BadConfig, err
+			log.Error("bad vscsi= entry in the domain's config; nothing attached", "config", chosen.Path, "error", err)
+			return o
+		}
+		if len(entries) == 0 {
+			o.Action = NoVSCSI
+			log.Debug("the domain's config has no vscsi= entries", "config", chosen.Path)
+			return o
+		}
+		again, _, ok, err := w.identity(domid)
+		if err == nil && ok && again == name {
+			break
+		}
+		if err == nil && !ok || !w.alive(domid) {
+			o.Action = Gone
+			log.Info("domain vanished before its vscsi devices were set up")
+			return o
+		}
+		if i+1 >= attempts {
+			o.Action = Renamed
+			log.Warn("domain keeps being renamed; no vscsi devices attached", "now", again)
+			return o
+		}
+		log.Info("domain renamed while being set up; matching again", "now", again)
+	}
+
+	log = log.With("config", chosen.Path)
+	log.Info("attaching the config's vscsi devices")
+	res, err := w.ts.Apply(ctx, strconv.FormatUint(uint64(domid), 10), chosen.Path)
+	for _, wn := range res.Warnings {
+		log.Warn("vscsi", "warning", wn)
+	}
+	if err != nil {
+		o.Err = err
+		if !w.alive(domid) || errors.Is(err, plugin.ErrNoDomain) {
+			o.Action = Gone
+			log.Info("domain vanished while its vscsi devices were being set up; nothing left behind", "error", err)
+			return o
+		}
+		var se *cfgparse.SpecError
+		var ge *cfgparse.GroupError
+		if errors.As(err, &se) || errors.As(err, &ge) {
+			o.Action = BadConfig
+			log.Error("bad vscsi= entry in the domain's config; nothing attached", "error", err)
+			return o
+		}
+		o.Action = Failed
+		log.Error("attaching vscsi devices failed; what was written is removed again", "error", err)
+		return o
+	}
+	o.Action, o.Added = Attached, len(res.Added)
+	log.Info("vscsi devices attached", "vhosts_created", res.Created, "devices", len(res.Added), "pending_frontend", res.Pending)
+	return o
+}

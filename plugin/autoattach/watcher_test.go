@@ -1,0 +1,570 @@
+package autoattach_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+	"github.com/govscsi/govscsi/libxlgo/xs"
+	"github.com/govscsi/govscsi/libxlgo/xsfake"
+	"github.com/govscsi/govscsi/libxlgo/xswire"
+	"github.com/govscsi/govscsi/plugin"
+	"github.com/govscsi/govscsi/plugin/autoattach"
+	"github.com/govscsi/govscsi/tests/simpeer"
+	"github.com/hashicorp/go-hclog"
+)
+
+const (
+	wwn0 = "naa.5001405012345678:0"
+	wwn1 = "naa.5001405012345678:1"
+)
+
+// host is an xsfake server playing a Xen host: dom0 (and optionally a
+// driver domain running the backend), the scripted backend peer, guests
+// added with addGuest (each with its scripted frontend peer), config
+// directories, and the watcher on Debian's libxenstore (two real
+// connections: one for its watches, one for the toolstack).
+type host struct {
+	t        *testing.T
+	srv      *xsfake.Started
+	admin    *xsfake.Client
+	beDomid  uint32
+	dirs     []string
+	outcomes chan autoattach.Outcome
+	cleaned  chan []uint32
+	logs     *syncBuf
+	pending  []autoattach.Outcome // reports read while waiting for another domain
+
+	stop func() // stops the running watcher (nil if none)
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	sb strings.Builder
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.String()
+}
+
+var n0 = xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
+
+func newHost(t *testing.T, beDomid uint32) *host {
+	t.Helper()
+	h := &host{t: t, srv: xsfake.StartT(t), beDomid: beDomid, outcomes: make(chan autoattach.Outcome, 64),
+		cleaned: make(chan []uint32, 64), logs: &syncBuf{}}
+	var err error
+	if h.admin, err = h.srv.Connect(0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.admin.Close() })
+	h.mkdir("/local/domain/0", n0)
+	h.write("/local/domain/0/name", "Domain-0")
+	h.mkdir("/local/domain/0/backend", n0)
+	if beDomid != 0 {
+		// A driver domain as libxl makes one: its home readable by it.
+		h.mkdir(home(beDomid), xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: beDomid, Bits: xenif.PermRead}})
+		h.write(home(beDomid)+"/name", "driver"+strconv.Itoa(int(beDomid)))
+		h.srv.IntroduceDomain(beDomid)
+	}
+	// The backend peer, connected as the backend domain.
+	bs, err := h.srv.Connect(beDomid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &simpeer.Backend{Store: bs, Domid: beDomid, DevErrors: true, Log: t.Logf}
+	stopBE := simpeer.Start(be.Run)
+	t.Cleanup(func() { stopBE(); bs.Close() })
+
+	d := t.TempDir()
+	h.dirs = []string{filepath.Join(d, "xen"), filepath.Join(d, "xen", "auto")}
+	for _, x := range h.dirs {
+		if err := os.MkdirAll(x, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if h.stop != nil {
+			h.stop()
+		}
+	})
+	return h
+}
+
+func home(d uint32) string { return "/local/domain/" + strconv.FormatUint(uint64(d), 10) }
+
+func (h *host) mkdir(p string, perms xenif.Perms) {
+	h.t.Helper()
+	if err := h.admin.Mkdir(xenif.NoTx, p); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.admin.SetPerms(xenif.NoTx, p, perms); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *host) write(p, v string) {
+	h.t.Helper()
+	if err := h.admin.Write(xenif.NoTx, p, v); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *host) exists(p string) bool {
+	_, err := h.admin.Read(xenif.NoTx, p)
+	return err == nil
+}
+
+// cfg writes an xl config into the first directory (dir 0) or /auto (1).
+func (h *host) cfg(dir int, file, body string) string {
+	h.t.Helper()
+	p := filepath.Join(h.dirs[dir], file)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+// guest creates a domain as xl create does (home, name, vm, device dir),
+// starts its frontend peer unless noFE, and introduces it.
+func (h *host) guest(domid uint32, name, uuid string, noFE bool) {
+	h.t.Helper()
+	h.mkdir(home(domid), xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: domid, Bits: xenif.PermRead}})
+	h.write(home(domid)+"/name", name)
+	if uuid != "" {
+		h.write(home(domid)+"/vm", "/vm/"+uuid)
+	}
+	h.mkdir(home(domid)+"/device", xenif.Perms{{Domid: domid, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}})
+	h.mkdir("/libxl/"+strconv.FormatUint(uint64(domid), 10), n0)
+	if !noFE {
+		fs, err := h.srv.Connect(domid)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		fe := &simpeer.Frontend{Store: fs, Domid: domid, RingRef: "43", EventChannel: "20", Log: h.t.Logf}
+		stop := simpeer.Start(fe.Run)
+		h.t.Cleanup(func() { stop(); fs.Close() })
+	}
+	h.srv.IntroduceDomain(domid)
+}
+
+// destroy is xl destroy of a domain without vscsi support: the home and
+// /libxl/<domid> go, the domain is released; the backend tree stays (P26).
+func (h *host) destroy(domid uint32) {
+	h.t.Helper()
+	for _, p := range []string{home(domid), "/libxl/" + strconv.FormatUint(uint64(domid), 10)} {
+		if err := h.admin.Rm(xenif.NoTx, p); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	h.srv.ReleaseDomain(domid)
+}
+
+// start runs a watcher (on two real libxenstore connections) until stop.
+func (h *host) start() {
+	h.t.Helper()
+	ws, err := xs.Open(0)
+	if err != nil {
+		h.t.Fatalf("libxenstore against xsfake: %v", err)
+	}
+	tss, err := xs.Open(0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "vscsi-autoattach", Level: hclog.Debug, Output: h.logs})
+	ts := plugin.New(tss, plugin.Options{BackendDomid: h.beDomid, Flavour: cfgparse.FlavourKernel, InitTimeout: 10 * time.Second, Logger: log})
+	w := autoattach.New(ws, ts, autoattach.Config{
+		ConfigDirs: h.dirs, Logger: log,
+		Report:  func(o autoattach.Outcome) { h.outcomes <- o },
+		Cleaned: func(ids []uint32, err error) { h.cleaned <- ids },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	h.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			h.t.Errorf("watcher: %v", err)
+		}
+		ts.Close()
+		tss.Close()
+		ws.Close()
+		h.stop = nil
+	}
+}
+
+// outcome waits for the watcher's report on domid.
+func (h *host) outcome(domid uint32) autoattach.Outcome {
+	h.t.Helper()
+	for i, o := range h.pending {
+		if o.Domid == domid {
+			h.pending = append(h.pending[:i], h.pending[i+1:]...)
+			return o
+		}
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case o := <-h.outcomes:
+			if o.Domid == domid {
+				return o
+			}
+			h.pending = append(h.pending, o)
+		case <-deadline:
+			h.t.Fatalf("no outcome for domain %d; log:\n%s", domid, h.logs.String())
+		}
+	}
+}
+
+// waitCleaned waits for a cleanup pass that removed domid.
+func (h *host) waitCleaned(domid uint32) {
+	h.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case ids := <-h.cleaned:
+			for _, id := range ids {
+				if id == domid {
+					return
+				}
+			}
+		case <-deadline:
+			h.t.Fatalf("domain %d never cleaned; log:\n%s", domid, h.logs.String())
+		}
+	}
+}
+
+// vscsiOf is every node of the tree that belongs to domid's vscsi
+// devices (backend, frontend, error and toolstack nodes).
+func (h *host) vscsiOf(domid uint32) []string {
+	d := strconv.FormatUint(uint64(domid), 10)
+	var out []string
+	for p := range h.srv.Snapshot() {
+		if strings.Contains(p, "/backend/vscsi/"+d) || strings.HasPrefix(p, home(domid)+"/device/vscsi") ||
+			strings.HasPrefix(p, "/libxl/"+d+"/vscsi") {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (h *host) list(ts *plugin.Toolstack, domid uint32) []plugin.VHostStatus {
+	h.t.Helper()
+	vs, err := ts.List(domid)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return vs
+}
+
+// adminTS is a toolstack on the admin connection, for reading state.
+func (h *host) adminTS() *plugin.Toolstack {
+	c, err := h.srv.Connect(0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ts := plugin.New(c, plugin.Options{BackendDomid: h.beDomid})
+	h.t.Cleanup(func() { ts.Close(); c.Close() })
+	return ts
+}
+
+func connected(vs []plugin.VHostStatus, devs int) bool {
+	if len(vs) != 1 || vs[0].BackendState != 4 || vs[0].FrontendState != 4 || len(vs[0].Devs) != devs {
+		return false
+	}
+	for _, d := range vs[0].Devs {
+		if d.BackendState != 4 || d.FrontendState != 4 {
+			return false
+		}
+	}
+	return true
+}
+
+const guestCfg = `# a PV guest as xl create starts it
+name = "guest5"
+memory = 512
+vcpus = 1
+kernel = "/boot/vmlinuz"
+disk = [ 'phy:/dev/vg/guest5,xvda,w' ]
+vscsi = [ '` + wwn0 + `,0:0:0:0', '` + wwn1 + `,0:0:1:0' ]
+`
+
+// The main flow: a domain started by plain xl create (its config in
+// /etc/xen, symlinked from /etc/xen/auto: one config, not two) gets its
+// vhost, and both peers reach state 4 for the vhost and both devices.
+// When it is destroyed, its trees go (P26).
+func TestIntroduceAttachesReleaseCleans(t *testing.T) {
+	h := newHost(t, 0)
+	p := h.cfg(0, "guest5.cfg", guestCfg)
+	if err := os.Symlink(p, filepath.Join(h.dirs[1], "guest5.cfg")); err != nil {
+		t.Fatal(err)
+	}
+	h.cfg(0, "xl.conf", "autoballoon=\"off\"\n")            // no name: not a domain config
+	h.cfg(0, "README", "this is not { an xl config\n")      // unparsable: skipped
+	h.cfg(0, "other.cfg", "name = \"other\"\nmemory=128\n") // another domain
+	h.start()
+	h.guest(5, "guest5", "", false)
+	o := h.outcome(5)
+	if o.Action != autoattach.Attached || o.Added != 2 || o.Config != p {
+		t.Fatalf("outcome %+v; log:\n%s", o, h.logs.String())
+	}
+	ts := h.adminTS()
+	if vs := h.list(ts, 5); !connected(vs, 2) || vs[0].Index != 0 {
+		t.Fatalf("vhosts after attach: %+v", vs)
+	}
+	if l := logLine(h.logs.String(), "vscsi devices attached"); !strings.Contains(l, "domid=5") || !strings.Contains(l, "name=guest5") || !strings.Contains(l, "devices=2") {
+		t.Errorf("attach log line %q:\n%s", l, h.logs.String())
+	}
+
+	h.destroy(5)
+	h.waitCleaned(5)
+	if left := h.vscsiOf(5); len(left) != 0 {
+		t.Errorf("left after release: %v", left)
+	}
+}
+
+// No config, and two configs for one name: a log line each, nothing
+// written. A uuid= in one of two same-named configs decides.
+func TestNoConfigAmbiguousUUID(t *testing.T) {
+	h := newHost(t, 0)
+	h.cfg(0, "twice-a.cfg", "name = \"twice\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
+	h.cfg(1, "twice-b.cfg", "name = \"twice\"\nvscsi = [ '"+wwn1+",0:0:0:0' ]\n")
+	const uuid = "4b9c2ad1-6d2e-4a8b-9a11-0123456789ab"
+	h.cfg(0, "twin-a.cfg", "name = \"twin\"\nuuid = \"4B9C2AD1-6D2E-4A8B-9A11-0123456789AB\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
+	h.cfg(1, "twin-b.cfg", "name = \"twin\"\nuuid = \"00000000-0000-0000-0000-000000000001\"\nvscsi = [ '"+wwn1+",0:0:0:0' ]\n")
+	h.start()
+
+	h.guest(6, "nocfg", "", false)
+	if o := h.outcome(6); o.Action != autoattach.NoConfig {
+		t.Fatalf("no config: %+v", o)
+	}
+	h.guest(7, "twice", "", false)
+	o := h.outcome(7)
+	if o.Action != autoattach.Ambiguous || len(o.Others) != 2 {
+		t.Fatalf("two configs: %+v", o)
+	}
+	h.guest(8, "twin", uuid, false)
+	o = h.outcome(8)
+	if o.Action != autoattach.Attached || !strings.HasSuffix(o.Config, "twin-a.cfg") {
+		t.Fatalf("uuid decides: %+v; log:\n%s", o, h.logs.String())
+	}
+	if vs := h.list(h.adminTS(), 8); !connected(vs, 1) || vs[0].Devs[0].PDev != wwn0 {
+		t.Fatalf("twin: %+v", vs)
+	}
+	for _, d := range []uint32{6, 7} {
+		if left := h.vscsiOf(d); len(left) != 0 {
+			t.Errorf("domain %d: written: %v", d, left)
+		}
+	}
+	logs := h.logs.String()
+	for _, want := range []string{
+		"no xl config with this name in the config directories; no vscsi devices attached:",
+		"name=nocfg",
+		"several xl configs name this domain; attaching nothing",
+		"twice-a.cfg", "twice-b.cfg",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// A bad vscsi= entry: one error line naming the domain and the bad token;
+// nothing written; the domain is untouched.
+func TestBadVSCSILine(t *testing.T) {
+	h := newHost(t, 0)
+	h.cfg(0, "bad.cfg", "name = \"bad\"\nvscsi = [ '"+wwn0+",0:0:0:0', '"+wwn1+",0:0:1:0,feature-hots' ]\n")
+	h.start()
+	before := h.srv.Dump()
+	h.guest(9, "bad", "", false)
+	o := h.outcome(9)
+	if o.Action != autoattach.BadConfig || o.Err == nil || !strings.Contains(o.Err.Error(), "feature-hots") {
+		t.Fatalf("outcome %+v", o)
+	}
+	if left := h.vscsiOf(9); len(left) != 0 {
+		t.Errorf("written: %v", left)
+	}
+	line := logLine(h.logs.String(), "bad vscsi= entry")
+	for _, want := range []string{"[ERROR]", "domid=9", "name=bad", "feature-hots", "bad.cfg"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("error line %q lacks %q", line, want)
+		}
+	}
+	// Only the domain's own creation (home, /libxl/9) changed the tree;
+	// vscsiOf above already checked /libxl/9/vscsi.
+	after := h.srv.Dump()
+	for _, l := range strings.Split(after, "\n") {
+		if !strings.Contains(before, l) && !strings.HasPrefix(l, home(9)) && !strings.HasPrefix(l, "/libxl") {
+			t.Errorf("unexpected node: %s", l)
+		}
+	}
+}
+
+// A restarted watcher reconciles: domains that have their vhosts are left
+// alone (no xenstore write at all), gone domains' trees are removed, and
+// a domain that appeared while no watcher ran gets its devices.
+func TestRestartWritesNothingTwice(t *testing.T) {
+	h := newHost(t, 0)
+	h.cfg(0, "guest5.cfg", guestCfg)
+	h.cfg(0, "g6.cfg", "name = \"g6\"\nvscsi = [ '"+wwn0+",1:0:0:0' ]\n")
+	h.cfg(0, "g7.cfg", "name = \"g7\"\nvscsi = [ '"+wwn1+",0:0:0:0' ]\n")
+	h.start()
+	h.guest(5, "guest5", "", false)
+	h.guest(6, "g6", "", false)
+	for _, d := range []uint32{5, 6} {
+		if o := h.outcome(d); o.Action != autoattach.Attached {
+			t.Fatalf("domain %d: %+v", d, o)
+		}
+	}
+	h.stop()
+	ts := h.adminTS()
+	if vs := h.list(ts, 5); !connected(vs, 2) {
+		t.Fatalf("guest5: %+v", vs)
+	}
+	snap := h.srv.Dump()
+
+	// Restart over an unchanged host: not one write.
+	var writes atomic.Int64
+	var what sync.Map
+	h.srv.SetOnRequest(func(domid uint32, m xswire.Msg) {
+		switch m.Type {
+		case xswire.Write, xswire.Mkdir, xswire.Rm, xswire.SetPerms:
+			writes.Add(1)
+			what.Store(fmt.Sprintf("%v %q", m.Type, m.Payload), true)
+		}
+	})
+	h.start()
+	for _, d := range []uint32{5, 6} {
+		if o := h.outcome(d); o.Action != autoattach.HasVHosts {
+			t.Fatalf("restart, domain %d: %+v", d, o)
+		}
+	}
+	h.stop()
+	if n := writes.Load(); n != 0 {
+		what.Range(func(k, _ any) bool { t.Errorf("write after restart: %v", k); return true })
+	}
+	if got := h.srv.Dump(); got != snap {
+		t.Errorf("tree changed across the restart")
+	}
+	h.srv.SetOnRequest(nil)
+
+	// While no watcher runs: g6 is destroyed, g7 starts.
+	h.destroy(6)
+	h.guest(7, "g7", "", false)
+	h.start()
+	h.waitCleaned(6)
+	if o := h.outcome(7); o.Action != autoattach.Attached {
+		t.Fatalf("g7 after restart: %+v", o)
+	}
+	if o := h.outcome(5); o.Action != autoattach.HasVHosts {
+		t.Fatalf("guest5 after restart: %+v", o)
+	}
+	if left := h.vscsiOf(6); len(left) != 0 {
+		t.Errorf("g6 left: %v", left)
+	}
+	if vs := h.list(ts, 7); !connected(vs, 1) {
+		t.Errorf("g7: %+v", vs)
+	}
+}
+
+// A domain that dies while its vhost waits for the guest's frontend: the
+// apply gives up, and nothing of it remains.
+func TestDomainGoneMidSetup(t *testing.T) {
+	h := newHost(t, 0)
+	h.cfg(0, "dying.cfg", "name = \"dying\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
+	h.start()
+	h.guest(11, "dying", "", true) // no frontend: the vhost stays in InitWait
+	be := "/local/domain/0/backend/vscsi/11/0/state"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if v, err := h.admin.Read(xenif.NoTx, be); err == nil && v == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the backend never probed; log:\n%s", h.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.destroy(11)
+	o := h.outcome(11)
+	if o.Action != autoattach.Gone {
+		t.Fatalf("outcome %+v", o)
+	}
+	// The rollback or the release cleanup removes everything; wait for
+	// the cleanup pass, which follows the release.
+	deadline = time.Now().Add(20 * time.Second)
+	for len(h.vscsiOf(11)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("left behind: %v", h.vscsiOf(11))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if h.exists(home(11)) {
+		t.Errorf("the domain's home came back")
+	}
+}
+
+// A domain renamed between the config match and the apply (xl rename):
+// the watcher notices, matches again, and applies the new name's config.
+func TestRenamedMidSetup(t *testing.T) {
+	h := newHost(t, 0)
+	h.cfg(0, "old.cfg", "name = \"old\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
+	h.cfg(0, "new.cfg", "name = \"new\"\nvscsi = [ '"+wwn1+",0:0:0:0' ]\n")
+	var reads atomic.Int32
+	renamer, err := h.srv.Connect(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer renamer.Close()
+	h.srv.SetOnRequest(func(domid uint32, m xswire.Msg) {
+		if m.Type == xswire.Read && strings.TrimRight(string(m.Payload), "\x00") == home(12)+"/name" {
+			if reads.Add(1) == 2 { // the re-read after the match
+				if err := renamer.Write(xenif.NoTx, home(12)+"/name", "new"); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})
+	h.start()
+	h.guest(12, "old", "", false)
+	o := h.outcome(12)
+	if o.Action != autoattach.Attached || !strings.HasSuffix(o.Config, "new.cfg") || o.Name != "new" {
+		t.Fatalf("outcome %+v; log:\n%s", o, h.logs.String())
+	}
+	if vs := h.list(h.adminTS(), 12); !connected(vs, 1) || vs[0].Devs[0].PDev != wwn1 {
+		t.Fatalf("vhosts: %+v", vs)
+	}
+	if !strings.Contains(h.logs.String(), "domain renamed while being set up") {
+		t.Errorf("no rename log line:\n%s", h.logs.String())
+	}
+}
+
+// logLine returns the last log line containing s.
+func logLine(logs, s string) string {
+	var line string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, s) {
+			line = l
+		}
+	}
+	return line
+}
