@@ -1,6 +1,7 @@
 package plugin_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -622,5 +623,44 @@ func TestHungFrontend(t *testing.T) {
 	}
 	if got := r.vscsiDump(); got != before {
 		t.Errorf("left behind after the forced destroy:\n%s", got)
+	}
+}
+
+// CleanupOnRelease removes a dead guest's backend tree when xenstored
+// fires @releaseDomain (what `xl destroy` leaves behind, P26).
+func TestCleanupOnRelease(t *testing.T) {
+	r := newRig(t, rigOpt{})
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	c, cancel := context.WithCancel(context.Background())
+	reports := make(chan []uint32, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- r.ts.CleanupOnRelease(c, func(ids []uint32, err error) {
+			if err != nil {
+				t.Errorf("cleanup pass: %v", err)
+			}
+			reports <- ids
+		})
+	}()
+	// xl destroy: the guest's own tree goes, the domain is released.
+	r.admin.Rm(xenif.NoTx, "/local/domain/5")
+	r.admin.Rm(xenif.NoTx, "/libxl/5/device")
+	r.srv.ReleaseDomain(guest)
+	select {
+	case ids := <-reports:
+		if fmt.Sprint(ids) != "[5]" {
+			t.Errorf("cleaned %v", ids)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no cleanup after @releaseDomain")
+	}
+	if r.exists("/local/domain/0/backend/vscsi/5") || r.exists("/libxl/5") {
+		t.Errorf("left behind:\n%s", r.vscsiDump())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
 	}
 }

@@ -98,6 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func runEnv(e *env, args []string) int {
+	args = hoistGlobalFlags(args) // toolstack.go
 	if len(args) == 0 {
 		mainUsage(e.stderr)
 		return 1

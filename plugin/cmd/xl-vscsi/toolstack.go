@@ -325,6 +325,7 @@ func setupCreate(fs *flag.FlagSet) runner {
 	sysfs := fs.String("sysfs-root", "/sys", "resolve /dev pdevs through the sysfs at `P`")
 	cfgfs := fs.String("configfs-root", "/sys/kernel/config", "find LIO xen-pvscsi ports in the configfs at `P`")
 	hotplug := fs.String("hotplug-script", "", "run `script` add|remove for each new vhost (libxl's convention)")
+	dry := fs.Bool("dry-run", false, "check the config's vscsi= entries and print the commands, run nothing")
 	return func(e *env, args []string) error {
 		if len(args) < 1 {
 			return usagef("want <ConfigFile> [xl create options]")
@@ -336,6 +337,32 @@ func setupCreate(fs *flag.FlagSet) runner {
 		if err != nil {
 			return err
 		}
+		r := &cfgparse.Resolver{SysfsRoot: *sysfs, ConfigfsRoot: *cfgfs, Stat: e.stat}
+		devs, warns, err := r.Devices(entries, f.fl.f)
+		printWarnings(e, warns)
+		if err != nil {
+			return err
+		}
+		if _, err := cfgparse.Group(devs, nil, 0); err != nil {
+			return err
+		}
+		xlArgs, assigns := []string{"create", "-p"}, []string(nil)
+		for _, a := range args[1:] {
+			if strings.HasPrefix(a, "-") {
+				xlArgs = append(xlArgs, a)
+			} else {
+				assigns = append(assigns, a)
+			}
+		}
+		xlArgs = append(append(xlArgs, cfg), assigns...)
+		if *dry {
+			fmt.Fprintf(e.stdout, "xl %s\n", strings.Join(xlArgs, " "))
+			if len(entries) > 0 {
+				fmt.Fprintf(e.stdout, "%s apply %s <new domid>   (%d device(s))\n", prog, cfg, len(devs))
+			}
+			fmt.Fprintf(e.stdout, "xl unpause <new domid>\n")
+			return nil
+		}
 		st, err := openStore()
 		if err != nil {
 			return err
@@ -345,18 +372,6 @@ func setupCreate(fs *flag.FlagSet) runner {
 		if err != nil {
 			return err
 		}
-		// xl create [options] <ConfigFile> [Variable=Value ...]: options
-		// go before the file, assignments after it.
-		xlArgs := []string{"create", "-p"}
-		var assigns []string
-		for _, a := range args[1:] {
-			if strings.HasPrefix(a, "-") {
-				xlArgs = append(xlArgs, a)
-			} else {
-				assigns = append(assigns, a)
-			}
-		}
-		xlArgs = append(append(xlArgs, cfg), assigns...)
 		if err := xlCommand(e, xlArgs...); err != nil {
 			return err
 		}
@@ -370,6 +385,8 @@ func setupCreate(fs *flag.FlagSet) runner {
 				fresh = append(fresh, d)
 			}
 		}
+		// xl create [options] <ConfigFile> [Variable=Value ...]: options
+		// went before the file, assignments after it.
 		sort.Strings(fresh)
 		if len(fresh) != 1 {
 			return fmt.Errorf("cannot tell which domain xl created: new domains %v (did another one start meanwhile?); it stays paused", fresh)
@@ -429,3 +446,31 @@ both trees are deleted.`
 const cleanupHelp = `Remove the vscsi backend trees (and the toolstack's /libxl/<domid>/vscsi)
 of domains that no longer exist: 'xl destroy' knows nothing about vscsi
 and leaves them behind.`
+
+// globalFlags are the options xl-vscsi also accepts before the subcommand
+// name (`xl-vscsi --timeout 5s scsi-attach ...`), as xl takes -v there.
+var globalFlags = map[string]bool{"backend-domid": true, "flavour": true, "timeout": true}
+
+// hoistGlobalFlags moves global options given before the subcommand to
+// just after it, where the subcommand's flag set parses them.
+func hoistGlobalFlags(args []string) []string {
+	var pre []string
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" && args[i] != "--" {
+		name, _, hasVal := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if !globalFlags[name] {
+			return args // not ours (e.g. -h): leave everything as it was
+		}
+		pre = append(pre, args[i])
+		i++
+		if !hasVal && i < len(args) {
+			pre = append(pre, args[i])
+			i++
+		}
+	}
+	if len(pre) == 0 || i >= len(args) {
+		return args
+	}
+	out := append([]string{args[i]}, pre...)
+	return append(out, args[i+1:]...)
+}

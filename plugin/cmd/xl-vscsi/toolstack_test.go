@@ -155,10 +155,16 @@ func TestCLIAttachListDetach(t *testing.T) {
 		t.Errorf("vhost 1 still there: %q", got)
 	}
 
+	// Global options may precede the subcommand, as xl's do.
+	if out := r.ok("--timeout", "5s", "--flavour=hctl", "scsi-list", "guest5"); !strings.HasPrefix(out, "Dom Vhost") || !strings.Contains(out, "\n5   0 ") {
+		t.Errorf("global options: %q", out)
+	}
+
 	for _, c := range []struct {
 		args []string
 		msg  string
 	}{
+		{[]string{"--timeout", "soon", "scsi-list", "guest5"}, `invalid value "soon" for flag -timeout`},
 		{[]string{"scsi-attach", "nosuch", pdevA, "0:0:0:0"}, `domain "nosuch": no such domain`},
 		{[]string{"scsi-attach", "guest5", pdevA, "0:0:0"}, `"0:0:0"`},
 		{[]string{"scsi-attach", "guest5", pdevA}, "Usage: xl-vscsi scsi-attach"},
@@ -189,6 +195,15 @@ func TestCLIApplyCreateCleanup(t *testing.T) {
 		t.Errorf("apply: frontend dev-1 state %q", got)
 	}
 
+	// create --dry-run checks the config and runs nothing.
+	out := r.ok("create", "--dry-run", good, "--", "-q", "memory=256")
+	if want := "xl create -p -q " + good + " memory=256\nxl-vscsi apply " + good + " <new domid>   (2 device(s))\nxl unpause <new domid>\n"; out != want {
+		t.Errorf("create --dry-run:\n%s\nwant\n%s", out, want)
+	}
+	if _, err := os.Stat(r.xlLog); err == nil {
+		t.Errorf("create --dry-run ran xl")
+	}
+
 	// create: xl create -p, apply, unpause.
 	r.ok("create", good, "--", "-q", "memory=256")
 	log, _ := os.ReadFile(r.xlLog)
@@ -211,7 +226,7 @@ func TestCLIApplyCreateCleanup(t *testing.T) {
 
 	// Domain 6 is gone; its backend tree stays until cleanup (P26).
 	r.admin.Write(xenif.NoTx, "/local/domain/0/backend/vscsi/6/0/state", "6")
-	out := r.ok("cleanup", "--dry-run")
+	out = r.ok("cleanup", "--dry-run")
 	if out != "would remove the vscsi nodes of vanished domain 6\n" {
 		t.Errorf("cleanup --dry-run: %q", out)
 	}
