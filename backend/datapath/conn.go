@@ -436,6 +436,11 @@ func (c *Conn) drain() (drained bool, err error) {
 func (c *Conn) worker() {
 	defer c.workersWG.Done()
 	for s := range c.work {
+		// A command ABORTed while queued, or queued at teardown, never
+		// reaches the LUN.
+		c.mu.Lock()
+		s.cancelled = s.aborted || c.stopping.Load()
+		c.mu.Unlock()
 		c.execute(s)
 	}
 }

@@ -38,6 +38,9 @@ type slot struct {
 	cmd     scsi.Command
 	res     scsi.Result
 	panics  bool // the LUN panicked on this command
+	// cancelled: answered or torn down before a worker picked it up, so
+	// the LUN is not called at all.
+	cancelled bool
 
 	aborted bool    // already answered by ABORT/RESET/teardown; drop the result
 	waiters []*slot // TMFs to answer right after this slot's response
@@ -204,7 +207,10 @@ func (c *Conn) grantCopy(ops []xenif.GrantCopyOp) error {
 // execute runs the command on its LUN and completes it.
 func (c *Conn) execute(s *slot) {
 	s.res = scsi.Result{}
-	s.panics = !c.runLUN(s)
+	s.panics = false
+	if !s.cancelled {
+		s.panics = !c.runLUN(s)
+	}
 	c.complete(s)
 }
 
@@ -228,7 +234,7 @@ func (c *Conn) complete(s *slot) {
 	res := &s.res
 	fromDevice := s.cmd.Dir == scsi.DirFromDevice || s.cmd.Dir == scsi.DirBidirectional
 	dl := 0
-	if fromDevice && !s.panics {
+	if fromDevice && !s.panics && !s.cancelled {
 		dl = min(max(res.DataLen, 0), len(s.cmd.Data))
 	}
 	rslt := vscsiif.Rslt(res.Host, res.Status)
@@ -242,6 +248,9 @@ func (c *Conn) complete(s *slot) {
 	}
 	if s.panics {
 		rslt, sense, residual = vscsiif.Rslt(vscsiif.HostError, 0), nil, 0
+	}
+	if s.cancelled {
+		dl, rslt, sense, residual = 0, vscsiif.Rslt(vscsiif.HostAbort, 0), nil, 0
 	}
 
 	if s.entry.Inline && dl > 0 {
@@ -325,6 +334,7 @@ func (c *Conn) answerWaitersLocked(s *slot) {
 func (c *Conn) releaseLocked(s *slot) {
 	s.state = stateFree
 	s.aborted = false
+	s.cancelled = false
 	s.entry = Entry{}
 	s.cmd = scsi.Command{}
 	s.res = scsi.Result{}

@@ -216,3 +216,29 @@ func TestTaskManagementLUN(t *testing.T) {
 	close(lun.release)
 	f.quiet(20 * time.Millisecond)
 }
+
+// TestAbortQueuedCommand: with one worker busy, a queued command that is
+// ABORTed is answered at once and never reaches the LUN.
+func TestAbortQueuedCommand(t *testing.T) {
+	f := newTestFront(t)
+	slow := newSlowLUN()
+	f.table.Set(lun0, Entry{LUN: slow})
+	f.start(1)
+	f.send(rw(1, opTUR, vscsiif.DMANone, 0, 0))
+	if tag := <-slow.started; tag != 1 {
+		t.Fatalf("tag %d", tag)
+	}
+	f.send(rw(2, opTUR, vscsiif.DMANone, 0, 0))
+	f.send(vscsiif.Request{Rqid: 3, Act: vscsiif.ActSCSIAbort, RefRqid: 2})
+	got := f.recv(2)
+	expectRslt(t, got[0], 2, vscsiif.Rslt(vscsiif.HostAbort, 0))
+	expectRslt(t, got[1], 3, vscsiif.RsltResetSuccess)
+	close(slow.release)
+	expectRslt(t, f.recv(1)[0], 1, rsltGood)
+	f.quiet(20 * time.Millisecond)
+	select {
+	case tag := <-slow.started:
+		t.Fatalf("aborted command %d reached the LUN", tag)
+	default:
+	}
+}
