@@ -242,8 +242,9 @@ func (c *Conn) stop(ctx context.Context) error {
 			c.writeResponseLocked(s.req.Rqid, vscsiif.Rslt(vscsiif.HostAbort, 0), nil, 0)
 		}
 	}
-	c.pushLocked()
+	notify := c.pushLocked()
 	c.mu.Unlock()
+	c.notify(notify) // the port is still bound
 
 	// Responses in the middle of their copy-out finish quickly (one grant
 	// copy); wait for them so none is cut off.
