@@ -224,6 +224,12 @@ func (h *host) outcome(domid uint32) autoattach.Outcome {
 	for {
 		select {
 		case o := <-h.outcomes:
+			if o.Action == autoattach.Unnamed {
+				// Seen between the test's mkdir of the home and its
+				// name write (libxl writes both in one transaction):
+				// retried on the next event.
+				continue
+			}
 			if o.Domid == domid {
 				return o
 			}
