@@ -664,3 +664,22 @@ func TestCleanupOnRelease(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// BenchmarkAttachDetach: one hot-add and one hot-remove on a connected
+// vhost, through the real libxenstore, with both scripted peers reacting
+// (the whole 7/8 state round trip, twice).
+func BenchmarkAttachDetach(b *testing.B) {
+	r := newRig(b, rigOpt{})
+	if _, err := r.ts.Attach(context.Background(), "guest5", wwn0, "0:0:0:0"); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := r.ts.Attach(context.Background(), "guest5", wwn1, "0:0:1:0"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.ts.Detach(context.Background(), "guest5", "0:0:1:0"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

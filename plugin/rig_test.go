@@ -22,7 +22,7 @@ const guest = 5
 // scripted backend (dom0) and frontend (domain 5) peers on their own
 // connections.
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *xsfake.Started
 	admin   *xsfake.Client // dom0 Go client for setup and checks
 	store   *xs.Handle
@@ -31,6 +31,7 @@ type rig struct {
 	fe      *simpeer.Frontend
 	stopFE  func() error
 	failAdd func(string) bool
+	logf    func(string, ...any)
 }
 
 // startFrontend runs the scripted frontend (xen-scsifront loading).
@@ -40,7 +41,7 @@ func (r *rig) startFrontend() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.fe = &simpeer.Frontend{Store: fs, Domid: guest, FailAdd: r.failAdd, RingRef: "43", EventChannel: "20", Log: r.t.Logf}
+	r.fe = &simpeer.Frontend{Store: fs, Domid: guest, FailAdd: r.failAdd, RingRef: "43", EventChannel: "20", Log: r.logf}
 	stop := simpeer.Start(r.fe.Run)
 	var once sync.Once
 	r.stopFE = func() error {
@@ -59,7 +60,7 @@ type rigOpt struct {
 	opts       plugin.Options
 }
 
-func newRig(t *testing.T, o rigOpt) *rig {
+func newRig(t testing.TB, o rigOpt) *rig {
 	t.Helper()
 	r := &rig{t: t, srv: xsfake.StartT(t)}
 	var err error
@@ -84,7 +85,11 @@ func newRig(t *testing.T, o rigOpt) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.be = &simpeer.Backend{Store: bs, Resolvable: o.resolvable, Delay: o.beDelay, DevErrors: true, Log: t.Logf}
+	r.logf = t.Logf
+	if _, bench := t.(*testing.B); bench {
+		r.logf = nil // keep peer chatter out of measurements
+	}
+	r.be = &simpeer.Backend{Store: bs, Resolvable: o.resolvable, Delay: o.beDelay, DevErrors: true, Log: r.logf}
 	stopBE := simpeer.Start(r.be.Run)
 	t.Cleanup(func() { stopBE(); bs.Close() })
 	r.failAdd = o.failAdd
