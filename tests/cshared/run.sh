@@ -68,10 +68,21 @@ done
 printf "vscsi = [ 'naa.5001405012345678:2,0:0:2:0' ]\n" > "$work/apply.cfg"
 
 status=0
+
+# ABI check: the header declares exactly the functions the library exports.
+grep -o '\bvscsi_[a-z_]*(' "$top/c/include/govscsi.h" | tr -d '(' | sort -u > "$work/declared"
+nm -D --defined-only "$build/libgovscsi.so" | awk '$3 ~ /^vscsi_/ { print $3 }' | sort -u > "$work/exported"
+if ! diff -u "$work/declared" "$work/exported"; then
+	echo "run.sh: c/include/govscsi.h and libgovscsi.so disagree (- header, + library)" >&2
+	status=1
+fi
+
+# Compile with the flags build/govscsi.pc gives, so the .pc is tested too.
+pcflags=$(PKG_CONFIG_PATH="$build" pkg-config --cflags --libs govscsi)
 for src in "$top"/c/tests/*.c; do
 	name=$(basename "$src" .c)
-	"$CC" -Wall -Wextra -Werror -o "$work/$name" "$src" -I"$top/c/include" \
-		-L"$build" -lgovscsi -Wl,-rpath,"$work/lib"
+	# shellcheck disable=SC2086 # pkg-config output is a list of flags
+	"$CC" -Wall -Wextra -Werror -o "$work/$name" "$src" $pcflags -Wl,-rpath,"$work/lib"
 	echo "== $name"
 	if "$work/$name" "$work/apply.cfg" > "$work/$name.out" 2>&1 && grep -q '^PASS$' "$work/$name.out"; then
 		cat "$work/$name.out"
