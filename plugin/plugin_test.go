@@ -683,3 +683,21 @@ func BenchmarkAttachDetach(b *testing.B) {
 		}
 	}
 }
+
+// No backend running: the create times out saying so, and since nobody
+// probed the vhost, the rollback removes it without waiting.
+func TestNoBackend(t *testing.T) {
+	r := newRig(t, rigOpt{noBackend: true, opts: plugin.Options{InitTimeout: 300 * time.Millisecond, DestroyTimeout: 5 * time.Second}})
+	before := r.vscsiDump()
+	start := time.Now()
+	_, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0")
+	if !errors.Is(err, plugin.ErrTimeout) || !strings.Contains(err.Error(), "is the vscsi backend running?") {
+		t.Fatalf("attach without a backend: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("rollback waited for a backend that never probed: %v", d)
+	}
+	if got := r.vscsiDump(); got != before {
+		t.Errorf("left behind:\n%s", got)
+	}
+}

@@ -54,6 +54,7 @@ func (r *rig) startFrontend() {
 
 type rigOpt struct {
 	noFrontend bool
+	noBackend  bool
 	resolvable func(string) bool
 	failAdd    func(string) bool
 	beDelay    time.Duration
@@ -90,8 +91,11 @@ func newRig(t testing.TB, o rigOpt) *rig {
 		r.logf = nil // keep peer chatter out of measurements
 	}
 	r.be = &simpeer.Backend{Store: bs, Resolvable: o.resolvable, Delay: o.beDelay, DevErrors: true, Log: r.logf}
-	stopBE := simpeer.Start(r.be.Run)
-	t.Cleanup(func() { stopBE(); bs.Close() })
+	if !o.noBackend {
+		stopBE := simpeer.Start(r.be.Run)
+		t.Cleanup(func() { stopBE() })
+	}
+	t.Cleanup(func() { bs.Close() })
 	r.failAdd = o.failAdd
 	if !o.noFrontend {
 		r.startFrontend()
