@@ -87,6 +87,27 @@ func TestStressOneResponsePerRqid(t *testing.T) {
 	for i := range refs {
 		_, refs[i] = f.dataPage(0, false)
 	}
+	// Hot add/remove churn on target 2 while traffic addresses it.
+	churnDone := make(chan struct{})
+	stopChurn := make(chan struct{})
+	go func() {
+		defer close(churnDone)
+		hot := Addr{0, 2, 0}
+		for i := 0; ; i++ {
+			select {
+			case <-stopChurn:
+				return
+			default:
+			}
+			if i%2 == 0 {
+				f.table.Set(hot, Entry{LUN: newMemLUN(64), Inline: i%4 == 0})
+			} else {
+				f.table.Remove(hot)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}()
+	defer func() { close(stopChurn); <-churnDone }()
 	outstanding := map[uint16]uint8{} // rqid -> act
 	free := make([]uint16, 0, 16)
 	for i := 15; i >= 0; i-- {
@@ -105,7 +126,7 @@ func TestStressOneResponsePerRqid(t *testing.T) {
 			switch k := rng.Intn(10); {
 			case k < 6:
 				r = rw(id, opRead10, vscsiif.DMAFromDevice, uint32(rng.Intn(60)), 1, seg(refs[id], 0, 512))
-				r.ID = uint16(rng.Intn(2))
+				r.ID = uint16(rng.Intn(3))
 			case k < 7:
 				r = rw(id, opRead10, uint8(rng.Intn(256)), 0, 1, seg(uint32(rng.Intn(40)), uint16(rng.Intn(5000)), 512))
 				r.CmdLen = uint8(rng.Intn(20))
