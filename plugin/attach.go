@@ -148,7 +148,10 @@ func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cf
 	for _, d := range devs {
 		idx = append(idx, d.VDev.Host)
 	}
-	unlock := t.lockVHosts(domid, idx)
+	unlock, err := t.lockVHosts(ctx, domid, idx)
+	if err != nil {
+		return res, err
+	}
 	defer unlock()
 	return t.applyDevices(ctx, domid, devs, res)
 }

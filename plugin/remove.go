@@ -31,7 +31,10 @@ func (t *Toolstack) Detach(ctx context.Context, domain, vdev string) (Result, er
 		return Result{}, err
 	}
 	res := Result{Domid: domid}
-	unlock := t.lockVHosts(domid, []uint32{h.Host})
+	unlock, err := t.lockVHosts(ctx, domid, []uint32{h.Host})
+	if err != nil {
+		return res, err
+	}
 	defer unlock()
 	vs, err := t.List(domid)
 	if err != nil {
@@ -233,7 +236,10 @@ func (t *Toolstack) DestroyVHost(ctx context.Context, domain string, vhost int) 
 			continue
 		}
 		if v.Index >= 0 {
-			unlock := t.lockVHosts(domid, []uint32{uint32(v.Index)})
+			unlock, err := t.lockVHosts(ctx, domid, []uint32{uint32(v.Index)})
+			if err != nil {
+				return res, err
+			}
 			defer unlock()
 		}
 		err := t.destroyVHost(ctx, domid, vhost, false)

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -109,13 +110,20 @@ func (t *Toolstack) DomainID(domain string) (uint32, error) {
 
 // lockVHosts takes the in-process locks of the given vhosts of a domain
 // (sorted, so two operations never wait on each other crosswise) and
-// returns the unlock function. Between processes the xenstore transaction
-// and the backend-state screen (3/7/8 = busy, wait and retry) serialise.
-func (t *Toolstack) lockVHosts(domid uint32, indexes []uint32) func() {
+// returns the unlock function; it gives up when ctx ends. Between
+// processes the xenstore transaction and the backend-state screen
+// (1/3/7/8 = busy, wait and retry) serialise.
+func (t *Toolstack) lockVHosts(ctx context.Context, domid uint32, indexes []uint32) (func(), error) {
 	idx := append([]uint32(nil), indexes...)
 	sort.Slice(idx, func(i, j int) bool { return idx[i] < idx[j] })
 	var held []*vhostLock
 	var keys []vhostKey
+	unlock := func() {
+		for i := len(held) - 1; i >= 0; i-- {
+			<-held[i].ch
+			t.release(keys[i], held[i])
+		}
+	}
 	for i, x := range idx {
 		if i > 0 && idx[i-1] == x {
 			continue
@@ -129,20 +137,26 @@ func (t *Toolstack) lockVHosts(domid uint32, indexes []uint32) func() {
 		}
 		l.refs++
 		t.mu.Unlock()
-		l.ch <- struct{}{}
-		held = append(held, l)
-		keys = append(keys, k)
-	}
-	return func() {
-		for i := len(held) - 1; i >= 0; i-- {
-			<-held[i].ch
-			t.mu.Lock()
-			held[i].refs--
-			if held[i].refs == 0 {
-				delete(t.locks, keys[i])
-			}
-			t.mu.Unlock()
+		select {
+		case l.ch <- struct{}{}:
+			held = append(held, l)
+			keys = append(keys, k)
+		case <-ctx.Done():
+			t.release(k, l)
+			unlock()
+			return nil, fmt.Errorf("waiting for another operation on vdev host %d of domain %d: %w", x, domid, ctx.Err())
 		}
+	}
+	return unlock, nil
+}
+
+// release drops one reference to a vhost lock, forgetting it at zero.
+func (t *Toolstack) release(k vhostKey, l *vhostLock) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l.refs--
+	if l.refs == 0 {
+		delete(t.locks, k)
 	}
 }
 
