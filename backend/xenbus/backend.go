@@ -1,0 +1,407 @@
+package xenbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/govscsi/govscsi/backend/datapath"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+	"github.com/govscsi/govscsi/libxlgo/xsutil"
+)
+
+// DefaultType is the backend type directory this backend serves.
+const DefaultType = "vscsiu"
+
+// Defaults for Config's timeouts.
+const (
+	DefaultTeardownTimeout = 10 * time.Second
+	DefaultRemoveTimeout   = 5 * time.Second
+	DefaultShutdownTimeout = 5 * time.Second
+	DefaultRescanInterval  = 2 * time.Second
+)
+
+// LUNRequest describes one device to open.
+type LUNRequest struct {
+	Pdev  string        // BE/vscsi-devs/dev-N/p-dev, as written
+	Addr  datapath.Addr // the guest's c:t:l
+	Domid uint32        // the frontend domain
+	Vhost string        // the vhost directory name
+	Dev   string        // "dev-N"
+	// ReportLUNs lists the LUNs configured on Addr's (channel, target),
+	// for REPORT LUNS.
+	ReportLUNs func() []uint64
+}
+
+// LUNOpener opens the LUN a p-dev names. The error text ends up in
+// dev-N/error, so it should say what was wrong with the p-dev.
+type LUNOpener func(req LUNRequest) (datapath.Entry, error)
+
+// Config configures a Backend.
+type Config struct {
+	// Store is a connection acting as the backend domain. The Backend
+	// owns its Events channel (through an xsutil.Mux) while it runs.
+	Store xenif.Store
+	// Domid is this backend's domain.
+	Domid uint32
+	// Type is the backend type directory (default DefaultType).
+	Type string
+	// OpenLUN opens a p-dev (required).
+	OpenLUN LUNOpener
+	// Grants maps the ring and copies data (shared by all connections).
+	Grants datapath.GrantDevice
+	// OpenEvents opens a fresh event-channel device: each connection
+	// needs its own (datapath.Config.Events).
+	OpenEvents func() (xenif.EventChannel, error)
+	// MaxSegments is the feature-sg-grant value (0: datapath's default 128).
+	MaxSegments int
+	// Workers per connection (0: datapath's default).
+	Workers int
+	// TeardownTimeout bounds one connection's teardown (P23).
+	TeardownTimeout time.Duration
+	// RemoveTimeout is how long the frontend gets to close after the
+	// toolstack wrote BE state 5 before the backend closes by itself.
+	RemoveTimeout time.Duration
+	// ShutdownTimeout is how long the frontend gets to close after the
+	// backend announced Closing when the Backend stops.
+	ShutdownTimeout time.Duration
+	// RescanInterval: how often vhosts whose frontend directory does not
+	// exist yet are looked at again (creating the FE directory fires no
+	// watch on the backend tree).
+	RescanInterval time.Duration
+	Logger         hclog.Logger
+}
+
+// Backend serves every vhost of one backend type in one domain.
+type Backend struct {
+	cfg  Config
+	log  hclog.Logger
+	mux  *xsutil.Mux
+	root string // /local/domain/<me>/backend/<type>
+	errs string // /local/domain/<me>/error/backend/<type>
+
+	mu     sync.Mutex
+	vhosts map[key]*vhost
+	dead   map[key]bool // unregistered: not probed again while the nodes exist
+}
+
+type key struct {
+	domid uint32
+	vhost string
+}
+
+func (k key) String() string { return strconv.FormatUint(uint64(k.domid), 10) + "/" + k.vhost }
+
+// New checks cfg and returns a Backend; Run starts it.
+func New(cfg Config) (*Backend, error) {
+	if cfg.Store == nil || cfg.OpenLUN == nil || cfg.Grants == nil || cfg.OpenEvents == nil {
+		return nil, errors.New("xenbus: Config needs Store, OpenLUN, Grants and OpenEvents")
+	}
+	if cfg.Type == "" {
+		cfg.Type = DefaultType
+	}
+	if !validName(cfg.Type) {
+		return nil, fmt.Errorf("xenbus: backend type %q: want letters, digits, '-' or '_'", cfg.Type)
+	}
+	if cfg.MaxSegments == 0 {
+		cfg.MaxSegments = datapath.DefaultMaxSegments
+	}
+	if cfg.TeardownTimeout <= 0 {
+		cfg.TeardownTimeout = DefaultTeardownTimeout
+	}
+	if cfg.RemoveTimeout <= 0 {
+		cfg.RemoveTimeout = DefaultRemoveTimeout
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.RescanInterval <= 0 {
+		cfg.RescanInterval = DefaultRescanInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	me := strconv.FormatUint(uint64(cfg.Domid), 10)
+	return &Backend{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		root:   "/local/domain/" + me + "/backend/" + cfg.Type,
+		errs:   "/local/domain/" + me + "/error/backend/" + cfg.Type,
+		vhosts: map[key]*vhost{},
+		dead:   map[key]bool{},
+	}, nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Root is the backend tree served, /local/domain/<me>/backend/<type>.
+func (b *Backend) Root() string { return b.root }
+
+// Run serves until ctx ends, then shuts every vhost down cleanly (Closing,
+// disconnect, Closed; bounded by ShutdownTimeout and TeardownTimeout) and
+// returns. It returns early with an error if the xenstore connection
+// fails.
+func (b *Backend) Run(ctx context.Context) error {
+	b.mux = xsutil.NewMux(b.cfg.Store)
+	defer b.mux.Close()
+	rootCh, cancelRoot, err := b.mux.Watch(b.root)
+	if err != nil {
+		return fmt.Errorf("xenbus: watch %s: %w", b.root, err)
+	}
+	defer cancelRoot() //nolint:errcheck // best effort at exit
+	relCh, cancelRel, err := b.mux.Watch(xenif.WatchReleaseDomain)
+	if err != nil {
+		// Driver domains may not see @releaseDomain; FE removal still
+		// tears vhosts down.
+		b.log.Warn("cannot watch @releaseDomain; dead domains are noticed only by their frontend vanishing", "error", err)
+		relCh = nil
+	} else {
+		defer cancelRel() //nolint:errcheck // best effort at exit
+	}
+	b.log.Info("serving vscsi backends", "root", b.root)
+
+	actx, stopActors := context.WithCancel(context.Background())
+	defer stopActors()
+	var wg sync.WaitGroup
+	rescan := time.NewTicker(b.cfg.RescanInterval)
+	defer rescan.Stop()
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case _, ok := <-rootCh:
+			if !ok {
+				runErr = xenif.ErrStoreClosed
+				break loop
+			}
+		case <-relCh:
+			b.releaseDead(ctx)
+		case <-rescan.C:
+		}
+		if err := b.scan(actx, &wg); err != nil {
+			if errors.Is(err, xenif.ErrStoreClosed) {
+				runErr = err
+				break loop
+			}
+			b.log.Warn("scanning backend tree", "error", err)
+		}
+	}
+
+	// Clean shutdown: every actor goes Closing -> Closed.
+	stopActors()
+	wg.Wait()
+	b.log.Info("backend stopped", "root", b.root)
+	return runErr
+}
+
+// scan probes new vhosts and forgets ones whose nodes are gone.
+func (b *Backend) scan(ctx context.Context, wg *sync.WaitGroup) error {
+	s := b.cfg.Store
+	doms, err := s.Directory(xenif.NoTx, b.root)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			doms = nil
+		} else {
+			return err
+		}
+	}
+	seen := map[key]bool{}
+	for _, d := range doms {
+		domid, err := ParseDomid(d)
+		if err != nil || strconv.FormatUint(uint64(domid), 10) != d {
+			continue // not a domain directory we understand
+		}
+		vhs, err := s.Directory(xenif.NoTx, b.root+"/"+d)
+		if err != nil {
+			continue
+		}
+		for _, vh := range vhs {
+			if !validName(vh) {
+				continue
+			}
+			k := key{domid, vh}
+			seen[k] = true
+			b.mu.Lock()
+			v, dead := b.vhosts[k], b.dead[k]
+			b.mu.Unlock()
+			if v != nil {
+				continue
+			}
+			be := b.root + "/" + k.String()
+			if dead {
+				// A fresh device at the same place (the toolstack wrote
+				// state 1 again) is probed again.
+				if st, err := s.Read(xenif.NoTx, be+"/state"); err != nil || st != "1" {
+					continue
+				}
+				b.mu.Lock()
+				delete(b.dead, k)
+				b.mu.Unlock()
+			}
+			fe, err1 := s.Read(xenif.NoTx, be+"/frontend")
+			_, err2 := s.Read(xenif.NoTx, be+"/frontend-id")
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			if _, err := s.Read(xenif.NoTx, fe); err != nil && errors.Is(err, syscall.ENOENT) {
+				continue // the xenbus core does not probe until FE exists
+			}
+			v = newVhost(b, k, be, fe)
+			b.mu.Lock()
+			b.vhosts[k] = v
+			b.mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				unregistered := v.run(ctx)
+				b.mu.Lock()
+				if b.vhosts[k] == v {
+					delete(b.vhosts, k)
+				}
+				if unregistered {
+					b.dead[k] = true
+				}
+				b.mu.Unlock()
+			}()
+		}
+	}
+	b.mu.Lock()
+	for k := range b.dead {
+		if !seen[k] {
+			delete(b.dead, k)
+		}
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+// domainChecker is implemented by libxlgo/xs.Handle and xsfake.Client.
+type domainChecker interface {
+	IsDomainIntroduced(domid uint32) (bool, error)
+}
+
+// domainGone reports whether domid no longer exists. A dom0 backend asks
+// xenstored (XS_IS_DOMAIN_INTRODUCED, dom0 only); otherwise, or if that
+// fails, a domain whose home directory is gone counts as dead.
+func (b *Backend) domainGone(domid uint32) bool {
+	if dc, ok := b.cfg.Store.(domainChecker); ok && b.cfg.Domid == 0 {
+		if in, err := dc.IsDomainIntroduced(domid); err == nil {
+			return !in
+		}
+	}
+	_, err := b.cfg.Store.Read(xenif.NoTx, "/local/domain/"+strconv.FormatUint(uint64(domid), 10))
+	return errors.Is(err, syscall.ENOENT)
+}
+
+// releaseDead handles @releaseDomain (which does not say which domain):
+// every domain with a backend directory is checked; for a dead one the
+// actors are stopped without talking to the (gone) frontend and its
+// backend and error trees are removed (P26).
+func (b *Backend) releaseDead(ctx context.Context) {
+	doms, err := b.cfg.Store.Directory(xenif.NoTx, b.root)
+	if err != nil {
+		return
+	}
+	for _, d := range doms {
+		domid, err := ParseDomid(d)
+		if err != nil || strconv.FormatUint(uint64(domid), 10) != d || domid == b.cfg.Domid {
+			continue
+		}
+		if !b.domainGone(domid) {
+			continue
+		}
+		b.log.Info("domain gone: releasing its vhosts", "domid", domid)
+		b.mu.Lock()
+		var victims []*vhost
+		for k, v := range b.vhosts {
+			if k.domid == domid {
+				victims = append(victims, v)
+			}
+		}
+		b.mu.Unlock()
+		for _, v := range victims {
+			v.release()
+		}
+		for _, v := range victims {
+			select {
+			case <-v.done:
+			case <-ctx.Done():
+				return
+			}
+		}
+		for _, p := range []string{b.root + "/" + d, b.errs + "/" + d} {
+			if err := b.cfg.Store.Rm(xenif.NoTx, p); err != nil && !errors.Is(err, syscall.ENOENT) {
+				b.log.Warn("removing tree of a dead domain", "path", p, "error", err)
+			}
+		}
+		b.mu.Lock()
+		for k := range b.dead {
+			if k.domid == domid {
+				delete(b.dead, k)
+			}
+		}
+		b.mu.Unlock()
+	}
+}
+
+// VhostInfo is a snapshot of one vhost, for the stats endpoint and logs.
+type VhostInfo struct {
+	Domid     uint32
+	Vhost     string
+	State     int // the BE state last written
+	Frontend  int // the FE state last seen (-1: none yet)
+	Connected bool
+	Error     string // the last fatal error, if any
+	Devices   []DeviceInfo
+	// Ring counters of the current connection (zero when disconnected).
+	Requests, Responses, Rejected uint64
+}
+
+// DeviceInfo is one translated device.
+type DeviceInfo struct {
+	Dev  string // dev-N
+	Pdev string
+	Addr datapath.Addr
+}
+
+// Vhosts returns a snapshot of every running vhost, sorted by domid and
+// vhost.
+func (b *Backend) Vhosts() []VhostInfo {
+	b.mu.Lock()
+	vs := make([]*vhost, 0, len(b.vhosts))
+	for _, v := range b.vhosts {
+		vs = append(vs, v)
+	}
+	b.mu.Unlock()
+	out := make([]VhostInfo, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, v.info())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Domid != out[j].Domid {
+			return out[i].Domid < out[j].Domid
+		}
+		return out[i].Vhost < out[j].Vhost
+	})
+	return out
+}
