@@ -118,9 +118,24 @@ func TestSeedLayoutXenstoreLs(t *testing.T) {
 	if _, err := exec.LookPath("xenstore-ls"); err != nil {
 		t.Skip("xenstore-ls not installed (apt-get install xenstore-utils)")
 	}
+	for _, mode := range []string{"apply", "attach"} {
+		t.Run(mode, func(t *testing.T) { testSeedLayout(t, mode) })
+	}
+}
+
+func testSeedLayout(t *testing.T, mode string) {
 	r := newRig(t, rigOpt{opts: plugin.Options{Flavour: cfgparse.FlavourHCTL}})
-	if _, err := r.ts.Apply(ctx(t), "guest5", "../cfgparse/testdata/vscsi/seed.cfg"); err != nil {
-		t.Fatalf("apply seed.cfg: %v", err)
+	if mode == "apply" {
+		if _, err := r.ts.Apply(ctx(t), "guest5", "../cfgparse/testdata/vscsi/seed.cfg"); err != nil {
+			t.Fatalf("apply seed.cfg: %v", err)
+		}
+	} else {
+		// Create with dev-0, then hot-add dev-1.
+		for _, a := range [][2]string{{"8:0:2:1", "0:0:0:0"}, {"8:0:2:2", "0:0:1:0"}} {
+			if _, err := r.ts.Attach(ctx(t), "guest5", a[0], a[1]); err != nil {
+				t.Fatalf("attach %v: %v", a, err)
+			}
+		}
 	}
 	lsOut := func(path string) map[string]string {
 		out, err := exec.Command("xenstore-ls", "-f", "-p", path).CombinedOutput()
