@@ -153,6 +153,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
+// Reconcile does one pass without watching: it removes the trees of gone
+// domains, handles every live domain not handled yet, and waits for them
+// (`vscsi-autoattach --once`, for hosts that prefer a oneshot unit or a
+// cron job to a daemon).
+func (w *Watcher) Reconcile(ctx context.Context) error {
+	w.cleanup()
+	err := w.scan(ctx)
+	w.wg.Wait()
+	return err
+}
+
 func (w *Watcher) cleanup() {
 	ids, err := w.ts.Cleanup()
 	if err != nil {

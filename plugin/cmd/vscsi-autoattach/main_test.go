@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+	"github.com/govscsi/govscsi/libxlgo/xsfake"
+	"github.com/govscsi/govscsi/tests/simpeer"
+)
+
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), prog)
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+var n0 = xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
+
+// host: an xsfake server with dom0, the scripted backend, and guest 5
+// ("guest5") with its scripted frontend, introduced.
+func host(t *testing.T) (*xsfake.Started, *xsfake.Client) {
+	srv := xsfake.StartT(t)
+	a, err := srv.Connect(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(a.Write(xenif.NoTx, "/local/domain/0/name", "Domain-0"))
+	must(a.Mkdir(xenif.NoTx, "/local/domain/5"))
+	must(a.SetPerms(xenif.NoTx, "/local/domain/5", xenif.Perms{{Domid: 0}, {Domid: 5, Bits: xenif.PermRead}}))
+	must(a.Write(xenif.NoTx, "/local/domain/5/name", "guest5"))
+	must(a.Mkdir(xenif.NoTx, "/local/domain/5/device"))
+	must(a.SetPerms(xenif.NoTx, "/local/domain/5/device", xenif.Perms{{Domid: 5}, {Domid: 0, Bits: xenif.PermRead}}))
+	bs, err := srv.Connect(0)
+	must(err)
+	stopBE := simpeer.Start((&simpeer.Backend{Store: bs}).Run)
+	fs, err := srv.Connect(5)
+	must(err)
+	stopFE := simpeer.Start((&simpeer.Frontend{Store: fs, Domid: 5, RingRef: "8", EventChannel: "9"}).Run)
+	t.Cleanup(func() { stopFE(); stopBE(); fs.Close(); bs.Close() })
+	srv.IntroduceDomain(5)
+	return srv, a
+}
+
+func writeFile(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The binary with --once on real libxenstore: the running guest without
+// devices gets them, a stale tree of a gone domain is removed.
+func TestOnce(t *testing.T) {
+	bin := build(t)
+	_, a := host(t)
+	if err := a.Write(xenif.NoTx, "/local/domain/0/backend/vscsi/9/0/state", "6"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "guest5.cfg"), "name = 'guest5'\nvscsi = [ 'naa.5001405012345678:0,0:0:0:0' ]\n")
+	cfg := filepath.Join(dir, "autoattach.yaml")
+	writeFile(t, cfg, "config_dirs: ["+dir+"]\nlog_level: debug\ntoolstack:\n  backend_domid: 0\n  timeout: 20s\n")
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "--once", "--config", cfg)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	for p, want := range map[string]string{
+		"/local/domain/0/backend/vscsi/5/0/state":                  "4",
+		"/local/domain/5/device/vscsi/0/state":                     "4",
+		"/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-0/state": "4",
+	} {
+		if v, err := a.Read(xenif.NoTx, p); err != nil || v != want {
+			t.Errorf("%s = %q (%v), want %q", p, v, err, want)
+		}
+	}
+	if _, err := a.Read(xenif.NoTx, "/local/domain/0/backend/vscsi/9"); err == nil {
+		t.Errorf("stale tree of domain 9 kept")
+	}
+	if !strings.Contains(stderr.String(), "vscsi devices attached") {
+		t.Errorf("log:\n%s", stderr.String())
+	}
+}
+
+// The daemon: a domain introduced while it runs gets its devices; SIGTERM
+// stops it cleanly.
+func TestDaemonSIGTERM(t *testing.T) {
+	bin := build(t)
+	_, a := host(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "guest5.cfg"), "name = 'guest5'\nvscsi = [ 'naa.5001405012345678:0,2:0:0:0' ]\n")
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "--config-dir", dir, "--config", filepath.Join(dir, "none.yaml"))
+	cmd.Stderr = &stderr
+	// An explicit --config that does not exist is an error.
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "none.yaml") {
+		t.Fatalf("missing explicit config: %v\n%s", err, stderr.String())
+	}
+	stderr.Reset()
+	cmd = exec.Command(bin, "--config-dir", dir, "--log-level", "debug")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if v, _ := a.Read(xenif.NoTx, "/local/domain/5/device/vscsi/0/state"); v == "4" {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("never connected:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+}
+
+// Bad configuration is refused naming the bad key or value.
+func TestBadConfig(t *testing.T) {
+	bin := build(t)
+	dir := t.TempDir()
+	for _, c := range []struct{ yaml, want string }{
+		{"config_dir: [/etc/xen]\n", "config_dir"},
+		{"log_level: loud\n", `"loud"`},
+		{"toolstack:\n  flavor: kernel\n", "flavor"},
+		{"toolstack:\n  timeout: soon\n", `"soon"`},
+		{"toolstack: 3\n", "toolstack"},
+	} {
+		p := filepath.Join(dir, "c.yaml")
+		writeFile(t, p, c.yaml)
+		out, err := exec.Command(bin, "--config", p, "--once").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("%q: %v, output %q lacks %q", c.yaml, err, out, c.want)
+		}
+	}
+}
+
+// The shipped default configuration parses and says what the defaults are.
+func TestShippedConfig(t *testing.T) {
+	st, err := load("../../systemd/autoattach.yaml", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(st.dirs, " ") != "/etc/xen /etc/xen/auto" || st.opts.InitTimeout != DefaultConnectTimeout ||
+		st.opts.DestroyTimeout != 10*time.Second || st.opts.BackendDomid != 0 || !st.timeout {
+		t.Errorf("shipped config: %+v", st)
+	}
+	// A missing default file is fine: the same defaults.
+	st, err = load(filepath.Join(t.TempDir(), "absent.yaml"), false)
+	if err != nil || strings.Join(st.dirs, " ") != "/etc/xen /etc/xen/auto" || st.timeout {
+		t.Errorf("absent default: %+v %v", st, err)
+	}
+}
