@@ -13,6 +13,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
 BUILD    ?= build
 FUZZTIME ?= 8s
+VERSION  ?= 0.1.0
 # Binaries: each main package under */cmd/<name> becomes build/<name>.
 CMDS     := $(patsubst %/,%,$(dir $(wildcard */cmd/*/main.go */*/cmd/*/main.go)))
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' 2>/dev/null) .ci/run $(wildcard hotplug/scripts/*)
@@ -34,6 +35,10 @@ lib:
 		echo "go build -buildmode=c-shared -o $(BUILD)/libgovscsi.so ./plugin/capi"; \
 		$(GO) build -buildmode=c-shared -ldflags=-extldflags=-Wl,-soname,libgovscsi.so.0 \
 			-o $(BUILD)/libgovscsi.so ./plugin/capi && rm -f $(BUILD)/libgovscsi.h; \
+		ln -sf libgovscsi.so $(BUILD)/libgovscsi.so.0; \
+		sed -e "s|@PREFIX@|$(CURDIR)|" -e "s|@LIBDIR@|$(CURDIR)/$(BUILD)|" \
+			-e "s|@INCLUDEDIR@|$(CURDIR)/c/include|" -e "s|@VERSION@|$(VERSION)|" \
+			c/govscsi.pc.in > $(BUILD)/govscsi.pc; \
 	else echo "lib: plugin/capi not present yet"; fi
 
 test:
