@@ -478,3 +478,44 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // goroutines counts goroutines, for leak checks.
 func goroutines() int { return runtime.NumGoroutine() }
+
+// submit queues one CDB without data and does not wait for the answer.
+func (g *guest) submit(a datapath.Addr, rqid uint16, cdb []byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	req := vscsiif.Request{Rqid: rqid, Act: vscsiif.ActSCSICDB, CmdLen: uint8(len(cdb)), Direction: vscsiif.DMANone,
+		Channel: a.Channel, ID: a.Target, LUN: a.LUN}
+	copy(req.CDB[:], cdb)
+	req.Encode(g.front.RequestSlot())
+	g.front.CommitRequest()
+	if g.front.PushRequests() {
+		must(g.r.t, g.ev.Notify(g.port))
+	}
+}
+
+// stuckLUN blocks every command until release is closed (a hung tape or
+// disk, P23).
+type stuckLUN struct {
+	started chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stuckLUN) Execute(cmd *scsi.Command, res *scsi.Result) {
+	s.once.Do(func() { close(s.started) })
+	<-s.release
+}
+func (s *stuckLUN) Close() error { return nil }
+
+// withStuck makes p-dev "stuck" open lun.
+func withStuck(lun *stuckLUN) rigOpt {
+	return func(c *Config) {
+		inner := c.OpenLUN
+		c.OpenLUN = func(req LUNRequest) (datapath.Entry, error) {
+			if req.Pdev == "stuck" {
+				return datapath.Entry{LUN: lun}, nil
+			}
+			return inner(req)
+		}
+	}
+}
