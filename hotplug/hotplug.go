@@ -443,8 +443,14 @@ func (r *Runner) remove(b BackendRef, lg hclog.Logger) error {
 			continue
 		}
 		inUse, failed, errs := r.LIO.Teardown(d.Steps)
-		for _, s := range inUse {
-			lg.Info("left in place (in use by objects this vhost did not make)", "op", s.Op, "path", s.Path)
+		if len(inUse) > 0 {
+			if to, ok := r.adopt(b, inUse); ok {
+				lg.Info("target still holds another vhost's LUN; that vhost now owns it", "to", to.Rel(), "objects", len(inUse))
+			} else {
+				for _, s := range inUse {
+					lg.Info("left in place (in use by objects govscsi did not make)", "op", s.Op, "path", s.Path)
+				}
+			}
 		}
 		for _, e := range errs {
 			lg.Error("remove: teardown step failed", "dev", d.Dev, "error", e)
@@ -509,4 +515,44 @@ func (r *Runner) handOver(to BackendRef, d DevRecord) error {
 	rec.XenbusPath = to.Rel()
 	rec.Devs = append(rec.Devs, d)
 	return saveRecord(r.stateDir(), to, rec)
+}
+
+// adopt hands objects still in use (a target and TPG holding another
+// vhost's LUN) to the record whose objects live inside them, so they go
+// when that vhost does. It reports the adopting vhost.
+func (r *Runner) adopt(self BackendRef, steps []Step) (BackendRef, bool) {
+	files, _ := filepath.Glob(filepath.Join(r.stateDir(), "vscsi-*-*.json"))
+	for _, f := range files {
+		var ref BackendRef
+		if _, err := fmt.Sscanf(filepath.Base(f), "vscsi-%d-%d.json", &ref.Domid, &ref.DevID); err != nil {
+			continue
+		}
+		if ref.Domid == self.Domid && ref.DevID == self.DevID {
+			continue
+		}
+		ref.Home = self.Home
+		rec, err := loadRecord(r.stateDir(), ref)
+		if err != nil {
+			continue
+		}
+		for i, d := range rec.Devs {
+			inside := false
+			for _, s := range d.Steps {
+				for _, u := range steps {
+					if strings.HasPrefix(s.Path, u.Path+"/") {
+						inside = true
+					}
+				}
+			}
+			if !inside {
+				continue
+			}
+			rec.Devs[i].Steps = append(append([]Step(nil), steps...), d.Steps...)
+			if saveRecord(r.stateDir(), ref, rec) != nil {
+				return ref, false
+			}
+			return ref, true
+		}
+	}
+	return BackendRef{}, false
 }

@@ -326,14 +326,22 @@ func (l *LIO) Ensure(pdev, backing string, record func(Step) error) (created boo
 			return false, fmt.Errorf("backstore %s already exists for %s, not for %s: %w", bs, up, backing, ErrConflict)
 		}
 	} else {
+		// The HBA directory is shared by every backstore of its type and
+		// not recorded: Teardown removes it once its last backstore goes
+		// (as lio-xen-pvscsi.sh and rtslib do).
 		hbaDir := filepath.Join(l.core(), hba)
+		madeHBA := false
 		if _, err := l.FS.Lstat(hbaDir); errors.Is(err, fs.ErrNotExist) {
-			if err := mk(hbaDir); err != nil {
+			if err := l.FS.Mkdir(hbaDir); err != nil {
 				return created, fmt.Errorf("creating LIO HBA %s: %w", hbaDir, err)
 			}
+			madeHBA = true
 		}
 		bs = filepath.Join(hbaDir, name)
 		if err := mk(bs); err != nil {
+			if madeHBA {
+				_ = l.FS.Rmdir(hbaDir)
+			}
 			return created, fmt.Errorf("creating backstore %s: %w", bs, err)
 		}
 		for _, a := range [][2]string{{"control", control}, {"udev_path", backing}, {"enable", "1"}} {
@@ -495,10 +503,11 @@ func (l *LIO) classify(backing string) (hba, control string, err error) {
 }
 
 // Teardown removes what steps created, newest first. Objects already gone
-// are fine. An object still in use by something this record did not make
-// (another vhost's LUN in our target, other backstores in our HBA) is left
-// alone and reported in inUse. Other failures come back in errs, and their
-// steps in failed, so that the record can keep them for another try.
+// are fine. An object still in use by something these steps did not make
+// (another vhost's LUN in our target) is left alone and returned in inUse.
+// Other failures come back in errs, and their steps in failed, so that the
+// record can keep them for another try. inUse and failed are in creation
+// order.
 func (l *LIO) Teardown(steps []Step) (inUse, failed []Step, errs []error) {
 	for i := len(steps) - 1; i >= 0; i-- {
 		s := steps[i]
@@ -508,9 +517,13 @@ func (l *LIO) Teardown(steps []Step) (inUse, failed []Step, errs []error) {
 			err = l.FS.Unlink(s.Path)
 		case "mkdir":
 			err = l.FS.Rmdir(s.Path)
+			if err == nil && filepath.Dir(filepath.Dir(s.Path)) == l.core() {
+				// A backstore: its HBA goes with the last one.
+				_ = l.FS.Rmdir(filepath.Dir(s.Path))
+			}
 		case "nexus":
 			if luns, _ := l.FS.ReadDir(filepath.Join(s.Path, "lun")); len(luns) > 0 {
-				inUse = append(inUse, s) // other LUNs still need it
+				inUse = append([]Step{s}, inUse...) // other LUNs still need it
 				continue
 			}
 			if _, serr := l.FS.Lstat(s.Path); serr != nil {
@@ -524,7 +537,7 @@ func (l *LIO) Teardown(steps []Step) (inUse, failed []Step, errs []error) {
 		switch {
 		case err == nil, errors.Is(err, fs.ErrNotExist):
 		case errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EBUSY):
-			inUse = append(inUse, s)
+			inUse = append([]Step{s}, inUse...)
 		default:
 			failed = append([]Step{s}, failed...)
 			errs = append(errs, fmt.Errorf("%s %s: %w", s.Op, s.Path, err))
