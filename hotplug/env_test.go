@@ -77,7 +77,7 @@ func TestLoadConfig(t *testing.T) {
 		"state_dir: run/x\n":     `"run/x"`,
 		"lock_timeout: soon\n":   `"soon"`,
 		"log_level: chatty\n":    `"chatty"`,
-		"configfs_root: [a]\n":   "configfs_root",
+		"configfs_root: [a]\n":   "line 1",
 		"sysfs_root: relative\n": `"relative"`,
 	} {
 		writeFile(t, file, text)
