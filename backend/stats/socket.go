@@ -1,0 +1,147 @@
+package stats
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// DefaultSocket is where the daemon listens unless configured otherwise.
+const DefaultSocket = "/run/govscsi/vscsi-backend.sock"
+
+// maxRequest bounds one request line.
+const maxRequest = 4096
+
+type request struct {
+	Op string `json:"op"`
+}
+
+type errorReply struct {
+	Error string `json:"error"`
+}
+
+// Listen creates the Unix socket at path (mode 0600, parent directory
+// created 0755; a stale socket file is replaced).
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("stats socket: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("stats socket: %s exists and is not a socket", path)
+		}
+		os.Remove(path)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("stats socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("stats socket: %w", err)
+	}
+	return l, nil
+}
+
+// Serve answers stats requests on l until ctx ends (then it closes l and
+// waits for the connections being served). snap builds each answer.
+func Serve(ctx context.Context, l net.Listener, snap func() Snapshot) error {
+	var wg sync.WaitGroup
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	defer wg.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serveConn(c, snap)
+		}()
+	}
+}
+
+func serveConn(c net.Conn, snap func() Snapshot) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // best effort
+	line, err := bufio.NewReaderSize(&limitReader{c, maxRequest}, 512).ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		return
+	}
+	var req request
+	enc := json.NewEncoder(c)
+	if err := json.Unmarshal(line, &req); err != nil {
+		enc.Encode(errorReply{Error: "bad request: " + err.Error()}) //nolint:errcheck // client gone is fine
+		return
+	}
+	switch req.Op {
+	case "stats":
+		enc.Encode(snap()) //nolint:errcheck // client gone is fine
+	default:
+		enc.Encode(errorReply{Error: fmt.Sprintf("unknown op %q (want \"stats\")", req.Op)}) //nolint:errcheck // client gone is fine
+	}
+}
+
+type limitReader struct {
+	c net.Conn
+	n int
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errors.New("request too long")
+	}
+	if len(p) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.c.Read(p)
+	l.n -= n
+	return n, err
+}
+
+// Fetch asks the daemon listening on socket for a snapshot.
+func Fetch(ctx context.Context, socket string) (Snapshot, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("vscsi-backend stats: %w (is the daemon running?)", err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl) //nolint:errcheck // best effort
+	} else {
+		c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // best effort
+	}
+	if _, err := c.Write([]byte("{\"op\":\"stats\"}\n")); err != nil {
+		return Snapshot{}, fmt.Errorf("vscsi-backend stats: %w", err)
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(c).Decode(&raw); err != nil {
+		return Snapshot{}, fmt.Errorf("vscsi-backend stats: reading the answer: %w", err)
+	}
+	var er errorReply
+	if json.Unmarshal(raw, &er) == nil && er.Error != "" {
+		return Snapshot{}, fmt.Errorf("vscsi-backend stats: daemon says: %s", er.Error)
+	}
+	var s Snapshot
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return Snapshot{}, fmt.Errorf("vscsi-backend stats: decoding the answer: %w", err)
+	}
+	return s, nil
+}
