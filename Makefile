@@ -8,6 +8,10 @@
 # make fuzz-smoke  every fuzz target for a few seconds
 # make e2e         the real Xen test ground in QEMU (see docs/testing.md)
 # make demo        the narrated demo on the test ground
+# make install     install like a Xen component (PREFIX=/usr/local, DESTDIR; see scripts/packaging/install.sh)
+# make uninstall   remove exactly what install put
+# make man         check and compress the man pages (docs/man) into build/man
+# make deb         the Debian package (dpkg-deb only) into build/
 
 export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
@@ -18,7 +22,7 @@ VERSION  ?= 0.1.0
 CMDS     := $(patsubst %/,%,$(dir $(wildcard */cmd/*/main.go */*/cmd/*/main.go)))
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' 2>/dev/null) .ci/run $(wildcard hotplug/scripts/*)
 
-.PHONY: all build lib test test-all check fmt vet shellcheck fuzz-smoke race clean e2e e2e-shell rig-clean demo test-cshared
+.PHONY: all build lib test test-all check fmt vet shellcheck fuzz-smoke race clean e2e e2e-shell rig-clean demo test-cshared install uninstall man deb
 
 all: build lib
 
@@ -90,6 +94,20 @@ rig-clean:
 
 demo:
 	@echo "make demo: not written yet (issue 5 item 6); make e2e runs the test ground"; exit 1
+
+# Paths (PREFIX, SBINDIR, LIBDIR, SYSCONFDIR, XEN_SCRIPT_DIR, ...) are
+# read by the script from the command line: make install PREFIX=/usr.
+install: build lib man
+	BUILD=$(BUILD) VERSION=$(VERSION) scripts/packaging/install.sh install
+
+uninstall:
+	BUILD=$(BUILD) VERSION=$(VERSION) scripts/packaging/install.sh uninstall
+
+man:
+	BUILD=$(BUILD) scripts/packaging/man.sh
+
+deb: build lib man
+	BUILD=$(BUILD) VERSION=$(VERSION) scripts/packaging/mkdeb.sh
 
 clean:
 	rm -rf $(BUILD)
