@@ -1,0 +1,110 @@
+// Command vscsi-backend is govscsi's userspace Xen PV SCSI (vscsiif)
+// backend daemon. It serves every vhost of every guest under
+// /local/domain/<me>/backend/<backend_type> (default "vscsiu"), using
+// libxenstore, /dev/xen/gntdev and /dev/xen/evtchn, and starts with no
+// vhosts, waiting for the toolstack to create them.
+//
+//	vscsi-backend [--config FILE] [--foreground] [--log-level LEVEL]
+//
+// SIGTERM and SIGINT close every vhost cleanly (BE Closing, the frontend
+// closes, grants unmapped, BE Closed) and exit 0. docs/backend.md
+// describes the configuration and the p-dev syntax.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/govscsi/govscsi/backend/server"
+	"github.com/govscsi/govscsi/libxlgo/evtchn"
+	"github.com/govscsi/govscsi/libxlgo/gnttab"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+	"github.com/govscsi/govscsi/libxlgo/xs"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vscsi-backend", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", server.DefaultConfigPath, "YAML configuration `file`")
+	foreground := fs.Bool("foreground", false, "log human-readable lines to stderr (default: JSON lines, for journald); the daemon never forks")
+	logLevel := fs.String("log-level", "", "override the configured log level (trace, debug, info, warn, error)")
+	checkOnly := fs.Bool("check-config", false, "parse the configuration, print it and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "vscsi-backend: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "config" {
+			explicit = true
+		}
+	})
+	cfg, err := server.LoadConfig(*configPath, explicit)
+	if err != nil {
+		fmt.Fprintf(stderr, "vscsi-backend: %v\n", err)
+		return 2
+	}
+	if *logLevel != "" {
+		if hclog.LevelFromString(*logLevel) == hclog.NoLevel {
+			fmt.Fprintf(stderr, "vscsi-backend: --log-level %q: want trace, debug, info, warn or error\n", *logLevel)
+			return 2
+		}
+		cfg.LogLevel = *logLevel
+	}
+	if *checkOnly {
+		fmt.Fprintf(stderr, "%+v\n", cfg)
+		return 0
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "vscsi-backend", Level: hclog.LevelFromString(cfg.LogLevel),
+		Output: stderr, JSONFormat: cfg.LogJSON || !*foreground})
+
+	store, err := xs.Open(0)
+	if err != nil {
+		log.Error("cannot connect to xenstore", "error", err)
+		return 1
+	}
+	defer store.Close()
+	grants, err := gnttab.Open()
+	if err != nil {
+		log.Error("cannot open the grant device (is xen-gntdev loaded?)", "error", err)
+		return 1
+	}
+	defer grants.Close()
+	openEvents := func() (xenif.EventChannel, error) { return evtchn.Open() }
+	// Fail early if the event-channel device is missing.
+	if ev, err := evtchn.Open(); err != nil {
+		log.Error("cannot open the event-channel device (is xen-evtchn loaded?)", "error", err)
+		return 1
+	} else {
+		ev.Close()
+	}
+
+	srv, err := server.New(cfg, server.Deps{Store: store, Grants: grants, OpenEvents: openEvents, Logger: log})
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("backend stopped", "error", err)
+		return 1
+	}
+	log.Info("clean shutdown")
+	return 0
+}

@@ -1,0 +1,153 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"gopkg.in/yaml.v3"
+
+	"github.com/govscsi/govscsi/backend/lunconf"
+	"github.com/govscsi/govscsi/backend/stats"
+	"github.com/govscsi/govscsi/backend/xenbus"
+)
+
+// DefaultConfigPath is where the daemon looks for its configuration.
+const DefaultConfigPath = "/etc/govscsi/vscsi-backend.yaml"
+
+// Config is the daemon's YAML configuration. Every field has a default;
+// an empty file is a valid configuration.
+type Config struct {
+	// BackendType is the directory under /local/domain/<me>/backend the
+	// daemon serves (default "vscsiu"; "vscsi" would compete with the
+	// kernel's xen-scsiback, see docs/backend.md).
+	BackendType string `yaml:"backend_type"`
+	// Domid is this backend's domain; default: read from xenstore's
+	// "domid" node of the connection's own home.
+	Domid *uint32 `yaml:"domid"`
+	// LogLevel: trace, debug, info (default), warn, error.
+	LogLevel string `yaml:"log_level"`
+	// LogJSON writes JSON log lines (for journald/log shippers).
+	LogJSON bool `yaml:"log_json"`
+	// StatsSocket is the stats endpoint ("" for stats.DefaultSocket,
+	// "none" to disable).
+	StatsSocket string `yaml:"stats_socket"`
+	// AllowPaths lists the path prefixes p-devs may name (default
+	// ["/dev/"]); image files need their directory listed here.
+	AllowPaths []string `yaml:"allow_paths"`
+	// MaxRAM caps ram:<size> disks ("4G" default, "0" disables them).
+	MaxRAM string `yaml:"max_ram"`
+	// MaxSegments is feature-sg-grant (default 128).
+	MaxSegments int `yaml:"max_segments"`
+	// Workers per vhost for non-inline LUNs (default 16).
+	Workers  int      `yaml:"workers"`
+	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Timeouts are Go durations ("5s", "500ms").
+type Timeouts struct {
+	Teardown  time.Duration `yaml:"teardown"`   // one connection's teardown (P23)
+	Remove    time.Duration `yaml:"remove"`     // frontend's grace after the toolstack wrote BE=5
+	Shutdown  time.Duration `yaml:"shutdown"`   // frontend's grace when the daemon stops
+	SGCommand time.Duration `yaml:"sg_command"` // each SG_IO pass-through command
+}
+
+// ParseConfig parses YAML strictly: unknown keys and bad values are errors
+// naming the key.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if err := c.fill(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// LoadConfig reads path. A missing file at the default path means "all
+// defaults"; a missing file named explicitly is an error.
+func LoadConfig(path string, explicit bool) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !explicit {
+			return ParseConfig(nil)
+		}
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Config) fill() error {
+	if c.BackendType == "" {
+		c.BackendType = xenbus.DefaultType
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if hclog.LevelFromString(c.LogLevel) == hclog.NoLevel {
+		return fmt.Errorf("config: log_level %q: want trace, debug, info, warn or error", c.LogLevel)
+	}
+	if c.StatsSocket == "" {
+		c.StatsSocket = stats.DefaultSocket
+	}
+	if c.AllowPaths == nil {
+		c.AllowPaths = []string{"/dev/"}
+	}
+	for _, p := range c.AllowPaths {
+		if !strings.HasPrefix(p, "/") || strings.Contains(p, "..") {
+			return fmt.Errorf("config: allow_paths entry %q: want an absolute path without ..", p)
+		}
+		if p == "/" {
+			return fmt.Errorf("config: allow_paths entry \"/\" would let a p-dev open any file")
+		}
+	}
+	if c.MaxSegments != 0 && (c.MaxSegments < 26 || c.MaxSegments > 26*512) {
+		return fmt.Errorf("config: max_segments %d: want 26..%d", c.MaxSegments, 26*512)
+	}
+	if c.Workers < 0 || c.Workers > 1024 {
+		return fmt.Errorf("config: workers %d: want 0..1024", c.Workers)
+	}
+	for name, d := range map[string]time.Duration{"teardown": c.Timeouts.Teardown, "remove": c.Timeouts.Remove,
+		"shutdown": c.Timeouts.Shutdown, "sg_command": c.Timeouts.SGCommand} {
+		if d < 0 {
+			return fmt.Errorf("config: timeouts.%s %v is negative", name, d)
+		}
+	}
+	if _, err := c.maxRAM(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// maxRAM converts max_ram to a lunconf.Policy.MaxRAM value.
+func (c *Config) maxRAM() (int64, error) {
+	switch c.MaxRAM {
+	case "":
+		return 0, nil
+	case "0":
+		return -1, nil
+	}
+	s, err := lunconf.Parse("ram:" + c.MaxRAM)
+	if err != nil {
+		return 0, fmt.Errorf("config: max_ram %q: want a size such as 4G", c.MaxRAM)
+	}
+	return s.Size, nil
+}
+
+// Policy is the p-dev policy the configuration describes.
+func (c *Config) Policy() lunconf.Policy {
+	m, _ := c.maxRAM()
+	return lunconf.Policy{AllowPaths: c.AllowPaths, MaxRAM: m}
+}

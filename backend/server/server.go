@@ -1,0 +1,140 @@
+// Package server is the userspace vscsi backend daemon's glue: it turns a
+// Config into a running xenbus.Backend whose LUNs come from lunconf (under
+// the configured allow-list) wrapped in stats counters, and serves the
+// stats endpoint. It is pure Go over the xenif interfaces; the command
+// backend/cmd/vscsi-backend supplies the real libxenstore, gntdev and
+// evtchn devices, tests supply xsfake and xenfake.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/govscsi/govscsi/backend/datapath"
+	"github.com/govscsi/govscsi/backend/lunconf"
+	"github.com/govscsi/govscsi/backend/stats"
+	"github.com/govscsi/govscsi/backend/xenbus"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+)
+
+// Deps are the Xen devices the server runs on.
+type Deps struct {
+	Store      xenif.Store
+	Grants     datapath.GrantDevice
+	OpenEvents func() (xenif.EventChannel, error)
+	Logger     hclog.Logger
+}
+
+// Server is a configured backend daemon.
+type Server struct {
+	cfg     Config
+	deps    Deps
+	log     hclog.Logger
+	domid   uint32
+	backend *xenbus.Backend
+	stats   *stats.Registry
+}
+
+// New resolves the domid (config or xenstore) and builds the backend.
+func New(cfg Config, deps Deps) (*Server, error) {
+	if deps.Store == nil || deps.Grants == nil || deps.OpenEvents == nil {
+		return nil, errors.New("server: Deps needs Store, Grants and OpenEvents")
+	}
+	if deps.Logger == nil {
+		deps.Logger = hclog.NewNullLogger()
+	}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, stats: stats.NewRegistry()}
+	if cfg.Domid != nil {
+		s.domid = *cfg.Domid
+	} else {
+		v, err := deps.Store.Read(xenif.NoTx, "domid")
+		if err != nil {
+			return nil, fmt.Errorf("server: own domid: reading xenstore node \"domid\": %w (set domid in the config)", err)
+		}
+		if s.domid, err = xenbus.ParseDomid(strings.TrimSpace(v)); err != nil {
+			return nil, fmt.Errorf("server: own domid: %w", err)
+		}
+	}
+	policy := cfg.Policy()
+	maxSegs := cfg.MaxSegments
+	if maxSegs == 0 {
+		maxSegs = datapath.DefaultMaxSegments
+	}
+	open := func(req xenbus.LUNRequest) (datapath.Entry, error) {
+		ctl := fmt.Sprintf("%d:%d:%d", req.Addr.Channel, req.Addr.Target, req.Addr.LUN)
+		o, err := policy.Open(req.Pdev, lunconf.Options{
+			ID:               req.Pdev,
+			LUN:              uint64(req.Addr.LUN),
+			ReportLUNs:       req.ReportLUNs,
+			SGTimeout:        cfg.Timeouts.SGCommand,
+			MaxTransferBytes: maxSegs * 4096,
+		})
+		if err != nil {
+			return datapath.Entry{}, err
+		}
+		lun := s.stats.Wrap(stats.Meta{Domid: req.Domid, Vhost: req.Vhost, Dev: req.Dev, Addr: ctl, Pdev: req.Pdev}, o.LUN)
+		return datapath.Entry{LUN: lun, Inline: o.Inline}, nil
+	}
+	b, err := xenbus.New(xenbus.Config{
+		Store: deps.Store, Domid: s.domid, Type: cfg.BackendType,
+		OpenLUN: open, Grants: deps.Grants, OpenEvents: deps.OpenEvents,
+		MaxSegments: cfg.MaxSegments, Workers: cfg.Workers,
+		TeardownTimeout: cfg.Timeouts.Teardown, RemoveTimeout: cfg.Timeouts.Remove,
+		ShutdownTimeout: cfg.Timeouts.Shutdown,
+		Logger:          s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.backend = b
+	return s, nil
+}
+
+// Domid is the backend domain served.
+func (s *Server) Domid() uint32 { return s.domid }
+
+// Backend is the xenbus backend (for tests and status).
+func (s *Server) Backend() *xenbus.Backend { return s.backend }
+
+// Snapshot is what the stats endpoint returns.
+func (s *Server) Snapshot() stats.Snapshot {
+	snap := stats.Snapshot{Time: time.Now(), UptimeSeconds: s.stats.Uptime().Seconds(), LUNs: s.stats.LUNs()}
+	for _, v := range s.backend.Vhosts() {
+		snap.Vhosts = append(snap.Vhosts, stats.VhostStatus{Domid: v.Domid, Vhost: v.Vhost, State: v.State,
+			Frontend: v.Frontend, Connected: v.Connected, Error: v.Error,
+			Requests: v.Requests, Responses: v.Responses, Rejected: v.Rejected})
+	}
+	return snap
+}
+
+// Run serves until ctx ends (then every vhost is closed cleanly) or the
+// xenstore connection fails.
+func (s *Server) Run(ctx context.Context) error {
+	sctx, stopStats := context.WithCancel(context.Background())
+	defer stopStats()
+	statsDone := make(chan error, 1)
+	if s.cfg.StatsSocket != "none" {
+		l, err := stats.Listen(s.cfg.StatsSocket)
+		if err != nil {
+			return err
+		}
+		s.log.Info("stats endpoint", "socket", s.cfg.StatsSocket)
+		go func() { statsDone <- stats.Serve(sctx, l, s.Snapshot) }()
+	} else {
+		statsDone <- nil
+	}
+	s.log.Info("vscsi backend starting", "domid", s.domid, "type", s.cfg.BackendType,
+		"allow_paths", strings.Join(s.cfg.AllowPaths, ","), "max_segments", strconv.Itoa(s.cfg.MaxSegments))
+	err := s.backend.Run(ctx)
+	stopStats()
+	if serr := <-statsDone; serr != nil && err == nil {
+		err = serr
+	}
+	return err
+}
