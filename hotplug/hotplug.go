@@ -43,8 +43,11 @@ func ParseFlavour(s string) (Flavour, error) {
 
 // Xenbus states the script cares about.
 const (
-	stateClosing = 5
-	stateClosed  = 6
+	stateConnected     = 4
+	stateClosing       = 5
+	stateClosed        = 6
+	stateReconfiguring = 7
+	stateInitialising  = 1
 )
 
 // DefaultLockTimeout is below libxl's 40 s hotplug timeout, so a run that
@@ -243,6 +246,7 @@ func (r *Runner) add(ctx context.Context, b BackendRef, lg hclog.Logger) (err er
 	// What this run creates, so a failure removes exactly that again.
 	var made []Step
 	pdevWrites := map[string]string{}
+	prepared := map[string]bool{}
 	defer func() {
 		if err == nil {
 			return
@@ -276,9 +280,12 @@ func (r *Runner) add(ctx context.Context, b BackendRef, lg hclog.Logger) (err er
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d.state == stateClosing || d.state == stateClosed {
-			continue // being removed or refused: nothing to prepare
+		if d.state == stateClosing {
+			continue // being removed: nothing to prepare
 		}
+		// A device in state 6 may be one the backend refused because its
+		// LUN did not exist yet (it read p-dev before this run): prepare
+		// it all the same, then ask the backend to look again (below).
 		switch flavour {
 		case FlavourUserspace:
 			if d.pdev == "" {
@@ -331,6 +338,9 @@ func (r *Runner) add(ctx context.Context, b BackendRef, lg hclog.Logger) (err er
 			if err != nil {
 				return fmt.Errorf("%s: %w", d.name, err)
 			}
+			if created || pdevWrites[d.name] != "" {
+				prepared[d.name] = true
+			}
 			if created {
 				lg.Info("LIO LUN created", "dev", d.name, "p-dev", pdev, "backing", backing)
 			} else {
@@ -341,9 +351,12 @@ func (r *Runner) add(ctx context.Context, b BackendRef, lg hclog.Logger) (err er
 		}
 	}
 
-	// p-devs filled in, hotplug-status: one transaction that first checks
-	// the vhost is still there (writing would recreate it, P3).
-	return xenif.Transact(r.Store, 10, func(tx xenif.Tx) error {
+	// p-devs filled in, refused devices re-requested, hotplug-status: one
+	// transaction that first checks the vhost is still there (writing
+	// would recreate it, P3).
+	var retried []string
+	err = xenif.Transact(r.Store, 10, func(tx xenif.Tx) error {
+		retried = retried[:0]
 		if _, err := r.Store.Read(tx, be); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("%s vanished during add: %w", be, ErrNoBackend)
@@ -355,11 +368,40 @@ func (r *Runner) add(ctx context.Context, b BackendRef, lg hclog.Logger) (err er
 				return err
 			}
 		}
+		// The race this covers: the script runs once the backend is in
+		// InitWait, but a running guest's frontend is often Initialised
+		// already, so xen-scsiback connects at once and refuses (dev
+		// state 6) every p-dev whose LUN this run has only now made. For
+		// those, do what a toolstack does for a hot-add (protocol.md
+		// §3.7): dev state 1 and backend state 7 (Reconfiguring), so the
+		// backend reads p-dev again.
+		if bs, _ := r.Store.Read(tx, be+"/state"); bs == strconv.Itoa(stateConnected) {
+			for dev := range prepared {
+				dp := be + "/vscsi-devs/" + dev + "/state"
+				if ds, _ := r.Store.Read(tx, dp); ds != strconv.Itoa(stateClosed) {
+					continue
+				}
+				if err := r.Store.Write(tx, dp, strconv.Itoa(stateInitialising)); err != nil {
+					return err
+				}
+				retried = append(retried, dev)
+			}
+			if len(retried) > 0 {
+				if err := r.Store.Write(tx, be+"/state", strconv.Itoa(stateReconfiguring)); err != nil {
+					return err
+				}
+			}
+		}
 		if err := r.Store.Rm(tx, be+"/hotplug-error"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		return r.Store.Write(tx, be+"/hotplug-status", "connected")
 	})
+	if err == nil && len(retried) > 0 {
+		sort.Strings(retried)
+		lg.Info("the backend refused devices before their LUNs existed; asked it to look again (Reconfiguring)", "devs", strings.Join(retried, ","))
+	}
+	return err
 }
 
 // checkHCTL validates a device for the xenlinux backend: p-dev h:c:t:l
@@ -419,7 +461,7 @@ func (r *Runner) remove(b BackendRef, lg hclog.Logger) error {
 		return nil
 	}
 	if len(rec.Devs) == 0 {
-		lg.Debug("remove: nothing was created for this vhost")
+		lg.Info("nothing to remove: add created nothing for this vhost")
 		return nil
 	}
 	users, scanErr := r.pdevUsers(b)

@@ -516,3 +516,42 @@ func TestRemoveAdoptsTarget(t *testing.T) {
 		t.Errorf("state files left: %v", got)
 	}
 }
+
+// The re-request: a device the backend refused (state 6) on a Connected
+// vhost, whose LUN this run created, gets dev state 1 + backend state 7;
+// in InitWait, or when the LUN already existed (the refusal had another
+// cause), nothing is changed.
+func TestAddReRequestsRefused(t *testing.T) {
+	r := newXSRig(t)
+	other := r.backing + ".b"
+	os.WriteFile(other, []byte("b"), 0o644)
+	l := &hotplug.LIO{FS: hotplug.FixtureConfigFS{}, Root: r.root}
+	if _, err := l.Ensure(hotplug.PlannedPDev(other), other, func(hotplug.Step) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		beState string
+		devs    map[string][2]string
+		want    string // backend state, then dev-0 and dev-1 states afterwards
+	}{
+		{"4", map[string][2]string{"dev-0": {"", r.backing}, "dev-1": {hotplug.PlannedPDev(other), other}}, "7 1 6"},
+		{"2", map[string][2]string{"dev-0": {"", r.backing}, "dev-1": {hotplug.PlannedPDev(other), other}}, "2 6 6"},
+		{"4", map[string][2]string{"dev-0": {hotplug.PlannedPDev(other), other}, "dev-1": {hotplug.PlannedPDev(other), other}}, "4 6 6"},
+	} {
+		be := r.vhost(5, 0, c.devs)
+		r.write(be+"/state", c.beState)
+		r.write(be+"/vscsi-devs/dev-0/state", "6")
+		r.write(be+"/vscsi-devs/dev-1/state", "6")
+		if err := r.run(hotplug.FlavourKernel, "add", "backend/vscsi/5/0"); err != nil {
+			t.Fatal(err)
+		}
+		bs, _ := r.read(be + "/state")
+		d0, _ := r.read(be + "/vscsi-devs/dev-0/state")
+		d1, _ := r.read(be + "/vscsi-devs/dev-1/state")
+		if got := bs + " " + d0 + " " + d1; got != c.want {
+			t.Errorf("backend %s, %v: states %q, want %q", c.beState, c.devs, got, c.want)
+		}
+		r.run(hotplug.FlavourKernel, "remove", "backend/vscsi/5/0")
+		r.admin.Rm(xenif.NoTx, be)
+	}
+}
