@@ -50,6 +50,11 @@ build() {
 main() {
 	local cmd=${1:-test}
 	mkdir -p "$RIG_DIR" "$RIG_LOGS"
+	# one run per cache: images, the out disk and stamps are shared state
+	if [[ $cmd != clean ]]; then
+		exec 8>"$RIG_DIR/.lock"
+		flock -n 8 || die "another rig run holds $RIG_DIR/.lock"
+	fi
 	case $cmd in
 	build) : >"$RIG_LOGS/timings.txt"; build ;;
 	test) : >"$RIG_LOGS/timings.txt"; build; boot_test ;;

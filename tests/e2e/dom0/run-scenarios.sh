@@ -52,7 +52,7 @@ done
 # dom0-health: no dom0 process may have crashed meanwhile (a crash in a
 # helper can otherwise hide behind a scenario that happened to pass)
 if selected dom0-health; then
-	crashes=$(dmesg | grep -E 'segfault at|general protection|traps:|Out of memory' | tail -5)
+	crashes=$(dmesg | grep -E 'segfault at|general protection|traps:|Out of memory|potentially unexpected fatal signal' | tail -5)
 	if [[ -n $crashes ]]; then
 		rig_log "FAIL: dom0-health: $(tr '\n' ';' <<<"$crashes")"
 		nfail+=1

@@ -13,10 +13,11 @@ choose_accel() {
 	if [[ $want == kvm ]]; then
 		echo "-accel kvm -cpu host"
 	else
-		# AVX off: with QEMU 7.2's TCG AVX/AVX2 (new in 7.2), dom0 processes
-		# crashed in libc (heap corruption in bash, modprobe) once a guest ran;
-		# glibc then picks its SSE string functions. RIG_CPU overrides.
-		echo "-accel tcg,thread=multi -cpu ${RIG_CPU:-max,avx=off,avx2=off}"
+		# XSAVE (and with it AVX) off: with them, dom0 processes crashed in libc
+		# (heap corruption: bash, modprobe, xl-vscsi) once a guest ran, i.e. once
+		# Xen switched FPU state between domains with XSAVE* under TCG. Without
+		# XSAVE, Xen switches with FXSAVE/FXRSTOR. RIG_CPU overrides.
+		echo "-accel tcg,thread=multi -cpu ${RIG_CPU:-max,xsave=off,avx=off,avx2=off}"
 	fi
 }
 
@@ -29,7 +30,9 @@ qemu_cmd() {
 	# dies at its first exception in create_bounce_frame).
 	xen_args="console=com1 com1=115200,8n1 dom0_mem=${RIG_DOM0_MEM:-1024}M,max:${RIG_DOM0_MEM:-1024}M"
 	xen_args+=" dom0_max_vcpus=2 bootscrub=false loglvl=all guest_loglvl=all smap=0 smep=0"
-	dom0_args="console=hvc0 earlyprintk=xen loglevel=6 rig.mode=$mode"
+	# print-fatal-signals: every crash (SIGSEGV, SIGABRT, ...) of a dom0
+	# process lands in dmesg, where the dom0-health check finds it
+	dom0_args="console=hvc0 earlyprintk=xen loglevel=6 print-fatal-signals=1 rig.mode=$mode"
 	if [[ -n ${RIG_ONLY:-} ]]; then
 		dom0_args+=" rig.only=$(echo "$RIG_ONLY" | tr ' ,' '::')"
 	fi
