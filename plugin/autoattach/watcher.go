@@ -22,6 +22,7 @@ import (
 	"path"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -246,6 +247,19 @@ func (w *Watcher) identity(domid uint32) (name, uuid string, ok bool, err error)
 	return name, uuid, true, nil
 }
 
+// checkConfig resolves and groups entries as Apply will (for a domain
+// without vhosts), so that a bad or clashing entry is reported before
+// anything is written.
+func checkConfig(o plugin.Options, entries []cfgparse.Entry) error {
+	r := &cfgparse.Resolver{SysfsRoot: o.SysfsRoot, ConfigfsRoot: o.ConfigfsRoot, Stat: o.Stat}
+	devs, _, err := r.Devices(entries, o.Flavour)
+	if err != nil {
+		return err
+	}
+	_, err = cfgparse.Group(devs, nil, 0)
+	return err
+}
+
 func (w *Watcher) alive(domid uint32) bool {
 	_, err := w.s.Read(xenif.NoTx, "/local/domain/"+strconv.FormatUint(uint64(domid), 10))
 	return !errors.Is(err, syscall.ENOENT)
@@ -337,6 +351,14 @@ func (w *Watcher) handle(ctx context.Context, domid uint32) Outcome {
 			log.Debug("the domain's config has no vscsi= entries", "config", chosen.Path)
 			return o
 		}
+		// Resolve and group the entries on their own as well: then an
+		// error of Apply's grouping can only come from vhosts someone
+		// else created meanwhile (see below), never from the config.
+		if err := checkConfig(w.ts.Options(), entries); err != nil {
+			o.Action, o.Err = BadConfig, err
+			log.Error("bad vscsi= entry in the domain's config; nothing attached", "config", chosen.Path, "error", err)
+			return o
+		}
 		again, _, ok, err := w.identity(domid)
 		if err == nil && ok && again == name {
 			break
@@ -367,8 +389,19 @@ func (w *Watcher) handle(ctx context.Context, domid uint32) Outcome {
 			log.Info("domain vanished while its vscsi devices were being set up; nothing left behind", "error", err)
 			return o
 		}
-		var se *cfgparse.SpecError
+		// The config grouped fine on its own (checkConfig), so a clash
+		// means another toolstack (xl-vscsi create or apply) attached
+		// the devices between our check and our transaction: its vhosts
+		// are left alone, as on a restart.
 		var ge *cfgparse.GroupError
+		if errors.As(err, &ge) || strings.Contains(err.Error(), "already exists") {
+			if vs, lerr := w.ts.List(domid); lerr == nil && len(vs) > 0 {
+				o.Action, o.Err = HasVHosts, nil
+				log.Info("another toolstack attached vscsi vhosts meanwhile; leaving them alone", "vhosts", len(vs), "clash", err)
+				return o
+			}
+		}
+		var se *cfgparse.SpecError
 		if errors.As(err, &se) || errors.As(err, &ge) {
 			o.Action = BadConfig
 			log.Error("bad vscsi= entry in the domain's config; nothing attached", "error", err)

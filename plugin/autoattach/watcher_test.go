@@ -574,3 +574,67 @@ func logLine(logs, s string) string {
 	}
 	return line
 }
+
+// Configs that parse but cannot be applied as a whole: a vdev used twice
+// on one vhost, a /dev pdev that does not exist. Each gets an error line
+// naming the token; nothing is written.
+func TestUnappliableConfig(t *testing.T) {
+	h := newHost(t, 0)
+	h.cfg(0, "dup.cfg", "name = \"dup\"\nvscsi = [ '"+wwn0+",0:0:0:0', '"+wwn1+",0:0:0:0' ]\n")
+	h.cfg(0, "nodev.cfg", "name = \"nodev\"\nvscsi = [ '/dev/govscsi-test-no-such-disk,0:0:0:0' ]\n")
+	h.start()
+	h.guest(13, "dup", "", false)
+	h.guest(14, "nodev", "", false)
+	for d, tok := range map[uint32]string{13: "vdev 0:0:0 used twice", 14: "/dev/govscsi-test-no-such-disk"} {
+		o := h.outcome(d)
+		if o.Action != autoattach.BadConfig || o.Err == nil || !strings.Contains(o.Err.Error(), tok) {
+			t.Errorf("domain %d: %+v", d, o)
+		}
+		if left := h.vscsiOf(d); len(left) != 0 {
+			t.Errorf("domain %d: written: %v", d, left)
+		}
+	}
+	if l := logLine(h.logs.String(), "name=nodev"); !strings.Contains(l, "[ERROR]") || !strings.Contains(l, "no-such-disk") {
+		t.Errorf("error line %q", l)
+	}
+}
+
+// xl-vscsi create (or apply) racing the watcher for the same domain: the
+// other toolstack commits its vhost between the watcher's checks and its
+// transaction. The watcher notices the clash, leaves the other's vhost
+// alone and reports it; the devices are connected once, not twice.
+func TestRaceWithOtherToolstack(t *testing.T) {
+	h := newHost(t, 0)
+	p := h.cfg(0, "raced.cfg", "name = \"raced\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
+	other, err := h.srv.Connect(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ots := plugin.New(other, plugin.Options{Flavour: cfgparse.FlavourKernel, InitTimeout: 10 * time.Second})
+	defer func() { ots.Close(); other.Close() }()
+	var reads atomic.Int32
+	otherErr := make(chan error, 1)
+	h.srv.SetOnRequest(func(domid uint32, m xswire.Msg) {
+		if m.Type == xswire.Read && strings.TrimRight(string(m.Payload), "\x00") == home(15)+"/name" {
+			if reads.Add(1) == 2 { // the watcher's re-read, just before its Apply
+				_, err := ots.Apply(context.Background(), "15", p)
+				otherErr <- err
+			}
+		}
+	})
+	h.start()
+	h.guest(15, "raced", "", false)
+	o := h.outcome(15)
+	if err := <-otherErr; err != nil {
+		t.Fatalf("the other toolstack's apply: %v", err)
+	}
+	if o.Action != autoattach.HasVHosts {
+		t.Fatalf("outcome %+v; log:\n%s", o, h.logs.String())
+	}
+	if vs := h.list(h.adminTS(), 15); !connected(vs, 1) {
+		t.Fatalf("vhosts: %+v", vs)
+	}
+	if !strings.Contains(h.logs.String(), "another toolstack attached vscsi vhosts meanwhile") {
+		t.Errorf("log:\n%s", h.logs.String())
+	}
+}
