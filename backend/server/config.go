@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -61,15 +62,66 @@ type Timeouts struct {
 // naming the key.
 func ParseConfig(data []byte) (Config, error) {
 	var c Config
+	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if len(doc.Content) == 1 {
+		if err := decodeFields(doc.Content[0], reflect.ValueOf(&c).Elem(), ""); err != nil {
+			return Config{}, fmt.Errorf("config: %w", err)
+		}
 	}
 	if err := c.fill(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// decodeFields decodes a YAML mapping into the struct v field by field, so
+// every error names its key ("timeouts.remove: ..."); unknown keys are
+// errors too.
+func decodeFields(n *yaml.Node, v reflect.Value, prefix string) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		where := "top level"
+		if prefix != "" {
+			where = strings.TrimSuffix(prefix, ".")
+		}
+		return fmt.Errorf("line %d: %s: want a mapping of keys to values", n.Line, where)
+	}
+	fields := map[string]int{}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; tag != "" {
+			fields[tag] = i
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		name := prefix + k.Value
+		idx, ok := fields[k.Value]
+		if !ok {
+			return fmt.Errorf("line %d: unknown key %q", k.Line, name)
+		}
+		f := v.Field(idx)
+		if f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(time.Duration(0)) {
+			if err := decodeFields(val, f, name+"."); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := val.Decode(f.Addr().Interface()); err != nil {
+			msg := err.Error()
+			if te, ok := err.(*yaml.TypeError); ok && len(te.Errors) > 0 {
+				msg = te.Errors[0]
+			}
+			return fmt.Errorf("%s: %s", name, strings.TrimPrefix(msg, "yaml: "))
+		}
+	}
+	return nil
 }
 
 // LoadConfig reads path. A missing file at the default path means "all
