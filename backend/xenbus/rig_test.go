@@ -44,6 +44,7 @@ type rig struct {
 	cancel context.CancelFunc
 	runErr chan error
 	open   atomic.Int64 // LUNs open right now
+	guests map[uint32]*guest
 	evs    sync.Map     // *xenfake.EventChannel -> struct{}
 }
 
@@ -340,6 +341,10 @@ func (r *rig) newGuest(domid uint32) *guest {
 	r.t.Cleanup(func() { c.Close() })
 	g := &guest{r: r, domid: domid, store: c, ev: r.hub.Guest(domid), rspBuf: make([]byte, vscsiif.ResponseSize)}
 	g.newRing()
+	if r.guests == nil {
+		r.guests = map[uint32]*guest{}
+	}
+	r.guests[domid] = g
 	return g
 }
 

@@ -35,6 +35,7 @@ type vhost struct {
 	lastFE    int // FE state last acted on (-1: none)
 	lastFERaw string
 	failed    bool // a fatal error was raised; wait for the frontend to close
+	bad       bool // the frontend details are invalid: never act on that path
 	removing  bool // the toolstack wrote BE=5
 	removeAt  time.Time
 	conn      *datapath.Conn
@@ -231,10 +232,14 @@ func (v *vhost) probe() bool {
 	case !ok:
 		return false
 	case err != nil || id != v.k.domid:
+		v.bad = true
 		v.fatal(syscall.EINVAL, fmt.Sprintf("frontend-id %s does not match the backend directory's domain %d", quoteShort(feid), v.k.domid))
 		return true
 	}
 	if err := CheckFrontendPath(v.fe, v.k.domid); err != nil {
+		// Reading (or mapping grants announced in) another domain's
+		// directory on this vhost's behalf must never happen.
+		v.bad = true
 		v.fatal(syscall.EINVAL, err.Error())
 		return true
 	}
@@ -282,6 +287,15 @@ func (v *vhost) step() bool {
 	if _, ok := v.read(v.be); !ok {
 		v.log.Info("backend directory removed")
 		return true
+	}
+	if v.bad {
+		// Wait for the toolstack to remove the nodes; libxl's removal
+		// (online=0) waits for Closed.
+		if online, _ := v.read(v.be + "/online"); online != "1" {
+			v.unregister()
+			return true
+		}
+		return false
 	}
 	fs, raw, present := v.readFE()
 	if fs < 0 {

@@ -238,10 +238,9 @@ func TestMissingFrontendDirAndForeignPath(t *testing.T) {
 	r.waitValue(be+"/state", "2")
 
 	// frontend pointing at another domain's tree.
-	g6 := r.newGuest(6)
+	r.newGuest(6)
 	r.newGuest(7)
 	r.attach(7, 0, nil)
-	_ = g6
 	be6 := r.bePath(6, 0)
 	must(t, xenif.Transact(r.ts, 5, func(tx xenif.Tx) error {
 		for _, kv := range [][2]string{{be6 + "/frontend", fePath(7, 0)}, {be6 + "/frontend-id", "6"}, {be6 + "/online", "1"}, {be6 + "/state", "1"}} {
@@ -256,4 +255,22 @@ func TestMissingFrontendDirAndForeignPath(t *testing.T) {
 	if !strings.Contains(e, "not inside /local/domain/6/") {
 		t.Errorf("error node = %q", e)
 	}
+	// Guest 7 connects its own vhost; the bad vhost pointing at the same
+	// FE directory must not map anything on dom6's behalf.
+	g7 := r.guests[7]
+	fe7 := fePath(7, 0)
+	must(t, g7.store.Write(xenif.NoTx, fe7+"/ring-ref", fmt.Sprint(g7.ref)))
+	must(t, g7.store.Write(xenif.NoTx, fe7+"/event-channel", fmt.Sprint(g7.port)))
+	must(t, g7.store.Write(xenif.NoTx, fe7+"/state", "3"))
+	r.waitValue(r.bePath(7, 0)+"/state", "4")
+	time.Sleep(100 * time.Millisecond)
+	if n := r.grants.Mapped(); n != 1 {
+		t.Errorf("%d rings mapped, want 1 (dom7's own vhost)", n)
+	}
+	if v := r.read(be6 + "/state"); v != "5" {
+		t.Errorf("bad vhost left Closing: %q", v)
+	}
+	// libxl's removal of the bad vhost completes.
+	must(t, r.ts.Write(xenif.NoTx, be6+"/online", "0"))
+	r.waitValue(be6+"/state", "6")
 }
