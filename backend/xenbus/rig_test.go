@@ -45,7 +45,7 @@ type rig struct {
 	runErr chan error
 	open   atomic.Int64 // LUNs open right now
 	guests map[uint32]*guest
-	evs    sync.Map     // *xenfake.EventChannel -> struct{}
+	evs    sync.Map // *xenfake.EventChannel -> struct{}
 }
 
 type rigOpt func(*Config)
