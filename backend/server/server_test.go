@@ -287,3 +287,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// The example shipped next to the unit file must stay valid.
+func TestExampleConfigParses(t *testing.T) {
+	c, err := LoadConfig("../systemd/vscsi-backend.yaml.example", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BackendType != "vscsiu" || len(c.AllowPaths) != 2 || c.Timeouts.Teardown != 10*time.Second {
+		t.Errorf("example config: %+v", c)
+	}
+}
