@@ -17,7 +17,7 @@ import (
 // configfsFixture is a directory tree shaped like /sys/kernel/config with
 // target_core_mod and xen-scsiback loaded (target/core and
 // target/xen-pvscsi exist), plus a 1 MiB backing file.
-func configfsFixture(t *testing.T) (root, backing string) {
+func configfsFixture(t testing.TB) (root, backing string) {
 	t.Helper()
 	dir := t.TempDir()
 	root = filepath.Join(dir, "config")
@@ -34,7 +34,7 @@ func configfsFixture(t *testing.T) (root, backing string) {
 }
 
 // tree lists every path under root (dirs with '/', links with '->').
-func tree(t *testing.T, root string) []string {
+func tree(t testing.TB, root string) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -322,7 +322,7 @@ func TestLIOTeardownSharedTarget(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, p, s string) {
+func writeFile(t testing.TB, p, s string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)

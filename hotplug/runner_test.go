@@ -25,7 +25,7 @@ import (
 // and checking, the Runner's store on the real libxenstore
 // (XENSTORED_PATH), a configfs fixture and a state directory.
 type xsRig struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *xsfake.Started
 	admin    *xsfake.Client
 	store    *xs.Handle
@@ -38,7 +38,7 @@ type xsRig struct {
 	lockTime time.Duration
 }
 
-func newXSRig(t *testing.T) *xsRig {
+func newXSRig(t testing.TB) *xsRig {
 	t.Helper()
 	r := &xsRig{t: t, srv: xsfake.StartT(t), log: &strings.Builder{}}
 	var err error

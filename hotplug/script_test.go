@@ -32,7 +32,7 @@ var (
 	buildErr  error
 )
 
-func hotplugBinary(t *testing.T) string {
+func hotplugBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "vscsi-hotplug-bin")
@@ -52,7 +52,7 @@ func hotplugBinary(t *testing.T) string {
 	return binPath
 }
 
-func wrapperPath(t *testing.T) string {
+func wrapperPath(t testing.TB) string {
 	p, err := filepath.Abs("scripts/vscsi-govscsi")
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func needTools(t *testing.T) {
 
 // scriptEnv is what the wrapper needs besides the libxl/udev variables:
 // the binary, a log file, the fixture and state directory.
-func (r *xsRig) scriptEnv(t *testing.T) []string {
+func (r *xsRig) scriptEnv(t testing.TB) []string {
 	return []string{
 		"GOVSCSI_HOTPLUG_BIN=" + hotplugBinary(t),
 		"GOVSCSI_HOTPLUG_LOG=" + r.logFile(),
@@ -86,7 +86,7 @@ func (r *xsRig) logFile() string { return filepath.Join(filepath.Dir(r.state), "
 
 // script runs the wrapper with a minimal environment (as udev would give
 // it: no PATH) plus env; it returns the exit code.
-func (r *xsRig) script(t *testing.T, env []string, args ...string) int {
+func (r *xsRig) script(t testing.TB, env []string, args ...string) int {
 	t.Helper()
 	cmd := exec.Command(wrapperPath(t), args...)
 	cmd.Env = append([]string{"XENSTORED_PATH=" + os.Getenv("XENSTORED_PATH")}, r.scriptEnv(t)...)
@@ -108,13 +108,13 @@ func (r *xsRig) script(t *testing.T, env []string, args ...string) int {
 }
 
 // tool runs a real xenstore-* tool against the fake server.
-func tool(t *testing.T, name string, args ...string) (string, error) {
+func tool(t testing.TB, name string, args ...string) (string, error) {
 	t.Helper()
 	out, err := exec.Command(name, args...).Output()
 	return strings.TrimSpace(string(out)), err
 }
 
-func (r *xsRig) readLog(t *testing.T) string {
+func (r *xsRig) readLog(t testing.TB) string {
 	b, _ := os.ReadFile(r.logFile())
 	return string(b)
 }
