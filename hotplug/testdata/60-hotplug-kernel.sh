@@ -26,7 +26,12 @@ pdev="naa.5001405$(printf %s "$img" | md5sum | cut -c1-9):0" # hotplug.PlannedPD
 modprobe xen-scsiback || fail "modprobe xen-scsiback"
 mountpoint -q /sys/kernel/config || mount -t configfs configfs /sys/kernel/config
 [[ -d $C/xen-pvscsi ]] || mkdir "$C/xen-pvscsi" || fail "xen-pvscsi fabric"
-snap() { find "$C" -mindepth 1 -maxdepth 7 \( -name 'lun_*' -o -name 'tpgt_*' -o -path "$C/core/*" -o -path "$C/xen-pvscsi/*" \) -prune -print 2>/dev/null | sort; }
+snap() {
+	{
+		find "$C/core" -mindepth 1 -maxdepth 2 -type d
+		find "$C/xen-pvscsi" -mindepth 1 -maxdepth 5 \( -name 'naa.*' -o -name 'tpgt_*' -o -name 'lun_*' -o -type l \)
+	} 2>/dev/null | sort
+}
 before=$(snap)
 
 # 1. xl-vscsi runs the script (libxl's block-script convention)
@@ -66,6 +71,7 @@ out=$(xl-vscsi scsi-attach "$d" naa.5001405012340001:0 0:0:0:0 2>&1) || fail "at
 v=$(xenstore-list "/local/domain/0/backend/vscsi/$d" | tail -1)
 wait_xs "/local/domain/0/backend/vscsi/$d/$v/hotplug-status" connected 30 || fail "udev did not run the script: $(tail -5 "$log")"
 xl-vscsi destroy-vhost "$d" "$v" >/dev/null 2>&1 || fail "destroy-vhost"
-lio-xen-pvscsi.sh delete hp1 || fail "udev remove took the admin's LUN (or delete failed)"
+lio-xen-pvscsi.sh list | grep -q '^hp1 ' || fail "udev's remove took a LUN the admin made"
+lio-xen-pvscsi.sh delete hp1 || fail "delete hp1"
 rm -f /etc/udev/rules.d/65-govscsi-vscsi.rules "$img"
 udevadm control --reload
