@@ -391,3 +391,24 @@ func TestPluginRunsScript(t *testing.T) {
 		t.Errorf("after destroy:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// NAME=value arguments reach the configuration as well (Xen's findCommand
+// exports them): here the state directory.
+func TestScriptNameValueArgs(t *testing.T) {
+	needTools(t)
+	r := newXSRig(t)
+	r.vhost(5, 0, map[string][2]string{"dev-0": {"", r.backing}})
+	alt := filepath.Join(t.TempDir(), "alt-state")
+	if code := r.script(t, plugin.HotplugEnv("x", 5, 0), "add", "GOVSCSI_STATE_DIR="+alt); code != 0 {
+		t.Fatalf("add: exit %d\n%s", code, r.readLog(t))
+	}
+	if _, err := os.Stat(filepath.Join(alt, "vscsi-5-0.json")); err != nil {
+		t.Errorf("record not in the state dir given as an argument: %v", err)
+	}
+	if code := r.script(t, plugin.HotplugEnv("x", 5, 0), "remove", "GOVSCSI_STATE_DIR="+alt); code != 0 {
+		t.Fatalf("remove: exit %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(alt, "vscsi-5-0.json")); err == nil {
+		t.Errorf("record left")
+	}
+}

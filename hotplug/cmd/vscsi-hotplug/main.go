@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/govscsi/govscsi/hotplug"
@@ -26,6 +27,13 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
+	// NAME=value arguments set variables for everything below (Xen's
+	// findCommand exports them), so they can override GOVSCSI_* too.
+	for _, a := range os.Args[1:] {
+		if k, v, ok := strings.Cut(a, "="); ok && validName(k) {
+			os.Setenv(k, v)
+		}
+	}
 	inv, err := hotplug.ParseInvocation(os.Args[1:], os.Getenv)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vscsi-hotplug: %v\n", err)
@@ -51,4 +59,16 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+func validName(k string) bool {
+	if k == "" || k[0] >= '0' && k[0] <= '9' {
+		return false
+	}
+	for _, c := range k {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
