@@ -220,3 +220,21 @@ func TestCustomTypeName(t *testing.T) {
 		t.Errorf("New accepted type ../x")
 	}
 }
+
+// TestStaleTreeCleanedAtStart: a backend tree left by a domain that died
+// while the daemon was down is removed when it starts (P26), a live
+// domain's is kept.
+func TestStaleTreeCleanedAtStart(t *testing.T) {
+	r := newRig(t)
+	r.newGuest(5)
+	r.attach(5, 0, map[int]devSpec{0: {"ram:1M", "0:0:0:0"}})
+	// Domain 9 is not introduced: it is dead.
+	stale := r.bePath(9, 0)
+	must(t, r.ts.Write(xenif.NoTx, stale+"/frontend", fePath(9, 0)))
+	must(t, r.ts.Write(xenif.NoTx, stale+"/frontend-id", "9"))
+	must(t, r.ts.Write(xenif.NoTx, "/local/domain/0/error/backend/"+r.typ()+"/9/0/error", "22 old"))
+	r.start()
+	r.waitFor(r.bePath(9, 0), func(_ string, ok bool) bool { return !ok }, "stale tree removed")
+	r.waitFor("/local/domain/0/error/backend/"+r.typ()+"/9", func(_ string, ok bool) bool { return !ok }, "stale error tree removed")
+	r.waitValue(r.bePath(5, 0)+"/state", "2")
+}
