@@ -6,13 +6,15 @@
 # so uninstall removes exactly what install put.
 #
 # Layout (PREFIX=/usr/local for `make install`, /usr for the Debian package):
-#   $SBINDIR          xl-vscsi, vscsi-autoattach, vscsi-backend (next to xl)
+#   $SBINDIR          xl-vscsi, vscsi-autoattach (next to xl)
+#   $LIBEXECDIR       vscsi-hotplug (the hotplug script's binary; /usr/lib/govscsi)
 #   $LIBDIR           libgovscsi.so.0 (soname) + libgovscsi.so dev link
 #   $INCLUDEDIR       govscsi.h;  $PKGCONFIGDIR govscsi.pc
 #   $MANDIR           xl-vscsi.1, xl-vscsi.cfg.5, vscsi-autoattach.8, vscsi-backend.8
-#   $XEN_SCRIPT_DIR   hotplug scripts (Xen's own dir, /etc/xen/scripts, whatever PREFIX)
+#   $XEN_SCRIPT_DIR   the hotplug script vscsi-govscsi (Xen's own dir,
+#                     /etc/xen/scripts, whatever PREFIX; its binary path rewritten)
 #   $SYSTEMDUNITDIR   vscsi-autoattach.service (ExecStart points into $SBINDIR)
-#   $UDEVRULESDIR     the udev rule (only for hotplug/udev rules)
+#   $UDEVRULESDIR     65-govscsi-vscsi.rules (its script path rewritten)
 #   $SYSCONFDIR/govscsi/autoattach.yaml (never overwritten; removed by
 #                     uninstall only while it is unchanged)
 set -eu
@@ -27,6 +29,7 @@ cd "$top"
 : "${INCLUDEDIR:=$PREFIX/include}"
 : "${PKGCONFIGDIR:=$LIBDIR/pkgconfig}"
 : "${MANDIR:=$PREFIX/share/man}"
+: "${LIBEXECDIR:=$PREFIX/lib/govscsi}"
 : "${SYSCONFDIR:=/etc}"
 : "${XEN_SCRIPT_DIR:=/etc/xen/scripts}"
 : "${SYSTEMDUNITDIR:=$PREFIX/lib/systemd/system}"
@@ -42,6 +45,9 @@ files() {
 	for b in xl-vscsi vscsi-autoattach; do
 		echo "0755 $BUILD/$b $SBINDIR/$b"
 	done
+	echo "0755 $BUILD/vscsi-hotplug $LIBEXECDIR/vscsi-hotplug"
+	echo "0755 $gen/vscsi-govscsi $XEN_SCRIPT_DIR/vscsi-govscsi"
+	echo "0644 $gen/65-govscsi-vscsi.rules $UDEVRULESDIR/65-govscsi-vscsi.rules"
 	echo "0644 $BUILD/libgovscsi.so $LIBDIR/libgovscsi.so.0"
 	echo "link libgovscsi.so.0 $LIBDIR/libgovscsi.so"
 	echo "0644 c/include/govscsi.h $INCLUDEDIR/govscsi.h"
@@ -60,6 +66,10 @@ generate() {
 		-e "s|@VERSION@|$VERSION|" c/govscsi.pc.in >"$gen/govscsi.pc"
 	sed -e "s|/usr/sbin/|$SBINDIR/|g" -e "s|/etc/govscsi/|$SYSCONFDIR/govscsi/|g" \
 		plugin/systemd/vscsi-autoattach.service >"$gen/vscsi-autoattach.service"
+	sed -e "s|/usr/lib/govscsi/vscsi-hotplug|$LIBEXECDIR/vscsi-hotplug|g" \
+		hotplug/scripts/vscsi-govscsi >"$gen/vscsi-govscsi"
+	sed -e "s|/etc/xen/scripts/vscsi-govscsi|$XEN_SCRIPT_DIR/vscsi-govscsi|g" \
+		hotplug/udev/65-govscsi-vscsi.rules >"$gen/65-govscsi-vscsi.rules"
 }
 
 do_install() {

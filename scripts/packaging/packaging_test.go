@@ -85,7 +85,7 @@ func keys(m map[string]string) []string {
 }
 
 // expected is the installed file list for a prefix and lib dir.
-func expected(prefix, libdir, unitdir string) map[string]string {
+func expected(prefix, libdir, unitdir, udevdir string) map[string]string {
 	return map[string]string{
 		prefix + "/sbin/xl-vscsi":                        "-rwxr-xr-x",
 		prefix + "/sbin/vscsi-autoattach":                "-rwxr-xr-x",
@@ -98,6 +98,9 @@ func expected(prefix, libdir, unitdir string) map[string]string {
 		prefix + "/share/man/man1/xl-vscsi.1.gz":         "-rw-r--r--",
 		prefix + "/share/man/man5/xl-vscsi.cfg.5.gz":     "-rw-r--r--",
 		prefix + "/share/man/man8/vscsi-autoattach.8.gz": "-rw-r--r--",
+		prefix + "/lib/govscsi/vscsi-hotplug":            "-rwxr-xr-x",
+		"/etc/xen/scripts/vscsi-govscsi":                 "-rwxr-xr-x",
+		udevdir + "/65-govscsi-vscsi.rules":              "-rw-r--r--",
 	}
 }
 
@@ -132,7 +135,7 @@ func TestInstallUninstall(t *testing.T) {
 	dest := t.TempDir()
 	run(t, "make", "-C", top, "install", "DESTDIR="+dest)
 	got := tree(t, dest)
-	diff(t, "make install", got, expected("/usr/local", "/usr/local/lib", "/usr/local/lib/systemd/system"))
+	diff(t, "make install", got, expected("/usr/local", "/usr/local/lib", "/usr/local/lib/systemd/system", "/etc/udev/rules.d"))
 
 	// Generated content points into the install, not the build tree.
 	pc, _ := os.ReadFile(dest + "/usr/local/lib/pkgconfig/govscsi.pc")
@@ -142,6 +145,14 @@ func TestInstallUninstall(t *testing.T) {
 	unit, _ := os.ReadFile(dest + "/usr/local/lib/systemd/system/vscsi-autoattach.service")
 	if !strings.Contains(string(unit), "ExecStart=/usr/local/sbin/vscsi-autoattach --config /etc/govscsi/autoattach.yaml\n") {
 		t.Errorf("unit:\n%s", unit)
+	}
+	wrapper, _ := os.ReadFile(dest + "/etc/xen/scripts/vscsi-govscsi")
+	if !strings.Contains(string(wrapper), "bin=${GOVSCSI_HOTPLUG_BIN:-/usr/local/lib/govscsi/vscsi-hotplug}") {
+		t.Errorf("the hotplug wrapper does not point at the installed binary:\n%s", wrapper)
+	}
+	rule, _ := os.ReadFile(dest + "/etc/udev/rules.d/65-govscsi-vscsi.rules")
+	if !strings.Contains(string(rule), `RUN+="/etc/xen/scripts/vscsi-govscsi $env{ACTION}"`) {
+		t.Errorf("udev rule:\n%s", rule)
 	}
 	if out := run(t, "readelf", "-d", dest+"/usr/local/lib/libgovscsi.so.0"); !strings.Contains(out, "[libgovscsi.so.0]") {
 		t.Errorf("soname:\n%s", out)
@@ -180,7 +191,7 @@ func TestInstallUninstall(t *testing.T) {
 
 	// A Xen-style prefix.
 	run(t, "make", "-C", top, "install", "DESTDIR="+dest, "PREFIX=/usr", "SYSTEMDUNITDIR=/lib/systemd/system")
-	diff(t, "make install PREFIX=/usr", tree(t, dest), expected("/usr", "/usr/lib", "/lib/systemd/system"))
+	diff(t, "make install PREFIX=/usr", tree(t, dest), expected("/usr", "/usr/lib", "/lib/systemd/system", "/lib/udev/rules.d"))
 	run(t, "make", "-C", top, "uninstall", "DESTDIR="+dest, "PREFIX=/usr", "SYSTEMDUNITDIR=/lib/systemd/system")
 	if ents, _ := os.ReadDir(dest); len(ents) != 0 {
 		t.Errorf("left after uninstall PREFIX=/usr: %v", tree(t, dest))
@@ -216,7 +227,7 @@ func TestDeb(t *testing.T) {
 	sort.Strings(files)
 	ma := strings.TrimSpace(run(t, "dpkg-architecture", "-qDEB_HOST_MULTIARCH"))
 	var want []string
-	for p, mode := range expected("/usr", "/usr/lib/"+ma, "/lib/systemd/system") {
+	for p, mode := range expected("/usr", "/usr/lib/"+ma, "/lib/systemd/system", "/lib/udev/rules.d") {
 		if strings.HasPrefix(mode, "->") {
 			want = append(want, "lrwxrwxrwx "+p+" "+mode)
 		} else {
@@ -253,7 +264,9 @@ func TestDeb(t *testing.T) {
 	}
 	ctl := t.TempDir()
 	run(t, "dpkg-deb", "-e", deb, ctl)
-	if b, _ := os.ReadFile(ctl + "/conffiles"); string(b) != "/etc/govscsi/autoattach.yaml\n" {
+	// Every file under /etc is a conffile (Debian policy), Xen's script
+	// dir included, as in xen-utils-common.
+	if b, _ := os.ReadFile(ctl + "/conffiles"); string(b) != "/etc/govscsi/autoattach.yaml\n/etc/xen/scripts/vscsi-govscsi\n" {
 		t.Errorf("conffiles %q", b)
 	}
 	if b, _ := os.ReadFile(ctl + "/triggers"); !strings.Contains(string(b), "activate-noawait ldconfig") {
@@ -287,7 +300,10 @@ func TestDeb(t *testing.T) {
 			delete(left, p)
 		}
 	}
-	diff(t, "after dpkg -r (the conffile stays)", left, map[string]string{"/etc/govscsi/autoattach.yaml": "-rw-r--r--"})
+	diff(t, "after dpkg -r (the conffiles stay)", left, map[string]string{
+		"/etc/govscsi/autoattach.yaml":   "-rw-r--r--",
+		"/etc/xen/scripts/vscsi-govscsi": "-rwxr-xr-x",
+	})
 	dpkg("-P", "govscsi")
 	left = tree(t, root)
 	for p := range left {
@@ -296,8 +312,10 @@ func TestDeb(t *testing.T) {
 		}
 	}
 	diff(t, "after dpkg -P", left, map[string]string{})
-	if _, err := os.Stat(root + "/etc/govscsi"); err == nil {
-		t.Errorf("/etc/govscsi left after purge")
+	for _, d := range []string{"/etc/govscsi", "/etc/xen/scripts", "/usr/lib/govscsi"} {
+		if _, err := os.Stat(root + d); err == nil {
+			t.Errorf("%s left after purge", d)
+		}
 	}
 
 	if _, err := exec.LookPath("lintian"); err == nil {
