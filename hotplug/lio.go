@@ -402,7 +402,8 @@ func (l *LIO) Ensure(pdev, backing string, record func(Step) error) (created boo
 }
 
 // ensureNexus sets a TPG's nexus if it has none (xen-scsiback refuses LUNs
-// of a TPG without one).
+// of a TPG without one). Reading the attribute of a TPG without a nexus
+// fails with ENODEV in xen-scsiback, so a read error means "none".
 func (l *LIO) ensureNexus(tpg string, record func(Step) error) (bool, error) {
 	nx, _ := l.FS.ReadAttr(filepath.Join(tpg, "nexus"))
 	if nx != "" && nx != "NULL" {
@@ -528,8 +529,8 @@ func (l *LIO) Teardown(steps []Step) (inUse, failed []Step, errs []error) {
 			}
 			if _, serr := l.FS.Lstat(s.Path); serr != nil {
 				err = serr
-			} else {
-				err = l.FS.WriteAttr(filepath.Join(s.Path, "nexus"), "NULL")
+			} else if err = l.FS.WriteAttr(filepath.Join(s.Path, "nexus"), "NULL"); errors.Is(err, syscall.ENODEV) {
+				err = nil // xen-scsiback: no nexus any more (dropped already)
 			}
 		default:
 			err = fmt.Errorf("unknown step %q", s.Op)

@@ -328,3 +328,34 @@ func writeFile(t testing.TB, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+// xen-scsiback answers ENODEV for a nexus that is already gone (reading or
+// writing NULL): teardown counts that as done, and a TPG whose nexus
+// cannot be read gets one.
+func TestLIONexusENODEV(t *testing.T) {
+	root, backing := configfsFixture(t)
+	writes := 0
+	noNexus := func(op, p string) error {
+		if filepath.Base(p) != "nexus" {
+			return nil
+		}
+		if _, err := os.Stat(p); op == "read" && err != nil {
+			return syscall.ENODEV // no nexus yet: the kernel's answer
+		}
+		if op == "write" {
+			if writes++; writes == 2 {
+				return syscall.ENODEV // the NULL: someone dropped it already
+			}
+		}
+		return nil
+	}
+	l := newLIO(root, noNexus)
+	var steps []hotplug.Step
+	if _, err := l.Ensure(hotplug.PlannedPDev(backing), backing, func(s hotplug.Step) error { steps = append(steps, s); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	inUse, failed, errs := l.Teardown(steps)
+	if len(inUse)+len(failed)+len(errs) != 0 {
+		t.Errorf("teardown with ENODEV on NULL: %v %v %v", inUse, failed, errs)
+	}
+}
