@@ -354,8 +354,11 @@ func TestLIONexusENODEV(t *testing.T) {
 	if _, err := l.Ensure(hotplug.PlannedPDev(backing), backing, func(s hotplug.Step) error { steps = append(steps, s); return nil }); err != nil {
 		t.Fatal(err)
 	}
+	if writes != 1 {
+		t.Errorf("nexus not set on a TPG whose nexus reads ENODEV (%d writes)", writes)
+	}
 	inUse, failed, errs := l.Teardown(steps)
-	if len(inUse)+len(failed)+len(errs) != 0 {
-		t.Errorf("teardown with ENODEV on NULL: %v %v %v", inUse, failed, errs)
+	if len(inUse)+len(failed)+len(errs) != 0 || writes != 2 {
+		t.Errorf("teardown with ENODEV on NULL: %v %v %v (%d writes)", inUse, failed, errs, writes)
 	}
 }
