@@ -200,8 +200,11 @@ func TestRingViolationIsFatal(t *testing.T) {
 	g := connectGuest(t, r, 5)
 	g.front.SetReqProd(1000)
 	must(t, g.ev.Notify(g.port))
-	r.waitValue(r.bePath(5, 0)+"/state", "5")
-	e := r.read("/local/domain/0/error/backend/" + r.typ() + "/5/0/error")
+	// Fatal: error node and Closing; the simpeer frontend answers Closing
+	// with Closed, so the backend ends at Closed.
+	e := r.waitFor("/local/domain/0/error/backend/"+r.typ()+"/5/0/error", func(_ string, ok bool) bool { return ok }, "error node")
+	r.waitValue(fePath(5, 0)+"/state", "6")
+	r.waitValue(r.bePath(5, 0)+"/state", "6")
 	if !strings.HasPrefix(e, "71 ") {
 		t.Errorf("error node %q, want EPROTO (71)", e)
 	}
