@@ -157,12 +157,38 @@ func (w *Watcher) Run(ctx context.Context) error {
 // Reconcile does one pass without watching: it removes the trees of gone
 // domains, handles every live domain not handled yet, and waits for them
 // (`vscsi-autoattach --once`, for hosts that prefer a oneshot unit or a
-// cron job to a daemon).
+// cron job to a daemon). Its error names the domains whose devices could
+// not be attached (bad config, ambiguous configs, failed apply); a domain
+// without a config is not an error.
 func (w *Watcher) Reconcile(ctx context.Context) error {
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	report := w.cfg.Report
+	w.cfg.Report = func(o Outcome) {
+		switch o.Action {
+		case BadConfig, Ambiguous, Failed, Inaccessible:
+			err := o.Err
+			if err == nil {
+				err = fmt.Errorf("%s: %v", o.Action, o.Others)
+			}
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("domain %d (%s): %w", o.Domid, o.Name, err))
+			mu.Unlock()
+		}
+		if report != nil {
+			report(o)
+		}
+	}
+	defer func() { w.cfg.Report = report }()
 	w.cleanup()
 	err := w.scan(ctx)
 	w.wg.Wait()
-	return err
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 func (w *Watcher) cleanup() {

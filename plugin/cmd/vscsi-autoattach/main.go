@@ -178,7 +178,11 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serve(ctx, st, log); err != nil {
-		log.Error("stopped", "error", err)
+		if st.once {
+			log.Error("not every domain got its vscsi devices", "error", err)
+		} else {
+			log.Error("stopped", "error", err)
+		}
 		return 1
 	}
 	return 0

@@ -99,6 +99,28 @@ func TestOnce(t *testing.T) {
 	if !strings.Contains(stderr.String(), "vscsi devices attached") {
 		t.Errorf("log:\n%s", stderr.String())
 	}
+
+	// A second pass with a domain whose config is bad: exit status 1, the
+	// error names the domain and the token; domain 5 is left alone.
+	if err := a.Mkdir(xenif.NoTx, "/local/domain/6"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Write(xenif.NoTx, "/local/domain/6/name", "bad6"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "bad6.cfg"), "name = 'bad6'\nvscsi = [ 'naa.5001405012345678:0,0:0:0:0,nope' ]\n")
+	stderr.Reset()
+	cmd = exec.Command(bin, "--once", "--config", cfg)
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("--once with a bad config: %v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"domain 6 (bad6)", "nope", "unknown option", "already has vscsi vhosts", "not every domain got its vscsi devices"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		}
+	}
 }
 
 // The daemon: a domain introduced while it runs gets its devices; SIGTERM
