@@ -27,6 +27,13 @@ DESTDIR="$(pwd)/$root" PREFIX=/usr LIBDIR="/usr/lib/$multiarch" SYSCONFDIR=/etc 
 	XEN_SCRIPT_DIR=/etc/xen/scripts BUILD="$BUILD" VERSION="$VERSION" \
 	scripts/packaging/install.sh install >/dev/null
 
+# Debian ships stripped objects (make install keeps the symbols).
+for f in $(find "$root" -type f | sort); do
+	if [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then
+		strip --remove-section=.comment --remove-section=.note --strip-unneeded "$f"
+	fi
+done
+
 # Debian's documentation files.
 doc="$root/usr/share/doc/govscsi"
 install -d "$doc"
@@ -49,7 +56,7 @@ done
 # shellcheck disable=SC2086 # one -e argument per ELF file
 shlibs=$(cd "$work/shlibs" && dpkg-shlibdeps -O --ignore-missing-info $elfs 2>/dev/null |
 	sed -n 's/^shlibs:Depends=//p')
-depends="$shlibs, xenstore-utils"
+depends="$shlibs, xenstore-utils, init-system-helpers (>= 1.52)"
 
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 cat >"$root/DEBIAN/control" <<EOF
@@ -76,10 +83,13 @@ EOF
 (cd "$root" && find etc -type f | sort | sed 's|^|/|') >"$root/DEBIAN/conffiles"
 [ -s "$root/DEBIAN/conffiles" ] || rm -f "$root/DEBIAN/conffiles"
 
+# The library's shlibs entry, for packages linking libgovscsi.
+echo "libgovscsi 0 govscsi (>= $VERSION)" >"$root/DEBIAN/shlibs"
+
 for s in postinst prerm postrm triggers; do
 	install -m 0755 "scripts/packaging/deb/$s" "$root/DEBIAN/$s"
 done
-chmod 0644 "$root/DEBIAN/triggers"
+chmod 0644 "$root/DEBIAN/triggers" "$root/DEBIAN/shlibs"
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -print | sed 's|^\./||' | sort | xargs md5sum) >"$root/DEBIAN/md5sums"
 
 # Reproducible: every file dated from the last commit (SOURCE_DATE_EPOCH).
