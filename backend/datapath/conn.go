@@ -94,6 +94,9 @@ type Conn struct {
 	limiter   logLimiter
 	counters  Counters
 	masked    bool // loop-owned: an event was taken and the port awaits unmask
+	lastDrain drainResult
+	loopCtx   context.Context // cancelled by Stop: ends WaitPending
+	cancel    context.CancelFunc
 	ringBatch []*slot
 }
 
@@ -147,7 +150,8 @@ func newConn(cfg Config) (*Conn, error) {
 		c.grants.Unmap(page) //nolint:errcheck // already failing
 		return nil, err
 	}
-	if c.wake, err = newWaker(); err != nil {
+	_, netpoll := c.events.(pendingWaiter)
+	if c.wake, err = newWaker(!netpoll); err != nil {
 		c.grants.Unmap(page) //nolint:errcheck // already failing
 		return nil, err
 	}
@@ -178,6 +182,7 @@ func newConn(cfg Config) (*Conn, error) {
 // run starts the worker pool and the ring goroutine.
 func (c *Conn) run() {
 	c.running = true
+	c.loopCtx, c.cancel = context.WithCancel(context.Background())
 	for i := 0; i < c.workers; i++ {
 		c.workersWG.Add(1)
 		go c.worker()
@@ -231,6 +236,7 @@ func (c *Conn) Stop(ctx context.Context) error {
 func (c *Conn) stop(ctx context.Context) error {
 	c.stopping.Store(true)
 	if c.running {
+		c.cancel()
 		c.wake.signal()
 		<-c.loopDone
 	}
@@ -313,31 +319,66 @@ func (c *Conn) WaitIdle(ctx context.Context, a Addr) error {
 	}
 }
 
-// loop is the ring goroutine: wait for an event (or a wake-up from a worker
-// that freed a slot), drain the ring, and unmask the port only when the ring
-// is fully drained. After a protocol violation it returns without
-// unmasking.
+// pendingWaiter is implemented by event-channel devices that can wait in
+// Go's netpoller (libxlgo/evtchn.Handle and xenfake.EventChannel both do):
+// the loop then parks without holding an OS thread, and Stop cancels the
+// wait through the context.
+type pendingWaiter interface {
+	WaitPending(ctx context.Context) (uint32, error)
+}
+
+// drainResult says why drain returned.
+type drainResult uint8
+
+const (
+	drainEmpty   drainResult = iota // ring empty after the final check
+	drainStarved                    // requests left but no free slot
+	drainYield                      // batch limit reached; more may be pending
+)
+
+// loop is the ring goroutine: drain the ring, then wait for an event (or,
+// when slots ran out, for a worker to free one). The port is unmasked only
+// once the ring is fully drained; after a protocol violation the loop
+// returns without unmasking.
 func (c *Conn) loop() {
 	defer close(c.loopDone)
-	// Requests may have been queued before we bound the port.
-	if !c.service() {
-		return
-	}
+	wp, netpoll := c.events.(pendingWaiter)
 	for {
-		evt, err := c.wake.wait(c.events.Fd())
+		// The first pass also picks up requests queued before we bound.
+		if !c.service() || c.stopping.Load() {
+			return
+		}
+		switch c.lastDrain {
+		case drainYield:
+			continue
+		case drainStarved:
+			if netpoll {
+				select {
+				case <-c.wake.kick:
+				case <-c.loopCtx.Done():
+					return
+				}
+				continue
+			}
+			// The poll below also returns on the waker's eventfd.
+		}
+		var port uint32
+		var got bool
+		var err error
+		if netpoll {
+			port, err = wp.WaitPending(c.loopCtx)
+			got = err == nil
+		} else if got, err = c.wake.wait(c.events.Fd()); err == nil && got && !c.stopping.Load() {
+			port, err = c.events.Pending()
+		}
 		if c.stopping.Load() {
 			return
 		}
 		if err != nil {
-			c.fail(fmt.Errorf("datapath: poll event channel: %w", err))
+			c.fail(fmt.Errorf("datapath: wait for event channel: %w", err))
 			return
 		}
-		if evt {
-			port, err := c.events.Pending()
-			if err != nil {
-				c.fail(fmt.Errorf("datapath: read event channel: %w", err))
-				return
-			}
+		if got {
 			c.counters.Events.Add(1)
 			if port == c.port {
 				c.masked = true
@@ -346,16 +387,14 @@ func (c *Conn) loop() {
 				return
 			}
 		}
-		if !c.service() {
-			return
-		}
 	}
 }
 
 // service drains the ring and unmasks the port if nothing is left. It
 // reports false after a fatal error.
 func (c *Conn) service() bool {
-	drained, err := c.drain()
+	res, err := c.drain()
+	c.lastDrain = res
 	if err != nil {
 		c.mu.Lock()
 		c.ring.Stop()
@@ -364,7 +403,7 @@ func (c *Conn) service() bool {
 		c.fail(fmt.Errorf("%w: %w", ErrRing, err))
 		return false
 	}
-	if drained && c.masked {
+	if res == drainEmpty && c.masked {
 		if err := c.events.Unmask(c.port); err != nil {
 			c.fail(fmt.Errorf("datapath: unmask port %d: %w", c.port, err))
 			return false
@@ -380,26 +419,23 @@ func (c *Conn) service() bool {
 const maxBatchesPerService = 64
 
 // drain consumes requests until the ring is empty (after the final check),
-// no slot is free, or maxBatchesPerService batches were done. It reports
-// whether the ring is empty. When it stops early with slots free it signals
-// the waker so the loop comes straight back (with the port still masked).
-func (c *Conn) drain() (drained bool, err error) {
+// no slot is free, or maxBatchesPerService batches were done.
+func (c *Conn) drain() (drainResult, error) {
 	for batches := 0; ; batches++ {
 		if batches == maxBatchesPerService || c.stopping.Load() {
-			c.wake.signal()
-			return false, nil
+			return drainYield, nil
 		}
 		c.mu.Lock()
 		n, err := c.ring.Unconsumed()
 		if err != nil {
 			c.mu.Unlock()
-			return false, err
+			return drainEmpty, err
 		}
 		if n == 0 {
 			more, err := c.ring.FinalCheckForRequests()
 			c.mu.Unlock()
 			if err != nil || !more {
-				return err == nil, err
+				return drainEmpty, err
 			}
 			continue
 		}
@@ -423,12 +459,11 @@ func (c *Conn) drain() (drained bool, err error) {
 		c.mu.Lock()
 		c.batching = false
 		notify := c.pushLocked()
-		starved := c.starved
+		starved := c.starved // cleared by a worker that freed a slot meanwhile
 		c.mu.Unlock()
 		c.notify(notify)
 		if starved {
-			// A worker signals the waker when it frees a slot.
-			return false, nil
+			return drainStarved, nil // releaseLocked signals the waker
 		}
 	}
 }

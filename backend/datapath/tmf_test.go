@@ -263,3 +263,58 @@ func TestAbortQueuedCommand(t *testing.T) {
 	default:
 	}
 }
+
+// TestSlotStarvation runs traffic and a slot-starving abort scenario
+// through both ways the loop waits: the netpoller (WaitPending) and the
+// poll(2)+eventfd fallback used when the event channel cannot park in Go.
+func TestSlotStarvation(t *testing.T) {
+	for _, pollOnly := range []bool{false, true} {
+		t.Run(map[bool]string{false: "netpoller", true: "poll"}[pollOnly], func(t *testing.T) {
+			testSlotStarvation(t, pollOnly)
+		})
+	}
+}
+
+func testSlotStarvation(t *testing.T, pollOnly bool) {
+	f := newTestFront(t)
+	f.pollOnly = pollOnly
+	slow := newSlowLUN()
+	f.table.Set(lun0, Entry{LUN: newMemLUN(64), Inline: true})
+	f.table.Set(Addr{0, 1, 0}, Entry{LUN: slow})
+	c := f.start(40) // more workers than slots: every stuck command runs
+	_, ref := f.dataPage(0, false)
+	for i := 0; i < 50; i++ {
+		f.send(rw(uint16(i%16), opRead10, vscsiif.DMAFromDevice, 0, 1, seg(ref, 0, 512)))
+		expectRslt(t, f.recv(1)[0], uint16(i%16), rsltGood)
+	}
+	// Fill every slot (2 x ring size) with commands stuck in the LUN, 31 of
+	// them already answered by ABORT, so the loop starves; releasing them
+	// must bring the loop back through the waker.
+	for i := 0; i < 31; i++ {
+		r := rw(uint16(i%16), opTUR, vscsiif.DMANone, 0, 0)
+		r.ID = 1
+		f.send(r)
+		<-slow.started
+		f.send(vscsiif.Request{Rqid: 100, Act: vscsiif.ActSCSIAbort, RefRqid: uint16(i % 16)})
+		got := f.recv(2)
+		expectRslt(t, got[0], uint16(i%16), vscsiif.Rslt(vscsiif.HostAbort, 0))
+		expectRslt(t, got[1], 100, vscsiif.RsltResetSuccess)
+	}
+	last := rw(50, opTUR, vscsiif.DMANone, 0, 0)
+	last.ID = 1
+	f.send(last)
+	<-slow.started
+	f.send(rw(7, opTUR, vscsiif.DMANone, 0, 0)) // no free slot until a stuck one returns
+	f.quiet(20 * time.Millisecond)
+	close(slow.release)
+	seen := map[uint16]int32{}
+	for _, r := range f.recv(2) {
+		seen[r.Rqid] = r.Rslt
+	}
+	if len(seen) != 2 || seen[50] != rsltGood || seen[7] != rsltGood {
+		t.Fatalf("after release: %v", seen)
+	}
+	if c.Err() != nil {
+		t.Fatal(c.Err())
+	}
+}

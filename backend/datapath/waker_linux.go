@@ -7,27 +7,43 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// waker lets workers (and Stop) interrupt the loop's poll on the event
-// channel: an eventfd polled next to it.
+// waker lets workers (and Stop) wake the loop when it waits for a free
+// slot. With a netpoller-capable event channel the loop waits on kick;
+// otherwise it polls the event channel's fd together with an eventfd.
 type waker struct {
-	fd  int
-	fds [2]unix.PollFd // kept here so polling does not allocate
+	kick chan struct{}
+	fd   int            // eventfd, or -1 when the loop uses the netpoller
+	fds  [2]unix.PollFd // kept here so polling does not allocate
 }
 
-func newWaker() (*waker, error) {
-	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("datapath: eventfd: %w", err)
+func newWaker(withFd bool) (*waker, error) {
+	w := &waker{kick: make(chan struct{}, 1), fd: -1}
+	if withFd {
+		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			return nil, fmt.Errorf("datapath: eventfd: %w", err)
+		}
+		w.fd = fd
 	}
-	return &waker{fd: fd}, nil
+	return w, nil
 }
 
 func (w *waker) signal() {
-	one := [8]byte{1}
-	unix.Write(w.fd, one[:]) //nolint:errcheck // EAGAIN only if the counter is saturated: still readable
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	if w.fd >= 0 {
+		one := [8]byte{1}
+		unix.Write(w.fd, one[:]) //nolint:errcheck // EAGAIN only if the counter is saturated: still readable
+	}
 }
 
-func (w *waker) close() { unix.Close(w.fd) } //nolint:errcheck // nothing to do about it
+func (w *waker) close() {
+	if w.fd >= 0 {
+		unix.Close(w.fd) //nolint:errcheck // nothing to do about it
+	}
+}
 
 // wait blocks until evtFd or the waker is readable and reports whether evtFd
 // is. A waker wake-up is consumed here.
