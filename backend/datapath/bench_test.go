@@ -97,7 +97,7 @@ func BenchmarkConnRoundTrip(b *testing.B) {
 				b.ResetTimer()
 				for done := 0; done < b.N; done += depth {
 					f.send(reqs...)
-					f.recv(depth)
+					f.drainN(depth)
 				}
 			})
 		}
