@@ -49,9 +49,7 @@ func TestReleaseDomainMidIO(t *testing.T) {
 	r.waitFor("/local/domain/0/error/backend/"+r.typ()+"/5", func(_ string, ok bool) bool { return !ok }, "error tree removed")
 	eventually(t, "ring unmapped", func() bool { return r.grants.Mapped() == 0 })
 	eventually(t, "file LUN closed", func() bool { return r.open.Load() == 0 })
-	if vs := r.b.Vhosts(); len(vs) != 0 {
-		t.Errorf("vhosts after release: %+v", vs)
-	}
+	eventually(t, "no vhosts after release", func() bool { return len(r.b.Vhosts()) == 0 })
 	// The tree does not come back.
 	time.Sleep(100 * time.Millisecond)
 	if _, err := r.ts.Read(xenif.NoTx, be); err == nil {

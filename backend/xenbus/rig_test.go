@@ -32,7 +32,7 @@ import (
 // rig is a host: an xsfake xenstore, fake grants and event channels, a
 // toolstack connection (dom0) and the Backend under test (dom0).
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *xsfake.Started
 	ts     xenif.Store // the toolstack
 	beConn xenif.Store // the backend's own connection
@@ -45,12 +45,14 @@ type rig struct {
 	runErr chan error
 	open   atomic.Int64 // LUNs open right now
 	guests map[uint32]*guest
-	evs    sync.Map // *xenfake.EventChannel -> struct{}
+	// waitMux serves every waitFor (one extra xenstore connection).
+	waitMux *xsutil.Mux
+	evs     sync.Map // *xenfake.EventChannel -> struct{}
 }
 
 type rigOpt func(*Config)
 
-func newRig(t *testing.T, opts ...rigOpt) *rig {
+func newRig(t testing.TB, opts ...rigOpt) *rig {
 	t.Helper()
 	srv, err := xsfake.Start()
 	if err != nil {
@@ -95,7 +97,7 @@ func newRig(t *testing.T, opts ...rigOpt) *rig {
 	return r
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -286,8 +288,11 @@ func (r *rig) hotRemove(domid uint32, vhost, n int) {
 // waitNode waits until path has value want ("" with gone=true: missing).
 func (r *rig) waitFor(path string, pred func(string, bool) bool, what string) string {
 	r.t.Helper()
-	m := xsutil.NewMux(r.waitConn())
-	defer m.Close()
+	if r.waitMux == nil {
+		r.waitMux = xsutil.NewMux(r.waitConn())
+		r.t.Cleanup(func() { r.waitMux.Close() })
+	}
+	m := r.waitMux
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	v, err := xsutil.WaitFor(ctx, m, path, pred)
