@@ -69,7 +69,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	open := func(req xenbus.LUNRequest) (datapath.Entry, error) {
 		ctl := fmt.Sprintf("%d:%d:%d", req.Addr.Channel, req.Addr.Target, req.Addr.LUN)
 		o, err := policy.Open(req.Pdev, lunconf.Options{
-			ID:               req.Pdev,
+			ID:               diskID(req),
 			LUN:              uint64(req.Addr.LUN),
 			ReportLUNs:       req.ReportLUNs,
 			SGTimeout:        cfg.Timeouts.SGCommand,
@@ -94,6 +94,19 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.backend = b
 	return s, nil
+}
+
+// diskID seeds a LUN's serial number and NAA name. A file or device keeps
+// the same identity wherever it is attached (stable /dev/disk/by-id names
+// in the guest, and a disk shared by two guests looks the same to both).
+// RAM disks are distinct disks even with equal p-devs, so two "ram:1G" in
+// one guest must not look like two paths to one LUN (multipath would merge
+// them).
+func diskID(req xenbus.LUNRequest) string {
+	if strings.HasPrefix(req.Pdev, "ram:") {
+		return fmt.Sprintf("%s@%d/%s/%s", req.Pdev, req.Domid, req.Vhost, req.Dev)
+	}
+	return req.Pdev
 }
 
 // Domid is the backend domain served.

@@ -16,6 +16,7 @@ import (
 	"github.com/govscsi/govscsi/backend/ring"
 	"github.com/govscsi/govscsi/backend/stats"
 	"github.com/govscsi/govscsi/backend/vscsiif"
+	"github.com/govscsi/govscsi/backend/xenbus"
 	"github.com/govscsi/govscsi/libxlgo/xenfake"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xs"
@@ -296,5 +297,18 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 	if c.BackendType != "vscsiu" || len(c.AllowPaths) != 2 || c.Timeouts.Teardown != 10*time.Second {
 		t.Errorf("example config: %+v", c)
+	}
+}
+
+func TestDiskID(t *testing.T) {
+	a := diskID(xenbus.LUNRequest{Pdev: "ram:1G", Domid: 5, Vhost: "0", Dev: "dev-0"})
+	b := diskID(xenbus.LUNRequest{Pdev: "ram:1G", Domid: 5, Vhost: "0", Dev: "dev-1"})
+	if a == b {
+		t.Errorf("two RAM disks share the identity %q", a)
+	}
+	f1 := diskID(xenbus.LUNRequest{Pdev: "/dev/sdb", Domid: 5, Vhost: "0", Dev: "dev-0"})
+	f2 := diskID(xenbus.LUNRequest{Pdev: "/dev/sdb", Domid: 6, Vhost: "1", Dev: "dev-3"})
+	if f1 != f2 {
+		t.Errorf("one device has two identities: %q, %q", f1, f2)
 	}
 }
