@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govscsi/govscsi/backend/vscsiif"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 )
 
@@ -238,4 +239,36 @@ func TestStaleTreeCleanedAtStart(t *testing.T) {
 	r.waitFor(r.bePath(9, 0), func(_ string, ok bool) bool { return !ok }, "stale tree removed")
 	r.waitFor("/local/domain/0/error/backend/"+r.typ()+"/9", func(_ string, ok bool) bool { return !ok }, "stale error tree removed")
 	r.waitValue(r.bePath(5, 0)+"/state", "2")
+}
+
+// TestClosingWithStuckCommand: the frontend closes while a command is stuck
+// in its LUN (a hung tape, P23): teardown is bounded, the stuck command is
+// answered once with DID_ABORT, the ring is unmapped.
+func TestClosingWithStuckCommand(t *testing.T) {
+	stuck := &stuckLUN{started: make(chan struct{}), release: make(chan struct{})}
+	defer close(stuck.release)
+	r := newRig(t, withStuck(stuck), func(c *Config) { c.TeardownTimeout = 300 * time.Millisecond })
+	r.start()
+	g := r.newGuest(5)
+	r.attach(5, 0, map[int]devSpec{0: {"stuck", "0:0:0:0"}})
+	be, fe := r.bePath(5, 0), fePath(5, 0)
+	r.waitValue(be+"/state", "2")
+	must(t, g.store.Write(xenif.NoTx, fe+"/ring-ref", fmt.Sprint(g.ref)))
+	must(t, g.store.Write(xenif.NoTx, fe+"/event-channel", fmt.Sprint(g.port)))
+	must(t, g.store.Write(xenif.NoTx, fe+"/state", "3"))
+	r.waitValue(be+"/state", "4")
+	g.submit(a0, 9, []byte{0x00, 0, 0, 0, 0, 0})
+	<-stuck.started
+	must(t, g.store.Write(xenif.NoTx, fe+"/state", "5"))
+	r.waitValue(be+"/state", "5")
+	eventually(t, "ring unmapped", func() bool { return r.grants.Mapped() == 0 })
+	if n := g.front.UnconsumedResponses(); n != 1 {
+		t.Fatalf("%d responses after teardown, want exactly 1", n)
+	}
+	g.front.CopyResponse(g.rspBuf)
+	var rsp vscsiif.Response
+	vscsiif.DecodeResponse(g.rspBuf, &rsp)
+	if rsp.Rqid != 9 || rsp.Rslt != vscsiif.HostAbort<<16 {
+		t.Errorf("response rqid %d rslt %#x, want rqid 9 DID_ABORT", rsp.Rqid, rsp.Rslt)
+	}
 }
