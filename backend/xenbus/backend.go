@@ -28,6 +28,9 @@ const (
 	DefaultRescanInterval  = 2 * time.Second
 )
 
+// maxScanFailures consecutive failed scans of the backend tree end Run.
+const maxScanFailures = 3
+
 // LUNRequest describes one device to open.
 type LUNRequest struct {
 	Pdev  string        // BE/vscsi-devs/dev-N/p-dev, as written
@@ -184,6 +187,7 @@ func (b *Backend) Run(ctx context.Context) error {
 	rescan := time.NewTicker(b.cfg.RescanInterval)
 	defer rescan.Stop()
 	var runErr error
+	failures := 0
 loop:
 	for {
 		select {
@@ -199,11 +203,17 @@ loop:
 		case <-rescan.C:
 		}
 		if err := b.scan(actx, &wg); err != nil {
-			if errors.Is(err, xenif.ErrStoreClosed) {
-				runErr = err
+			failures++
+			// A closed or broken connection (xenstored restarted) sends no
+			// more events; the rescan ticker notices and the daemon exits
+			// so its supervisor restarts it (and reconnects every vhost).
+			if errors.Is(err, xenif.ErrStoreClosed) || failures >= maxScanFailures {
+				runErr = fmt.Errorf("xenbus: xenstore unusable: %w", err)
 				break loop
 			}
 			b.log.Warn("scanning backend tree", "error", err)
+		} else {
+			failures = 0
 		}
 	}
 

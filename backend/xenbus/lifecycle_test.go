@@ -272,3 +272,24 @@ func TestClosingWithStuckCommand(t *testing.T) {
 		t.Errorf("response rqid %d rslt %#x, want rqid 9 DID_ABORT", rsp.Rqid, rsp.Rslt)
 	}
 }
+
+// TestXenstoreGoneEndsRun: when the xenstore connection dies the Backend
+// returns an error (so systemd restarts the daemon) instead of waiting
+// for events that never come, and releases the guest's resources.
+func TestXenstoreGoneEndsRun(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	connectGuest(t, r, 5)
+	r.srv.Close()
+	select {
+	case err := <-r.runErr:
+		if err == nil {
+			t.Error("Run returned nil after xenstore went away")
+		}
+		t.Logf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still running 10 s after xenstore went away")
+	}
+	r.cancel = nil
+	r.checkReleased()
+}
