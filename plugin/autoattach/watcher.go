@@ -437,6 +437,14 @@ func (w *Watcher) handle(ctx context.Context, domid uint32) Outcome {
 		log.Error("attaching vscsi devices failed; what was written is removed again", "error", err)
 		return o
 	}
+	if len(res.Added) == 0 {
+		// Every entry was there already: another toolstack attached the
+		// same config meanwhile, and Apply (where it skips attached
+		// entries) wrote nothing.
+		o.Action = HasVHosts
+		log.Info("another toolstack attached vscsi vhosts meanwhile; leaving them alone")
+		return o
+	}
 	o.Action, o.Added = Attached, len(res.Added)
 	log.Info("vscsi devices attached", "vhosts_created", res.Created, "devices", len(res.Added), "pending_frontend", res.Pending)
 	return o

@@ -143,17 +143,40 @@ func (h *host) cfg(dir int, file, body string) string {
 	return p
 }
 
-// guest creates a domain as xl create does (home, name, vm, device dir),
-// starts its frontend peer unless noFE, and introduces it.
+// guest creates a domain as xl create does (home, name, vm, device dir and
+// /libxl/<domid>, in one transaction as libxl__domain_make does), starts
+// its frontend peer unless noFE, and introduces it.
 func (h *host) guest(domid uint32, name, uuid string, noFE bool) {
 	h.t.Helper()
-	h.mkdir(home(domid), xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: domid, Bits: xenif.PermRead}})
-	h.write(home(domid)+"/name", name)
-	if uuid != "" {
-		h.write(home(domid)+"/vm", "/vm/"+uuid)
+	d := strconv.FormatUint(uint64(domid), 10)
+	err := xenif.Transact(h.admin, 5, func(tx xenif.Tx) error {
+		for _, n := range []struct {
+			path, value string
+			perms       xenif.Perms
+		}{
+			{home(domid), "", xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: domid, Bits: xenif.PermRead}}},
+			{home(domid) + "/name", name, nil},
+			{home(domid) + "/vm", "/vm/" + uuid, nil},
+			{home(domid) + "/device", "", xenif.Perms{{Domid: domid, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}}},
+			{"/libxl/" + d, "", n0},
+		} {
+			if n.path == home(domid)+"/vm" && uuid == "" {
+				continue
+			}
+			if err := h.admin.Write(tx, n.path, n.value); err != nil {
+				return err
+			}
+			if n.perms != nil {
+				if err := h.admin.SetPerms(tx, n.path, n.perms); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	h.mkdir(home(domid)+"/device", xenif.Perms{{Domid: domid, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}})
-	h.mkdir("/libxl/"+strconv.FormatUint(uint64(domid), 10), n0)
 	if !noFE {
 		fs, err := h.srv.Connect(domid)
 		if err != nil {
@@ -224,12 +247,6 @@ func (h *host) outcome(domid uint32) autoattach.Outcome {
 	for {
 		select {
 		case o := <-h.outcomes:
-			if o.Action == autoattach.Unnamed {
-				// Seen between the test's mkdir of the home and its
-				// name write (libxl writes both in one transaction):
-				// retried on the next event.
-				continue
-			}
 			if o.Domid == domid {
 				return o
 			}
@@ -636,5 +653,33 @@ func TestRaceWithOtherToolstack(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "another toolstack attached vscsi vhosts meanwhile") {
 		t.Errorf("log:\n%s", h.logs.String())
+	}
+}
+
+// A domain seen before its name is written (not libxl's order, but a
+// toolstack may do it) is looked at again on the next event.
+func TestUnnamedRetried(t *testing.T) {
+	h := newHost(t, 0)
+	h.cfg(0, "late.cfg", "name = \"late\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
+	h.start()
+	h.mkdir(home(16), xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: 16, Bits: xenif.PermRead}})
+	h.mkdir(home(16)+"/device", xenif.Perms{{Domid: 16, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}})
+	h.srv.IntroduceDomain(16)
+	if o := h.outcome(16); o.Action != autoattach.Unnamed {
+		t.Fatalf("outcome %+v", o)
+	}
+	if left := h.vscsiOf(16); len(left) != 0 {
+		t.Errorf("written: %v", left)
+	}
+	h.write(home(16)+"/name", "late")
+	fs, err := h.srv.Connect(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := simpeer.Start((&simpeer.Frontend{Store: fs, Domid: 16, RingRef: "43", EventChannel: "20"}).Run)
+	defer func() { stop(); fs.Close() }()
+	h.srv.IntroduceDomain(17) // any later @introduceDomain
+	if o := h.outcome(16); o.Action != autoattach.Attached {
+		t.Fatalf("second look: %+v", o)
 	}
 }
