@@ -86,6 +86,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	handled map[uint32]bool // domains handled (or being handled) this run
+	mux     *xsutil.Mux     // Run's, for the name watches; nil outside Run
 	wg      sync.WaitGroup
 }
 
@@ -111,6 +112,14 @@ func New(s xenif.Store, ts *plugin.Toolstack, cfg Config) *Watcher {
 func (w *Watcher) Run(ctx context.Context) error {
 	mux := xsutil.NewMux(w.s)
 	defer mux.Close()
+	w.mu.Lock()
+	w.mux = mux
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.mux = nil
+		w.mu.Unlock()
+	}()
 	intro, cancelIntro, err := mux.Watch(xenif.WatchIntroduceDomain)
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", xenif.WatchIntroduceDomain, err)
@@ -123,6 +132,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer cancelRel()
 	w.log.Info("watching for new domains", "config_dirs", w.cfg.ConfigDirs, "backend_domid", w.ts.Options().BackendDomid)
 	defer w.wg.Wait()
+	// Runs before the Wait: handlers waiting for a rename end with Run
+	// even when the store, not ctx, ended it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	// Reconcile what is already there (a restart) before reacting to
 	// events: the trees of domains that went while no watcher ran, then
 	// every live domain. Both watches also fire once when registered;
@@ -242,18 +255,68 @@ func (w *Watcher) scan(ctx context.Context) error {
 		w.wg.Add(1)
 		go func() {
 			defer w.wg.Done()
-			o := w.handle(ctx, d)
-			if o.Action == Unnamed {
-				w.mu.Lock()
-				delete(w.handled, d) // look again on the next event
-				w.mu.Unlock()
-			}
-			if w.cfg.Report != nil {
-				w.cfg.Report(o)
+			for {
+				o := w.handle(ctx, d)
+				if w.cfg.Report != nil {
+					w.cfg.Report(o)
+				}
+				if o.Action != Unnamed && o.Action != NoConfig {
+					return
+				}
+				// No name yet, or a name no config has (an incoming
+				// migration is "<name>--incoming" until xl renames it
+				// at the end): look again when the name changes.
+				if !w.awaitName(ctx, d, o.Name) {
+					if o.Action == Unnamed {
+						w.mu.Lock()
+						delete(w.handled, d) // --once: the next pass looks again
+						w.mu.Unlock()
+					}
+					return
+				}
 			}
 		}()
 	}
 	return nil
+}
+
+// awaitName waits until domain domid has a name other than old (a missing
+// name counts as ""). It returns false if the domain dies, ctx ends, or
+// the watcher does not watch (Reconcile).
+func (w *Watcher) awaitName(ctx context.Context, domid uint32, old string) bool {
+	w.mu.Lock()
+	mux := w.mux
+	w.mu.Unlock()
+	if mux == nil {
+		return false
+	}
+	p := "/local/domain/" + strconv.FormatUint(uint64(domid), 10) + "/name"
+	ch, cancel, err := mux.Watch(p)
+	if err != nil {
+		w.log.Error("cannot watch the domain's name", "domid", domid, "error", err)
+		return false
+	}
+	defer cancel()
+	for {
+		name, err := w.s.Read(xenif.NoTx, p)
+		switch {
+		case err == nil && name != old:
+			return true
+		case err != nil && !errors.Is(err, syscall.ENOENT):
+			w.log.Error("cannot read the domain's name", "domid", domid, "error", err)
+			return false
+		case err != nil && !w.alive(domid):
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case _, ok := <-ch:
+			if !ok {
+				return false
+			}
+		}
+	}
 }
 
 // identity reads a domain's name and uuid (from its vm node,

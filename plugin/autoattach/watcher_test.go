@@ -657,7 +657,7 @@ func TestRaceWithOtherToolstack(t *testing.T) {
 }
 
 // A domain seen before its name is written (not libxl's order, but a
-// toolstack may do it) is looked at again on the next event.
+// toolstack may do it) is looked at again when the name appears.
 func TestUnnamedRetried(t *testing.T) {
 	h := newHost(t, 0)
 	h.cfg(0, "late.cfg", "name = \"late\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
@@ -678,8 +678,40 @@ func TestUnnamedRetried(t *testing.T) {
 	}
 	stop := simpeer.Start((&simpeer.Frontend{Store: fs, Domid: 16, RingRef: "43", EventChannel: "20"}).Run)
 	defer func() { stop(); fs.Close() }()
-	h.srv.IntroduceDomain(17) // any later @introduceDomain
 	if o := h.outcome(16); o.Action != autoattach.Attached {
 		t.Fatalf("second look: %+v", o)
 	}
+}
+
+// A domain whose name no config has is looked at again when it is renamed:
+// xl migrate's incoming domain is "<name>--incoming" until the end, when
+// xl renames it; then it gets its config's devices.
+func TestRenamedAfterNoConfig(t *testing.T) {
+	h := newHost(t, 0)
+	h.cfg(0, "mig.cfg", "name = \"mig\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
+	h.start()
+	h.guest(18, "mig--incoming", "", false)
+	if o := h.outcome(18); o.Action != autoattach.NoConfig {
+		t.Fatalf("incoming: %+v", o)
+	}
+	if left := h.vscsiOf(18); len(left) != 0 {
+		t.Errorf("written for the incoming domain: %v", left)
+	}
+	h.write(home(18)+"/name", "mig")
+	o := h.outcome(18)
+	if o.Action != autoattach.Attached || o.Name != "mig" {
+		t.Fatalf("after the rename: %+v", o)
+	}
+	if vs := h.list(h.adminTS(), 18); !connected(vs, 1) {
+		t.Fatalf("vhosts: %+v", vs)
+	}
+	// A domain without a config that dies: its name watch ends with it
+	// (the watcher stops cleanly at the end of the test).
+	h.guest(19, "nameless-cfg", "", true)
+	if o := h.outcome(19); o.Action != autoattach.NoConfig {
+		t.Fatalf("%+v", o)
+	}
+	h.destroy(19)
+	h.destroy(18)
+	h.waitCleaned(18)
 }
