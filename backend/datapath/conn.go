@@ -47,7 +47,10 @@ type Config struct {
 	// below 26 are raised to 26 (the protocol minimum).
 	MaxSegments int
 	// Workers is the number of goroutines running non-inline LUNs. 0 means
-	// the ring size (16), enough for a full ring of slow commands.
+	// one per request slot (32: twice the ring size), so every command has
+	// a worker and a LUN that hangs can never hold up another LUN's
+	// commands; fewer workers save goroutines but allow that head-of-line
+	// blocking. Idle workers cost only their stacks.
 	Workers int
 	// Logger receives protocol errors (rate-limited); nil discards them.
 	Logger hclog.Logger
@@ -136,9 +139,6 @@ func newConn(cfg Config) (*Conn, error) {
 	}
 	c.maxSegs = min(max(c.maxSegs, vscsiif.SGTableSize), maxMaxSegments)
 	workers := cfg.Workers
-	if workers <= 0 {
-		workers = 16
-	}
 
 	page, err := c.grants.MapGrantRefs(cfg.FrontendDomid, []uint32{cfg.RingRef}, true)
 	if err != nil {
@@ -175,6 +175,9 @@ func newConn(cfg Config) (*Conn, error) {
 	}
 	c.ringBatch = make([]*slot, 0, n)
 	c.work = make(chan *slot, n)
+	if workers <= 0 {
+		workers = n
+	}
 	c.workers = workers
 	return c, nil
 }

@@ -318,3 +318,28 @@ func testSlotStarvation(t *testing.T, pollOnly bool) {
 		t.Fatal(c.Err())
 	}
 }
+
+// TestHungLUNDoesNotBlockOthers: with the default pool (a worker per slot)
+// commands to a healthy worker-mode LUN keep completing while another LUN
+// holds many workers hostage.
+func TestHungLUNDoesNotBlockOthers(t *testing.T) {
+	f := newTestFront(t)
+	hung := newSlowLUN()
+	f.table.Set(lun0, Entry{LUN: hung})
+	f.table.Set(Addr{0, 1, 0}, Entry{LUN: newMemLUN(8)})
+	f.start(0)
+	for i := 0; i < 15; i++ { // 15 stuck commands, the 16th ring slot stays usable
+		f.send(rw(uint16(i), opTUR, vscsiif.DMANone, 0, 0))
+		<-hung.started
+	}
+	for i := 0; i < 20; i++ {
+		r := rw(15, opTUR, vscsiif.DMANone, 0, 0)
+		r.ID = 1
+		f.send(r)
+		expectRslt(t, f.recv(1)[0], 15, rsltGood)
+	}
+	close(hung.release)
+	if got := len(f.recv(15)); got != 15 {
+		t.Fatalf("%d responses from the released LUN", got)
+	}
+}
