@@ -14,6 +14,7 @@
 #            guest_run [-t TIMEOUT_S] CMD      run shell CMD in the guest; prints its
 #                                             output, returns its exit status
 #            guest_console [NAME]             path of its console log in dom0
+#            wait_console PATTERN TIMEOUT_S   poll the guest console log for an ERE
 # Toolstack: xs_apply FILE                    apply `<path> = "<value>"` lines in one
 #                                             transaction (`xl-vscsi apply --dry-run`)
 #            xs_apply_json FILE               apply `xl-vscsi apply --dry-run --json`:
@@ -67,6 +68,12 @@ wait_xs() {
 
 guest_domid() { xl domid "${1:-$GUEST_NAME}" 2>/dev/null; }
 guest_console() { echo "/var/log/xen/console/guest-${1:-$GUEST_NAME}.log"; }
+
+# wait_console PATTERN TIMEOUT_S: 0 once the guest's console log (kernel
+# messages, agent echo) matches the extended regex PATTERN.
+wait_console() {
+	wait_for "$2" grep -Eq -- "$1" "$(guest_console)"
+}
 
 # guest_start [NAME]: a fresh guest from /rig/guest/NAME.cfg, created paused so
 # rig/ (the agent's xenstore directory, owned by the guest) exists before it runs.

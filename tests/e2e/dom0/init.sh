@@ -60,7 +60,7 @@ echo "govscsi rig: rig-run [NAME...] runs scenarios; guest_start; guest_run CMD;
 poweroff-rig() { sync; echo b >/proc/sysrq-trigger; }
 EOF
 	# a controlling tty for job control: setsid + the console as stdin
-	setsid bash -c 'exec bash -i </dev/hvc0 >/dev/hvc0 2>&1'
+	HOME=/root TERM=${TERM:-vt100} setsid bash -c 'exec bash -i </dev/hvc0 >/dev/hvc0 2>&1'
 	;;
 *)
 	/rig/run-scenarios.sh 2>&1

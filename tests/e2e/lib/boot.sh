@@ -145,6 +145,7 @@ judge() {
 			bad=1
 		fi
 	done <"$E2E/expected"
+	echo "== step timings (s): $(awk '{printf "%s %s, ", $1, $2}' "$RIG_LOGS/timings.txt" | sed 's/, $//')"
 	if ((bad)); then
 		echo "== e2e FAILED; logs in $RIG_LOGS"
 		echo "---- tail of $serial"
