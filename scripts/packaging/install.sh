@@ -6,14 +6,16 @@
 # so uninstall removes exactly what install put.
 #
 # Layout (PREFIX=/usr/local for `make install`, /usr for the Debian package):
-#   $SBINDIR          xl-vscsi, vscsi-autoattach (next to xl)
+#   $SBINDIR          xl-vscsi, vscsi-autoattach, vscsi-backend (next to xl)
 #   $LIBEXECDIR       vscsi-hotplug (the hotplug script's binary; /usr/lib/govscsi)
 #   $LIBDIR           libgovscsi.so.0 (soname) + libgovscsi.so dev link
 #   $INCLUDEDIR       govscsi.h;  $PKGCONFIGDIR govscsi.pc
 #   $MANDIR           xl-vscsi.1, xl-vscsi.cfg.5, vscsi-autoattach.8, vscsi-backend.8
 #   $XEN_SCRIPT_DIR   the hotplug script vscsi-govscsi (Xen's own dir,
 #                     /etc/xen/scripts, whatever PREFIX; its binary path rewritten)
-#   $SYSTEMDUNITDIR   vscsi-autoattach.service (ExecStart points into $SBINDIR)
+#   $SYSTEMDUNITDIR   vscsi-autoattach.service, vscsi-backend.service (ExecStart
+#                     points into $SBINDIR, --config into $SYSCONFDIR/govscsi)
+#   $DOCDIR           examples/vscsi-backend.yaml (the backend's optional config)
 #   $UDEVRULESDIR     65-govscsi-vscsi.rules (its script path rewritten)
 #   $SYSCONFDIR/govscsi/autoattach.yaml (never overwritten; removed by
 #                     uninstall only while it is unchanged)
@@ -30,6 +32,7 @@ cd "$top"
 : "${PKGCONFIGDIR:=$LIBDIR/pkgconfig}"
 : "${MANDIR:=$PREFIX/share/man}"
 : "${LIBEXECDIR:=$PREFIX/lib/govscsi}"
+: "${DOCDIR:=$PREFIX/share/doc/govscsi}"
 : "${SYSCONFDIR:=/etc}"
 : "${XEN_SCRIPT_DIR:=/etc/xen/scripts}"
 : "${SYSTEMDUNITDIR:=$PREFIX/lib/systemd/system}"
@@ -42,7 +45,7 @@ gen="$BUILD/install" # generated files (paths substituted)
 # "link <target> <destination>" per symlink, "conf <source> <destination>"
 # for the configuration. Sources are relative to the top of the tree.
 files() {
-	for b in xl-vscsi vscsi-autoattach; do
+	for b in xl-vscsi vscsi-autoattach vscsi-backend; do
 		echo "0755 $BUILD/$b $SBINDIR/$b"
 	done
 	echo "0755 $BUILD/vscsi-hotplug $LIBEXECDIR/vscsi-hotplug"
@@ -52,9 +55,12 @@ files() {
 	echo "link libgovscsi.so.0 $LIBDIR/libgovscsi.so"
 	echo "0644 c/include/govscsi.h $INCLUDEDIR/govscsi.h"
 	echo "0644 $gen/govscsi.pc $PKGCONFIGDIR/govscsi.pc"
-	echo "0644 $gen/vscsi-autoattach.service $SYSTEMDUNITDIR/vscsi-autoattach.service"
+	for u in vscsi-autoattach vscsi-backend; do
+		echo "0644 $gen/$u.service $SYSTEMDUNITDIR/$u.service"
+	done
+	echo "0644 backend/systemd/vscsi-backend.yaml.example $DOCDIR/examples/vscsi-backend.yaml"
 	echo "conf plugin/systemd/autoattach.yaml $SYSCONFDIR/govscsi/autoattach.yaml"
-	for m in xl-vscsi.1 xl-vscsi.cfg.5 vscsi-autoattach.8; do
+	for m in xl-vscsi.1 xl-vscsi.cfg.5 vscsi-autoattach.8 vscsi-backend.8; do
 		echo "0644 $BUILD/man/$m.gz $MANDIR/man${m##*.}/$m.gz"
 	done
 }
@@ -64,8 +70,10 @@ generate() {
 	mkdir -p "$gen"
 	sed -e "s|@PREFIX@|$PREFIX|" -e "s|@LIBDIR@|$LIBDIR|" -e "s|@INCLUDEDIR@|$INCLUDEDIR|" \
 		-e "s|@VERSION@|$VERSION|" c/govscsi.pc.in >"$gen/govscsi.pc"
-	sed -e "s|/usr/sbin/|$SBINDIR/|g" -e "s|/etc/govscsi/|$SYSCONFDIR/govscsi/|g" \
-		plugin/systemd/vscsi-autoattach.service >"$gen/vscsi-autoattach.service"
+	for u in plugin/systemd/vscsi-autoattach.service backend/systemd/vscsi-backend.service; do
+		sed -e "s|/usr/sbin/|$SBINDIR/|g" -e "s|/etc/govscsi/|$SYSCONFDIR/govscsi/|g" \
+			"$u" >"$gen/$(basename "$u")"
+	done
 	sed -e "s|/usr/lib/govscsi/vscsi-hotplug|$LIBEXECDIR/vscsi-hotplug|g" \
 		hotplug/scripts/vscsi-govscsi >"$gen/vscsi-govscsi"
 	sed -e "s|/etc/xen/scripts/vscsi-govscsi|$XEN_SCRIPT_DIR/vscsi-govscsi|g" \

@@ -87,20 +87,24 @@ func keys(m map[string]string) []string {
 // expected is the installed file list for a prefix and lib dir.
 func expected(prefix, libdir, unitdir, udevdir string) map[string]string {
 	return map[string]string{
-		prefix + "/sbin/xl-vscsi":                        "-rwxr-xr-x",
-		prefix + "/sbin/vscsi-autoattach":                "-rwxr-xr-x",
-		libdir + "/libgovscsi.so.0":                      "-rw-r--r--",
-		libdir + "/libgovscsi.so":                        "-> libgovscsi.so.0",
-		libdir + "/pkgconfig/govscsi.pc":                 "-rw-r--r--",
-		prefix + "/include/govscsi.h":                    "-rw-r--r--",
-		unitdir + "/vscsi-autoattach.service":            "-rw-r--r--",
-		"/etc/govscsi/autoattach.yaml":                   "-rw-r--r--",
-		prefix + "/share/man/man1/xl-vscsi.1.gz":         "-rw-r--r--",
-		prefix + "/share/man/man5/xl-vscsi.cfg.5.gz":     "-rw-r--r--",
-		prefix + "/share/man/man8/vscsi-autoattach.8.gz": "-rw-r--r--",
-		prefix + "/lib/govscsi/vscsi-hotplug":            "-rwxr-xr-x",
-		"/etc/xen/scripts/vscsi-govscsi":                 "-rwxr-xr-x",
-		udevdir + "/65-govscsi-vscsi.rules":              "-rw-r--r--",
+		prefix + "/sbin/xl-vscsi":                                 "-rwxr-xr-x",
+		prefix + "/sbin/vscsi-autoattach":                         "-rwxr-xr-x",
+		libdir + "/libgovscsi.so.0":                               "-rw-r--r--",
+		libdir + "/libgovscsi.so":                                 "-> libgovscsi.so.0",
+		libdir + "/pkgconfig/govscsi.pc":                          "-rw-r--r--",
+		prefix + "/include/govscsi.h":                             "-rw-r--r--",
+		unitdir + "/vscsi-autoattach.service":                     "-rw-r--r--",
+		"/etc/govscsi/autoattach.yaml":                            "-rw-r--r--",
+		prefix + "/share/man/man1/xl-vscsi.1.gz":                  "-rw-r--r--",
+		prefix + "/share/man/man5/xl-vscsi.cfg.5.gz":              "-rw-r--r--",
+		prefix + "/share/man/man8/vscsi-autoattach.8.gz":          "-rw-r--r--",
+		prefix + "/lib/govscsi/vscsi-hotplug":                     "-rwxr-xr-x",
+		"/etc/xen/scripts/vscsi-govscsi":                          "-rwxr-xr-x",
+		udevdir + "/65-govscsi-vscsi.rules":                       "-rw-r--r--",
+		prefix + "/sbin/vscsi-backend":                            "-rwxr-xr-x",
+		unitdir + "/vscsi-backend.service":                        "-rw-r--r--",
+		prefix + "/share/doc/govscsi/examples/vscsi-backend.yaml": "-rw-r--r--",
+		prefix + "/share/man/man8/vscsi-backend.8.gz":             "-rw-r--r--",
 	}
 }
 
@@ -146,6 +150,11 @@ func TestInstallUninstall(t *testing.T) {
 	if !strings.Contains(string(unit), "ExecStart=/usr/local/sbin/vscsi-autoattach --config /etc/govscsi/autoattach.yaml\n") {
 		t.Errorf("unit:\n%s", unit)
 	}
+	unit, _ = os.ReadFile(dest + "/usr/local/lib/systemd/system/vscsi-backend.service")
+	if !strings.Contains(string(unit), "ExecStart=/usr/local/sbin/vscsi-backend --config /etc/govscsi/vscsi-backend.yaml") ||
+		!strings.Contains(string(unit), "ExecStartPre=-/sbin/modprobe -q xen-gntdev") {
+		t.Errorf("backend unit:\n%s", unit)
+	}
 	wrapper, _ := os.ReadFile(dest + "/etc/xen/scripts/vscsi-govscsi")
 	if !strings.Contains(string(wrapper), "bin=${GOVSCSI_HOTPLUG_BIN:-/usr/local/lib/govscsi/vscsi-hotplug}") {
 		t.Errorf("the hotplug wrapper does not point at the installed binary:\n%s", wrapper)
@@ -158,7 +167,7 @@ func TestInstallUninstall(t *testing.T) {
 		t.Errorf("soname:\n%s", out)
 	}
 	// Each man page renders from its installed .gz.
-	for _, m := range []string{"man1/xl-vscsi.1.gz", "man5/xl-vscsi.cfg.5.gz", "man8/vscsi-autoattach.8.gz"} {
+	for _, m := range []string{"man1/xl-vscsi.1.gz", "man5/xl-vscsi.cfg.5.gz", "man8/vscsi-autoattach.8.gz", "man8/vscsi-backend.8.gz"} {
 		out := run(t, "man", "-l", dest+"/usr/local/share/man/"+m)
 		if !strings.Contains(out, "NAME") || !strings.Contains(out, "SEE ALSO") {
 			t.Errorf("man -l %s:\n%s", m, out)
@@ -251,7 +260,7 @@ func TestDeb(t *testing.T) {
 		t.Errorf("Architecture %q", v)
 	}
 	dep := field("Depends")
-	for _, w := range []string{"libc6 (>=", "libxenstore4 (>=", "xenstore-utils", "init-system-helpers (>= 1.52)"} {
+	for _, w := range []string{"libc6 (>=", "libxenstore4 (>=", "libxengnttab1 (>=", "libxenevtchn1 (>=", "xenstore-utils", "init-system-helpers (>= 1.52)"} {
 		if !strings.Contains(dep, w) {
 			t.Errorf("Depends %q lacks %q", dep, w)
 		}
