@@ -21,8 +21,9 @@
 #                                             dirs + perms first, nodes in one transaction
 # Results:   result_file NAME                 a file the host gets back in $RIG_LOGS
 export PATH=/rig/bin:/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
-# getopt in the xenstore tools must not read a value starting with "-" as an option
-export POSIXLY_CORRECT=1
+# Values that may start with "-" are written after "--": the xenstore tools'
+# getopt would take them for options. (Not POSIXLY_CORRECT: in the environment
+# it would also put every bash, scenarios and the shell, in POSIX mode.)
 RIG_OUT=/run/rig/out
 GUEST_NAME=${GUEST_NAME:-g1}
 
@@ -115,7 +116,7 @@ guest_run() {
 	n=$(($(cat "/run/rig/$name.seq") + 1))
 	echo "$n" >"/run/rig/$name.seq"
 	base=/local/domain/$d/rig
-	xenstore-write -R "$base/cmd/$n" "$*" || return 125
+	xenstore-write -R -- "$base/cmd/$n" "$*" || return 125
 	if ! wait_for "$timeout" xenstore-read "$base/rc/$n"; then
 		note "guest_run: '$*' timed out after ${timeout} s"
 		rm -f "/run/rig/$name.seq"
@@ -150,7 +151,7 @@ xs_apply() {
 		args+=("$path" "$val")
 	done <"$1"
 	((${#args[@]})) || { note "xs_apply: no '<path> = \"<value>\"' lines in $1"; return 1; }
-	xenstore-write "${args[@]}"
+	xenstore-write -- "${args[@]}"
 }
 
 # xs_apply_json FILE: apply the JSON of `xl-vscsi apply --dry-run --json` the
@@ -167,7 +168,7 @@ xs_apply_json() {
 	done < <(jq -r '.[] | select(.kind == "dir") | [.path, .perms] | @tsv' "$f")
 	mapfile -d '' args < <(jq -j '.[] | select(.kind == "node") | .path, "\u0000", .value, "\u0000"' "$f")
 	((${#args[@]})) || { note "xs_apply_json: no nodes in $f"; return 1; }
-	xenstore-write "${args[@]}" || return 1
+	xenstore-write -R -- "${args[@]}" || return 1
 	while IFS=$'\t' read -r path perms; do
 		# shellcheck disable=SC2086
 		xenstore-chmod "$path" $perms || return 1

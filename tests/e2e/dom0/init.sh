@@ -57,10 +57,10 @@ export PATH=/rig/bin:/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
 rig-run() { /rig/run-scenarios.sh "$@"; }
 PS1='dom0# '
 echo "govscsi rig: rig-run [NAME...] runs scenarios; guest_start; guest_run CMD; 'poweroff-rig' ends QEMU"
-poweroff-rig() { sync; echo b >/proc/sysrq-trigger; }
+poweroff-rig() { exit 0; }   # init saves the logs to the out disk, then resets
 EOF
 	# a controlling tty for job control: setsid + the console as stdin
-	HOME=/root TERM=${TERM:-vt100} setsid bash -c 'exec bash -i </dev/hvc0 >/dev/hvc0 2>&1'
+	HOME=/root TERM=${TERM:-vt100} setsid bash -c 'exec bash --rcfile /root/.bashrc -i </dev/hvc0 >/dev/hvc0 2>&1'
 	;;
 *)
 	/rig/run-scenarios.sh 2>&1

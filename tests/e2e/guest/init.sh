@@ -12,8 +12,6 @@
 # dom0) echoes each command and its output for humans.
 /bin/busybox --install -s
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
-# getopt in the xenstore tools must not read a value that starts with "-" as an option
-export POSIXLY_CORRECT=1
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -43,7 +41,8 @@ put_output() {
 	while [ $((k * 1500)) -lt "$size" ] || [ $k -eq 0 ]; do
 		# the trailing "." keeps a chunk's final newlines, which $(...) would eat
 		v=$(dd if="$2" bs=1500 skip=$k count=1 2>/dev/null; echo .)
-		if ! xenstore-write -R "rig/out/$1/$(printf %03d $k)" "${v%.}"; then
+		# "--": a chunk may start with "-", which getopt would take for an option
+		if ! xenstore-write -R -- "rig/out/$1/$(printf %03d $k)" "${v%.}"; then
 			xenstore-write "rig/err/$1" "output chunk $k of $size bytes could not be stored"
 			return 1
 		fi
