@@ -13,7 +13,8 @@ want_rig=0
 
 log() { printf '[deps %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
-pkgs=(build-essential pkg-config git libxen-dev xenstore-utils shellcheck ca-certificates sg3-utils util-linux)
+pkgs=(build-essential pkg-config git libxen-dev xenstore-utils shellcheck ca-certificates sg3-utils util-linux
+	groff-base man-db dpkg-dev lintian)
 if ((want_rig)); then
 	pkgs+=(qemu-system-x86 debootstrap kmod cpio e2fsprogs busybox-static libc6-dev xz-utils zstd)
 fi
