@@ -53,7 +53,7 @@ func TestGroupNew(t *testing.T) {
 	if err != nil || p.Create[0].DevID != 7 || p.Create[2].DevID != 9 || p.NextVHost != 10 {
 		t.Errorf("nextVHost 7: %+v %v", p, err)
 	}
-	if p, err := Group(nil, nil, 0); err != nil || len(p.Create) != 0 || RenderCreate(Domains{1, 0}, p.Create) != nil {
+	if p, err := Group(nil, nil, 0); err != nil || len(p.Create) != 0 || RenderCreate(Domains{Frontend: 1}, p.Create) != nil {
 		t.Errorf("no devices: %+v %v", p, err)
 	}
 }

@@ -42,10 +42,40 @@ type Write struct {
 	Kind  WriteKind
 }
 
-// Domains names the two ends of a vscsi connection.
+// Domains names the two ends of a vscsi connection and the backend type
+// directory the backend serves.
 type Domains struct {
 	Frontend uint32 // the guest
 	Backend  uint32 // the domain running the backend (usually 0)
+	// Type is the backend type directory, /local/domain/<be>/backend/<Type>
+	// ("" means TypeKernel, "vscsi"; the userspace backend serves
+	// TypeUserspace, "vscsiu"). The frontend directory is device/vscsi
+	// whatever the type: FE/backend carries the full path.
+	Type string
+}
+
+// BackendType is d.Type, or TypeKernel if empty.
+func (d Domains) BackendType() string {
+	if d.Type == "" {
+		return TypeKernel
+	}
+	return d.Type
+}
+
+// ValidBackendType checks a backend type name: one path component of
+// lower-case letters, digits, '-' or '_' (xenbus device types such as
+// "vscsi", "vscsiu", "qusb").
+func ValidBackendType(t string) error {
+	if t == "" || len(t) > 32 {
+		return fmt.Errorf("backend type %q: want 1-32 characters", t)
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("backend type %q: %q is not a lower-case letter, digit, '-' or '_'", t, c)
+		}
+	}
+	return nil
 }
 
 // Xenbus states the toolstack writes (xenbus.h XenbusState*).
@@ -55,10 +85,10 @@ const (
 	StateReconfiguring = 7
 )
 
-// BackendRoot is /local/domain/<be>/backend/vscsi/<domid>, the parent of
+// BackendRoot is /local/domain/<be>/backend/<type>/<domid>, the parent of
 // a domain's backend vhost directories.
 func BackendRoot(d Domains) string {
-	return fmt.Sprintf("/local/domain/%d/backend/vscsi/%d", d.Backend, d.Frontend)
+	return fmt.Sprintf("/local/domain/%d/backend/%s/%d", d.Backend, d.BackendType(), d.Frontend)
 }
 
 // FrontendRoot is /local/domain/<domid>/device/vscsi.

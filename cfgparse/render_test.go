@@ -99,7 +99,7 @@ func pipeline(t *testing.T, cfg string) ([]Write, []Warning, error) {
 	if err != nil {
 		return nil, warns, err
 	}
-	return plan.Render(Domains{Frontend: uint32(domid), Backend: uint32(be)}), warns, nil
+	return plan.Render(Domains{Frontend: uint32(domid), Backend: uint32(be), Type: fl.BackendType()}), warns, nil
 }
 
 func checkGolden(t *testing.T, path string, got []byte) {

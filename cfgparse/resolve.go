@@ -36,7 +36,30 @@ const (
 	// FlavourHCTL is the classic xenlinux scsiback: p-dev is the host's
 	// raw h:c:t:l (32-bit LUN).
 	FlavourHCTL
+	// FlavourUserspace is govscsi's own backend daemon (vscsi-backend,
+	// docs/backend.md): p-dev is written in its syntax (backend/lunconf:
+	// /dev/..., block:, sg:, file:, ram:, options ,ro ,direct ,raw) and
+	// the vhost lives under backend type "vscsiu", which xen-scsiback
+	// never binds (protocol.md P3).
+	FlavourUserspace
 )
+
+// Backend type directories (/local/domain/<be>/backend/<type>/...).
+const (
+	// TypeKernel is the type xen-scsiback (and the xenlinux backend) serve.
+	TypeKernel = "vscsi"
+	// TypeUserspace is the userspace backend's default type.
+	TypeUserspace = "vscsiu"
+)
+
+// BackendType is the backend type directory a flavour's backend serves by
+// default: "vscsiu" for userspace, "vscsi" otherwise.
+func (f Flavour) BackendType() string {
+	if f == FlavourUserspace {
+		return TypeUserspace
+	}
+	return TypeKernel
+}
 
 func (f Flavour) String() string {
 	switch f {
@@ -44,19 +67,24 @@ func (f Flavour) String() string {
 		return "kernel"
 	case FlavourHCTL:
 		return "hctl"
+	case FlavourUserspace:
+		return "userspace"
 	}
 	return fmt.Sprintf("Flavour(%d)", int(f))
 }
 
-// ParseFlavour maps the CLI/config names "kernel" and "hctl" to a Flavour.
+// ParseFlavour maps the CLI/config names "kernel", "hctl" and
+// "userspace" to a Flavour.
 func ParseFlavour(s string) (Flavour, error) {
 	switch s {
 	case "kernel":
 		return FlavourKernel, nil
 	case "hctl":
 		return FlavourHCTL, nil
+	case "userspace":
+		return FlavourUserspace, nil
 	}
-	return 0, fmt.Errorf("unknown backend flavour %q, expected kernel or hctl", s)
+	return 0, fmt.Errorf("unknown backend flavour %q, expected kernel, hctl or userspace", s)
 }
 
 // Resolution errors. Each failing step has its own sentinel, wrapped in a
@@ -177,10 +205,14 @@ func (r *Resolver) Resolve(p PDev, f Flavour) (PDevValue, []string, error) {
 	}
 	switch f {
 	case FlavourKernel, FlavourHCTL:
+	case FlavourUserspace:
+		return resolveUserspace(p, nil)
 	default:
 		return bad(ErrUnknownFlavour, f.String())
 	}
 	switch p.Kind {
+	case PDevLUN:
+		return bad(ErrFlavourPDev, fmt.Sprintf("%q is a p-dev of the userspace backend (use --flavour userspace); xen-scsiback and the xenlinux backend need /dev/..., h:c:t:l or naa.<wwn>:<lun>", p.String()))
 	case PDevNAA:
 		if f == FlavourHCTL {
 			return bad(ErrFlavourPDev, "naa.<wwn>:<lun> names an LIO target port; the xenlinux backend (flavour hctl) needs h:c:t:l or a /dev path")

@@ -231,13 +231,18 @@ func TestResolveRealDevices(t *testing.T) {
 }
 
 func TestParseFlavour(t *testing.T) {
-	for s, want := range map[string]Flavour{"kernel": FlavourKernel, "hctl": FlavourHCTL} {
+	for s, want := range map[string]Flavour{"kernel": FlavourKernel, "hctl": FlavourHCTL, "userspace": FlavourUserspace} {
 		if f, err := ParseFlavour(s); err != nil || f != want || f.String() != s {
 			t.Errorf("ParseFlavour(%q) = %v %v", s, f, err)
 		}
 	}
-	if _, err := ParseFlavour("userspace"); err == nil || !strings.Contains(err.Error(), `"userspace"`) {
+	if _, err := ParseFlavour("user"); err == nil || !strings.Contains(err.Error(), `"user"`) {
 		t.Errorf("unknown flavour: %v", err)
+	}
+	for f, want := range map[Flavour]string{FlavourKernel: "vscsi", FlavourHCTL: "vscsi", FlavourUserspace: "vscsiu"} {
+		if got := f.BackendType(); got != want {
+			t.Errorf("%v.BackendType() = %q, want %q", f, got, want)
+		}
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/govscsi/govscsi/backend/lunconf"
 )
 
 // This file parses one vscsi spec, "pdev,vdev[,option...]", the items of
@@ -99,6 +101,10 @@ const (
 	// PDevNAA is an LIO xen-pvscsi target port name plus LIO LUN index,
 	// naa.<hex>:<lun>.
 	PDevNAA
+	// PDevLUN is one of the userspace backend's own forms, file:/path,
+	// ram:<size>, block:/dev/X or sg:/dev/X (backend/lunconf syntax),
+	// usable with FlavourUserspace only.
+	PDevLUN
 )
 
 func (k PDevKind) String() string {
@@ -109,6 +115,8 @@ func (k PDevKind) String() string {
 		return "hctl"
 	case PDevNAA:
 		return "naa"
+	case PDevLUN:
+		return "lun"
 	}
 	return fmt.Sprintf("PDevKind(%d)", int(k))
 }
@@ -120,6 +128,7 @@ type PDev struct {
 	HCTL HCTL   // PDevHCTL
 	WWN  string // PDevNAA: "naa.<hex>" as written (LIO compares names verbatim)
 	LUN  uint64 // PDevNAA: the LIO LUN index (not the physical LUN)
+	Text string // PDevLUN: the p-dev as written (file:/x, ram:64M, ...)
 }
 
 // String renders p in the canonical form ParseSpec accepts.
@@ -131,6 +140,8 @@ func (p PDev) String() string {
 		return p.HCTL.String()
 	case PDevNAA:
 		return p.WWN + ":" + strconv.FormatUint(p.LUN, 10)
+	case PDevLUN:
+		return p.Text
 	}
 	return ""
 }
@@ -142,6 +153,10 @@ type Spec struct {
 	// FeatureHost asks a backend for raw pass-through (no CDB filtering or
 	// REPORT LUNS emulation). Only the xenlinux backend reads it.
 	FeatureHost bool
+	// ReadOnly, Direct and Raw are options of the userspace backend's
+	// LUNs (",ro", ",direct", ",raw" in its p-dev); the kernel flavours
+	// refuse them.
+	ReadOnly, Direct, Raw bool
 }
 
 // String renders s canonically: ParseSpec(s.String()) gives s back.
@@ -175,6 +190,24 @@ var optionTable = []option{
 		doc:   "raw SCSI pass-through (backend feature-host = 1)",
 		set:   func(s *Spec) { s.FeatureHost = true },
 		isSet: func(s *Spec) bool { return s.FeatureHost },
+	},
+	{
+		name:  "ro",
+		doc:   "read-only LUN (userspace backend only)",
+		set:   func(s *Spec) { s.ReadOnly = true },
+		isSet: func(s *Spec) bool { return s.ReadOnly },
+	},
+	{
+		name:  "direct",
+		doc:   "O_DIRECT on a block device (userspace backend only)",
+		set:   func(s *Spec) { s.Direct = true },
+		isSet: func(s *Spec) bool { return s.Direct },
+	},
+	{
+		name:  "raw",
+		doc:   "SG_IO pass-through without CDB filtering (userspace backend only)",
+		set:   func(s *Spec) { s.Raw = true },
+		isSet: func(s *Spec) bool { return s.Raw },
 	},
 }
 
@@ -383,13 +416,20 @@ func parsePDev(t string) (PDev, error) {
 		return PDev{Kind: PDevPath, Path: t}, nil
 	case strings.HasPrefix(t, "naa."):
 		return parseNAA(t)
+	case isLUNForm(t):
+		// The userspace backend's own forms: checked with its parser
+		// now, so a typo is reported whatever the flavour.
+		if _, err := lunconf.Parse(t); err != nil {
+			return PDev{}, err
+		}
+		return PDev{Kind: PDevLUN, Text: t}, nil
 	}
 	h, err := ParseHCTL(t)
 	if err != nil {
 		if !strings.Contains(t, ":") {
-			return PDev{}, fmt.Errorf("want /dev/<node>, h:c:t:l or naa.<hex>:<lun>")
+			return PDev{}, fmt.Errorf("want /dev/<node>, h:c:t:l or naa.<hex>:<lun>, or for the userspace backend file:/path, ram:<size>, block:/dev/X, sg:/dev/X")
 		}
-		return PDev{}, fmt.Errorf("want /dev/<node>, h:c:t:l or naa.<hex>:<lun>: %v", err)
+		return PDev{}, fmt.Errorf("want /dev/<node>, h:c:t:l or naa.<hex>:<lun>, or for the userspace backend file:/path, ram:<size>, block:/dev/X, sg:/dev/X: %v", err)
 	}
 	return PDev{Kind: PDevHCTL, HCTL: h}, nil
 }

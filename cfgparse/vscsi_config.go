@@ -70,7 +70,30 @@ func (r *Resolver) Devices(entries []Entry, f Flavour) ([]Device, []Warning, err
 	)
 	for _, e := range entries {
 		pdev := e.Parsed.PDev.String()
-		v, notes, err := r.Resolve(e.Parsed.PDev, f)
+		if opts := e.Parsed.LUNOptions(); len(opts) > 0 && f != FlavourUserspace {
+			errs = append(errs, &SpecError{Origin: e.Origin, Token: opts[0],
+				Msg: fmt.Sprintf("option is for the userspace backend (flavour userspace), not flavour %s", f)})
+			continue
+		}
+		var (
+			v     PDevValue
+			notes []string
+			err   error
+		)
+		if f == FlavourUserspace {
+			var badOpt string
+			v, badOpt, err = resolveUserspaceOpts(e.Parsed.PDev, e.Parsed.LUNOptions())
+			if err != nil && badOpt != "" {
+				errs = append(errs, &SpecError{Origin: e.Origin, Token: badOpt, Msg: "option not usable with this pdev", Err: err})
+				continue
+			}
+			if err == nil && e.Parsed.FeatureHost {
+				warns = append(warns, Warning{Origin: e.Origin, Token: "feature-host",
+					Msg: "the userspace backend ignores feature-host; use the option raw for unfiltered SG_IO pass-through"})
+			}
+		} else {
+			v, notes, err = r.Resolve(e.Parsed.PDev, f)
+		}
 		for _, n := range notes {
 			warns = append(warns, Warning{Origin: e.Origin, Token: pdev, Msg: n})
 		}

@@ -63,7 +63,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"8:0:2:1,0:0:0:0,", "", "empty option"},
 		{"8:0:2:1,0:0:0:0,,feature-host", "", "empty option"},
 		// §3.3 rule 4: the only option.
-		{"8:0:2:1,0:0:0:0,Feature-Host", "Feature-Host", "unknown option, expected one of: feature-host"},
+		{"8:0:2:1,0:0:0:0,Feature-Host", "Feature-Host", "unknown option, expected one of: direct, feature-host, raw, ro"},
 		{"8:0:2:1,0:0:0:0,host", "host", "unknown option"},
 		// §3.3 rule 2: pdev forms.
 		{"sdb,0:0:0:0", "sdb", "want /dev/<node>, h:c:t:l or naa.<hex>:<lun>"},
@@ -168,7 +168,7 @@ func TestParseSpecsOrigins(t *testing.T) {
 	if len(all) != 2 || all[0].Entry != 1 || all[1].Entry != 2 || all[0].Pos != pos[1] || all[1].Token != "sdb" {
 		t.Fatalf("errors %v", err)
 	}
-	want := `g.cfg:5:11: vscsi[1] "8:0:2:1,0:0:0:0,x": "x": unknown option, expected one of: feature-host`
+	want := `g.cfg:5:11: vscsi[1] "8:0:2:1,0:0:0:0,x": "x": unknown option, expected one of: direct, feature-host, raw, ro`
 	if all[0].Error() != want {
 		t.Errorf("got  %s\nwant %s", all[0].Error(), want)
 	}
@@ -233,4 +233,24 @@ func FuzzVscsiSpec(f *testing.F) {
 			t.Fatalf("round trip of %q: %+v -> %q -> %+v", in, s, out, s2)
 		}
 	})
+}
+
+// The userspace backend's forms and LUN options survive the canonical
+// rendering (ParseSpec(String()) gives the same Spec), and the options
+// come back in p-dev order whatever order they were written in.
+func TestUserspaceSpecRoundTrip(t *testing.T) {
+	for _, in := range []string{"ram:64M,0:0:1:0,direct,ro", "file:/srv/a.img,0:0:0:0,ro", "sg:/dev/sg1,1:0:0:0,raw,feature-host", "/dev/sdb,0:0:0:0,raw,ro"} {
+		s, _, err := ParseSpec(in)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		again, _, err := ParseSpec(s.String())
+		if err != nil || again != s {
+			t.Errorf("%q -> %q -> %+v %v", in, s.String(), again, err)
+		}
+	}
+	s, _, _ := ParseSpec("ram:64M,0:0:1:0,raw,direct,ro")
+	if got := strings.Join(s.LUNOptions(), ","); got != "ro,direct,raw" {
+		t.Errorf("LUNOptions %q", got)
+	}
 }
