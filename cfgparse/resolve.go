@@ -167,6 +167,27 @@ type Resolver struct {
 	SysfsRoot    string   // default "/sys"
 	ConfigfsRoot string   // default "/sys/kernel/config"
 	Stat         StatFunc // default OSStat
+	// PlanLIO, if set, is the p-dev a hotplug script will create for a
+	// /dev path that no xen-pvscsi LUN backs yet (flavour kernel only;
+	// hotplug.PlannedPDev). Such a path is then rendered as PlanLIO(path)
+	// with p-devname = path and a note, instead of failing.
+	PlanLIO func(path string) string
+}
+
+// planned is the PlanLIO fallback for a /dev path whose LIO resolution
+// failed with err: only for failures a hotplug script repairs (no LIO LUN,
+// no fabric yet, or a block device that is not SCSI and becomes an iblock
+// backstore), never for a path that is not a device at all.
+func (r *Resolver) planned(path string, err error) (PDevValue, []string, bool) {
+	if r.PlanLIO == nil {
+		return PDevValue{}, nil, false
+	}
+	if !errors.Is(err, ErrNoLIOLUN) && !errors.Is(err, ErrNoFabric) && !errors.Is(err, ErrNoHCTL) {
+		return PDevValue{}, nil, false
+	}
+	v := r.PlanLIO(path)
+	return PDevValue{PDev: v, PDevName: path},
+		[]string{fmt.Sprintf("no xen-pvscsi LUN backs %s yet; writing p-dev %s for the hotplug script to create", path, v)}, true
 }
 
 func (r *Resolver) sysfs() string {
@@ -235,6 +256,9 @@ func (r *Resolver) Resolve(p PDev, f Flavour) (PDevValue, []string, error) {
 	case PDevPath:
 		h, err := r.HCTLOf(p.Path)
 		if err != nil {
+			if pv, notes, ok := r.planned(p.Path, err); ok && f == FlavourKernel {
+				return pv, notes, nil
+			}
 			return PDevValue{}, nil, err
 		}
 		if f == FlavourHCTL {
@@ -242,6 +266,9 @@ func (r *Resolver) Resolve(p PDev, f Flavour) (PDevValue, []string, error) {
 		}
 		v, notes, err := r.LIOPort(h)
 		if err != nil {
+			if pv, more, ok := r.planned(p.Path, err); ok {
+				return pv, append(notes, more...), nil
+			}
 			return PDevValue{}, notes, err
 		}
 		return PDevValue{PDev: v, PDevName: p.Path}, notes, nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/hotplug"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 )
 
@@ -139,6 +140,12 @@ func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cf
 		return res, fmt.Errorf("domain %d cannot be its own vscsi backend (backend domid %d)", domid, t.opt.BackendDomid)
 	}
 	r := &cfgparse.Resolver{SysfsRoot: t.opt.SysfsRoot, ConfigfsRoot: t.opt.ConfigfsRoot, Stat: t.opt.Stat}
+	if t.opt.HotplugScript != "" && t.opt.Flavour == cfgparse.FlavourKernel {
+		// A /dev path without an LIO LUN yet gets the p-dev the hotplug
+		// script will create for it (p-devname = the path), written
+		// before the backend reads it.
+		r.PlanLIO = hotplug.PlannedPDev
+	}
 	devs, w2, err := r.Devices(entries, t.opt.Flavour)
 	res.Warnings = append(res.Warnings, warnStrings(w2)...)
 	if err != nil {
@@ -251,8 +258,16 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 			}
 			for _, a := range plan.Add {
 				st := byID[a.VHost].BackendState
+				if ty := byID[a.VHost].BackendType; ty != d.BackendType() {
+					return fmt.Errorf("vhost %d of domain %d (vdev host %d) is served by backend type %q, but this toolstack writes %q (flavour %s): use the flavour of that backend, or another vdev host number",
+						a.VHost, domid, byID[a.VHost].Index, ty, d.BackendType(), t.opt.Flavour)
+				}
 				hw := cfgparse.RenderHotAdd(d, a.VHost, a.Devs)
 				switch {
+				case st == StateConnected && t.opt.HotplugScript != "":
+					// Reconfiguring only after the hotplug script has
+					// prepared the new devices (hotAddHotplug).
+					hw = hw[:len(hw)-1]
 				case st == StateConnected:
 				case st == StateInitWait:
 					hw = hw[:len(hw)-1] // no Reconfiguring: picked up when the frontend connects
@@ -305,6 +320,9 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 	}
 	if werr == nil {
 		for _, a := range plan.Add {
+			if werr = t.hotAddHotplug(ctx, domid, a.VHost, states[a.VHost].BackendState); werr != nil {
+				break
+			}
 			if states[a.VHost].BackendState != StateConnected {
 				continue
 			}
@@ -352,13 +370,42 @@ func (t *Toolstack) applyWrites(tx xenif.Tx, ws []cfgparse.Write) error {
 	return nil
 }
 
+// hotAddHotplug runs the hotplug script's add for devices just written to
+// an existing vhost (the script prepares their backing, e.g. creates the
+// LIO LUN of a planned p-dev), then, for a connected vhost, writes the
+// backend state 7 (Reconfiguring) that applyDevices held back, so the
+// backend reads the new p-devs only once they exist. Without a script it
+// does nothing.
+func (t *Toolstack) hotAddHotplug(ctx context.Context, domid uint32, vhost, prevState int) error {
+	if t.opt.HotplugScript == "" {
+		return nil
+	}
+	d := t.vhostDomains(xenif.NoTx, domid, vhost)
+	if err := t.runHotplug(ctx, d, vhost, "add"); err != nil {
+		return err
+	}
+	if prevState != StateConnected {
+		return nil
+	}
+	be := cfgparse.BackendPath(d, vhost)
+	return xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
+		st, _, err := readInt(t.s, tx, be+"/state")
+		if err != nil || st != StateConnected {
+			// The script already asked for a rescan (7), or the vhost
+			// is closing: waitDevs reports what happens next.
+			return err
+		}
+		return t.s.Write(tx, be+"/state", strconv.Itoa(StateReconfiguring))
+	})
+}
+
 // waitNotBusy waits (init timeout) until a vhost's backend leaves the
 // transitional states 1, 3, 7 and 8 (P30: another reconfiguration is in
 // flight; retry after it).
 func (t *Toolstack) waitNotBusy(ctx context.Context, domid uint32, vhost int) error {
 	ctx, cancel := context.WithTimeout(ctx, t.opt.InitTimeout)
 	defer cancel()
-	d := t.domains(domid)
+	d := t.vhostDomains(xenif.NoTx, domid, vhost)
 	be := cfgparse.BackendPath(d, vhost)
 	err := t.waitUntil(ctx, fmt.Sprintf("vhost %d of domain %d to finish its current reconfiguration", vhost, domid),
 		[]string{be, cfgparse.FrontendPath(d, vhost)}, func() (bool, string, error) {
@@ -403,7 +450,7 @@ func (t *Toolstack) waitCreated(ctx context.Context, domid uint32, v cfgparse.VH
 		if err != nil {
 			return err
 		}
-		if err := t.runHotplug(ctx, domid, v.DevID, "add"); err != nil {
+		if err := t.runHotplug(ctx, d, v.DevID, "add"); err != nil {
 			return err
 		}
 	}
@@ -417,7 +464,7 @@ func (t *Toolstack) waitCreated(ctx context.Context, domid uint32, v cfgparse.VH
 func (t *Toolstack) waitDevs(ctx context.Context, domid uint32, vhost int, devs []cfgparse.VHostDev, what string) error {
 	ctx, cancel := context.WithTimeout(ctx, t.opt.InitTimeout)
 	defer cancel()
-	d := t.domains(domid)
+	d := t.vhostDomains(xenif.NoTx, domid, vhost)
 	be, fe := cfgparse.BackendPath(d, vhost), cfgparse.FrontendPath(d, vhost)
 	desc := fmt.Sprintf("vhost %d of domain %d and %s to connect", vhost, domid, what)
 	return t.waitUntil(ctx, desc, []string{be, fe}, func() (bool, string, error) {

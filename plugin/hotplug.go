@@ -14,12 +14,19 @@ import (
 
 // HotplugEnv is the environment libxl gives a block hotplug script
 // (protocol.md §4.2), for the vscsi vhost of a domain: XENBUS_PATH is
-// relative to the backend domain's home.
+// relative to the backend domain's home. It is HotplugEnvType for the
+// kernel's backend type "vscsi".
 func HotplugEnv(script string, domid uint32, vhost int) []string {
+	return HotplugEnvType(script, cfgparse.TypeKernel, domid, vhost)
+}
+
+// HotplugEnvType is HotplugEnv for a vhost under backend type typ
+// (XENBUS_TYPE=typ, XENBUS_PATH=backend/<typ>/<domid>/<vhost>).
+func HotplugEnvType(script, typ string, domid uint32, vhost int) []string {
 	return []string{
 		"script=" + script,
-		"XENBUS_TYPE=vscsi",
-		fmt.Sprintf("XENBUS_PATH=backend/vscsi/%d/%d", domid, vhost),
+		"XENBUS_TYPE=" + typ,
+		fmt.Sprintf("XENBUS_PATH=backend/%s/%d/%d", typ, domid, vhost),
 		"XENBUS_BASE_PATH=backend",
 	}
 }
@@ -28,7 +35,8 @@ func HotplugEnv(script string, domid uint32, vhost int) []string {
 // "remove"), stdin /dev/null, stdout and stderr to Options.HotplugLog,
 // bounded by Options.HotplugTimeout. A non-zero exit is an error that
 // carries the script's hotplug-error node if it wrote one.
-func (t *Toolstack) runHotplug(ctx context.Context, domid uint32, vhost int, action string) error {
+func (t *Toolstack) runHotplug(ctx context.Context, d cfgparse.Domains, vhost int, action string) error {
+	domid := d.Frontend
 	script := t.opt.HotplugScript
 	if script == "" {
 		return nil
@@ -36,7 +44,7 @@ func (t *Toolstack) runHotplug(ctx context.Context, domid uint32, vhost int, act
 	ctx, cancel := context.WithTimeout(ctx, t.opt.HotplugTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, script, action)
-	cmd.Env = append(os.Environ(), HotplugEnv(script, domid, vhost)...)
+	cmd.Env = append(os.Environ(), HotplugEnvType(script, d.BackendType(), domid, vhost)...)
 	cmd.Stdout = t.opt.HotplugLog
 	cmd.Stderr = t.opt.HotplugLog
 	// A script that leaves a child holding its output open must not hang us.
@@ -49,7 +57,7 @@ func (t *Toolstack) runHotplug(ctx context.Context, domid uint32, vhost int, act
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("killed after %v: %w", t.opt.HotplugTimeout, ErrTimeout)
 	}
-	be := cfgparse.BackendPath(t.domains(domid), vhost)
+	be := cfgparse.BackendPath(d, vhost)
 	if he, rerr := readOpt(t.s, xenif.NoTx, be+"/hotplug-error"); rerr == nil && he != "" {
 		err = fmt.Errorf("%w: %s", err, he)
 	}

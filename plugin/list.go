@@ -53,10 +53,13 @@ type DevStatus struct {
 
 // VHostStatus is one vhost of a domain.
 type VHostStatus struct {
-	Domid         uint32      `json:"domid"`
-	VHost         int         `json:"vhost"`
-	Index         int         `json:"idx"` // vdev host number, -1 if unknown
-	BackendDomid  uint32      `json:"backend_domid"`
+	Domid        uint32 `json:"domid"`
+	VHost        int    `json:"vhost"`
+	Index        int    `json:"idx"` // vdev host number, -1 if unknown
+	BackendDomid uint32 `json:"backend_domid"`
+	// BackendType is the backend type directory serving the vhost:
+	// "vscsi" (xen-scsiback) or "vscsiu" (the userspace backend).
+	BackendType   string      `json:"backend_type"`
 	BackendState  int         `json:"backend_state"`
 	FrontendState int         `json:"frontend_state"`
 	FeatureHost   bool        `json:"feature_host"`
@@ -82,17 +85,23 @@ func (t *Toolstack) List(domid uint32) ([]VHostStatus, error) {
 
 func (t *Toolstack) readVHosts(tx xenif.Tx, domid uint32) ([]VHostStatus, error) {
 	d := t.domains(domid)
-	beNames, err := dirOpt(t.s, tx, cfgparse.BackendRoot(d))
-	if err != nil {
-		return nil, err
-	}
 	feNames, err := dirOpt(t.s, tx, cfgparse.FrontendRoot(d))
 	if err != nil {
 		return nil, err
 	}
+	all := numericNames(feNames, "")
+	for _, ty := range t.backendTypes() {
+		c := d
+		c.Type = ty
+		beNames, err := dirOpt(t.s, tx, cfgparse.BackendRoot(c))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, numericNames(beNames, "")...)
+	}
 	seen := map[int]bool{}
 	var ids []int
-	for _, id := range append(numericNames(beNames, ""), numericNames(feNames, "")...) {
+	for _, id := range all {
 		if !seen[id] {
 			seen[id] = true
 			ids = append(ids, id)
@@ -111,9 +120,9 @@ func (t *Toolstack) readVHosts(tx xenif.Tx, domid uint32) ([]VHostStatus, error)
 }
 
 func (t *Toolstack) readVHost(tx xenif.Tx, domid uint32, id int) (VHostStatus, error) {
-	d := t.domains(domid)
+	d := t.vhostDomains(tx, domid, id)
 	be, fe := cfgparse.BackendPath(d, id), cfgparse.FrontendPath(d, id)
-	v := VHostStatus{Domid: domid, VHost: id, Index: -1, BackendDomid: d.Backend, Devs: []DevStatus{}}
+	v := VHostStatus{Domid: domid, VHost: id, Index: -1, BackendDomid: d.Backend, BackendType: d.BackendType(), Devs: []DevStatus{}}
 	var err error
 	ri := func(p string) int {
 		if err != nil {
@@ -168,11 +177,11 @@ func (t *Toolstack) readVHost(tx xenif.Tx, domid uint32, id int) (VHostStatus, e
 }
 
 // errorNode returns what the backend reported for a vhost: the xenbus
-// error node /local/domain/<be>/error/backend/vscsi/<domid>/<vhost>/error
+// error node /local/domain/<be>/error/backend/<type>/<domid>/<vhost>/error
 // (xenbus_dev_fatal) or BE/hotplug-error, "" if none.
 func (t *Toolstack) errorNode(tx xenif.Tx, domid uint32, vhost int) string {
-	d := t.domains(domid)
-	p := fmt.Sprintf("/local/domain/%d/error/backend/vscsi/%d/%d/error", d.Backend, domid, vhost)
+	d := t.vhostDomains(tx, domid, vhost)
+	p := fmt.Sprintf("/local/domain/%d/error/backend/%s/%d/%d/error", d.Backend, d.BackendType(), domid, vhost)
 	if s, err := readOpt(t.s, tx, p); err == nil && s != "" {
 		return s
 	}
@@ -185,13 +194,14 @@ func (t *Toolstack) errorNode(tx xenif.Tx, domid uint32, vhost int) string {
 // FormatListText writes vhosts as a table, one row per device (a vhost
 // without devices gets one row with "-" in the device columns):
 //
-//	Dom Vhost Idx BE-state FE-state Dev   V-dev    BE-dev FE-dev P-dev  P-devname
+//	Dom Vhost Type Idx BE-state FE-state Dev   V-dev    BE-dev FE-dev P-dev  P-devname
 //
-// States are numbers (xenbus states; 0 = missing). The columns are fixed
+// Type is the backend type serving the vhost (vscsi: xen-scsiback, vscsiu:
+// the userspace backend). States are numbers (xenbus states; 0 = missing). The columns are fixed
 // and documented in docs/toolstack.md; scripts should prefer --json.
 func FormatListText(w io.Writer, vhosts []VHostStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-	fmt.Fprintln(tw, "Dom\tVhost\tIdx\tBE-state\tFE-state\tDev\tV-dev\tBE-dev\tFE-dev\tP-dev\tP-devname")
+	fmt.Fprintln(tw, "Dom\tVhost\tType\tIdx\tBE-state\tFE-state\tDev\tV-dev\tBE-dev\tFE-dev\tP-dev\tP-devname")
 	idx := func(i int) string {
 		if i < 0 {
 			return "-"
@@ -205,7 +215,7 @@ func FormatListText(w io.Writer, vhosts []VHostStatus) error {
 		return s
 	}
 	for _, v := range vhosts {
-		head := fmt.Sprintf("%d\t%d\t%s\t%d\t%d", v.Domid, v.VHost, idx(v.Index), v.BackendState, v.FrontendState)
+		head := fmt.Sprintf("%d\t%d\t%s\t%s\t%d\t%d", v.Domid, v.VHost, dash(v.BackendType), idx(v.Index), v.BackendState, v.FrontendState)
 		if len(v.Devs) == 0 {
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\n", head)
 		}

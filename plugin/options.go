@@ -28,6 +28,12 @@ type Options struct {
 	BackendDomid uint32
 	// Flavour selects how a pdev is rendered as p-dev (cfgparse.Flavour).
 	Flavour cfgparse.Flavour
+	// BackendType is the backend type directory new vhosts are written
+	// under, /local/domain/<be>/backend/<BackendType>; default
+	// Flavour.BackendType() ("vscsi", or "vscsiu" for the userspace
+	// backend). Existing vhosts are always handled under the type that
+	// serves them, whatever this says (docs/toolstack.md).
+	BackendType string
 	// InitTimeout bounds each wait for a vhost or device to connect.
 	InitTimeout time.Duration
 	// DestroyTimeout bounds each wait for a vhost or device to close.
@@ -56,6 +62,9 @@ func (o Options) withDefaults() Options {
 	if o.Flavour == 0 {
 		o.Flavour = cfgparse.FlavourKernel
 	}
+	if o.BackendType == "" {
+		o.BackendType = o.Flavour.BackendType()
+	}
 	if o.InitTimeout <= 0 {
 		o.InitTimeout = DefaultInitTimeout
 	}
@@ -79,6 +88,7 @@ func (o Options) withDefaults() Options {
 type yamlOptions struct {
 	BackendDomid   *uint32 `yaml:"backend_domid"`
 	Flavour        string  `yaml:"flavour"`
+	BackendType    string  `yaml:"backend_type"`
 	InitTimeout    string  `yaml:"init_timeout"`
 	DestroyTimeout string  `yaml:"destroy_timeout"`
 	Timeout        string  `yaml:"timeout"` // sets both of the above
@@ -93,7 +103,8 @@ type yamlOptions struct {
 // ParseOptionsYAML reads Options from YAML text such as
 //
 //	backend_domid: 0
-//	flavour: kernel
+//	flavour: kernel          # or hctl, userspace
+//	backend_type: vscsi      # default from the flavour (userspace: vscsiu)
 //	timeout: 10s
 //	hotplug_script: /etc/xen/scripts/vscsi
 //	hotplug_log: /var/log/xen/vscsi-hotplug.log
@@ -121,6 +132,12 @@ func ParseOptionsYAML(text string) (Options, io.Closer, error) {
 			return Options{}, nil, fmt.Errorf("options: flavour: %w", err)
 		}
 		o.Flavour = f
+	}
+	if y.BackendType != "" {
+		if err := cfgparse.ValidBackendType(y.BackendType); err != nil {
+			return Options{}, nil, fmt.Errorf("options: backend_type: %w", err)
+		}
+		o.BackendType = y.BackendType
 	}
 	dur := func(name, s string, dst *time.Duration) error {
 		if s == "" {

@@ -491,13 +491,14 @@ func TestListFormats(t *testing.T) {
 	if err := plugin.FormatListText(&sb, vs); err != nil {
 		t.Fatal(err)
 	}
-	want := "Dom Vhost Idx BE-state FE-state Dev   V-dev   BE-dev FE-dev P-dev                  P-devname\n" +
-		"5   0     0   4        4        dev-0 0:0:0:0 4      4      " + wwn0 + " -\n"
+	want := "Dom Vhost Type  Idx BE-state FE-state Dev   V-dev   BE-dev FE-dev P-dev                  P-devname\n" +
+		"5   0     vscsi 0   4        4        dev-0 0:0:0:0 4      4      " + wwn0 + " -\n"
 	if sb.String() != want {
 		t.Errorf("table:\n%q\nwant\n%q", sb.String(), want)
 	}
 	j, err := plugin.FormatListJSON(vs)
-	if err != nil || !strings.Contains(string(j), `"p_dev": "`+wwn0+`"`) || !strings.Contains(string(j), `"frontend_state": 4`) {
+	if err != nil || !strings.Contains(string(j), `"p_dev": "`+wwn0+`"`) || !strings.Contains(string(j), `"frontend_state": 4`) ||
+		!strings.Contains(string(j), `"backend_type": "vscsi"`) {
 		t.Errorf("json: %v\n%s", err, j)
 	}
 }

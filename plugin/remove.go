@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"syscall"
 
@@ -62,7 +63,7 @@ func (t *Toolstack) Detach(ctx context.Context, domain, vdev string) (Result, er
 // dev state and a backend state 7 nobody answered are set back to what
 // they were, and the error says so.
 func (t *Toolstack) detachDev(ctx context.Context, domid uint32, vhost, id int, res *Result) error {
-	d := t.domains(domid)
+	d := t.vhostDomains(xenif.NoTx, domid, vhost)
 	be, fe := cfgparse.BackendPath(d, vhost), cfgparse.FrontendPath(d, vhost)
 	dp := cfgparse.DevPath(d, vhost, id)
 	fdp := fe + "/vscsi-devs/dev-" + strconv.Itoa(id)
@@ -171,7 +172,7 @@ func (t *Toolstack) detachDev(ctx context.Context, domid uint32, vhost, id int, 
 // state 7 left unanswered by the peers (prevState was 4) is set back to 4
 // first, so the removal is not stuck behind it.
 func (t *Toolstack) removeDevs(ctx context.Context, domid uint32, vhost int, ids []int, prevState int) error {
-	d := t.domains(domid)
+	d := t.vhostDomains(xenif.NoTx, domid, vhost)
 	be := cfgparse.BackendPath(d, vhost)
 	if prevState == StateConnected {
 		_ = xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
@@ -242,8 +243,8 @@ func (t *Toolstack) DestroyVHost(ctx context.Context, domain string, vhost int) 
 			}
 			defer unlock()
 		}
+		d := t.vhostDomains(xenif.NoTx, domid, vhost)
 		err := t.destroyVHost(ctx, domid, vhost, false)
-		d := t.domains(domid)
 		res.Removes = []string{cfgparse.FrontendPath(d, vhost), cfgparse.BackendPath(d, vhost), metaPath(domid, vhost)}
 		if t.opt.DryRun {
 			be := cfgparse.BackendPath(d, vhost)
@@ -273,7 +274,7 @@ func (t *Toolstack) destroyVHost(ctx context.Context, domid uint32, vhost int, f
 	if t.opt.DryRun {
 		return nil
 	}
-	d := t.domains(domid)
+	d := t.vhostDomains(xenif.NoTx, domid, vhost)
 	be, fe := cfgparse.BackendPath(d, vhost), cfgparse.FrontendPath(d, vhost)
 	st, _, err := readInt(t.s, xenif.NoTx, be+"/state")
 	if err != nil {
@@ -339,15 +340,17 @@ func (t *Toolstack) destroyVHost(ctx context.Context, domid uint32, vhost int, f
 		}
 	}
 	if probed {
-		if err := t.runHotplug(ctx, domid, vhost, "remove"); err != nil {
+		if err := t.runHotplug(ctx, d, vhost, "remove"); err != nil {
 			t.opt.Logger.Warn("hotplug remove failed (ignored)", "err", err)
 		}
 	}
-	errPath := fmt.Sprintf("/local/domain/%d/error/backend/vscsi/%d/%d", d.Backend, domid, vhost)
+	errPath := fmt.Sprintf("/local/domain/%d/error/backend/%s/%d/%d", d.Backend, d.BackendType(), domid, vhost)
 	return xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
 		if err := rmAll(t.s, tx, fe, be, metaPath(domid, vhost), errPath); err != nil {
 			return err
 		}
+		// The domain's directories are removed once empty; with vhosts of
+		// another backend type left, device/vscsi stays (it has children).
 		for _, p := range []string{cfgparse.BackendRoot(d), cfgparse.FrontendRoot(d), metaRoot(domid)} {
 			if err := rmIfEmpty(t.s, tx, p); err != nil {
 				return err
@@ -359,11 +362,13 @@ func (t *Toolstack) destroyVHost(ctx context.Context, domid uint32, vhost int, f
 
 // Cleanup removes what vscsi left behind for domains that no longer exist
 // (P26: xl destroy knows no vscsi device and leaves
-// /local/domain/<be>/backend/vscsi/<domid>): for every such domid, the
-// backend tree, the backend's error nodes and the toolstack's
+// /local/domain/<be>/backend/<type>/<domid>): for every such domid, the
+// backend trees of every backend type (vscsi and vscsiu: a guest may have
+// vhosts on both backends), the backends' error nodes and the toolstack's
 // /libxl/<domid>/vscsi. It returns the domids cleaned.
 func (t *Toolstack) Cleanup() ([]uint32, error) {
-	root := fmt.Sprintf("/local/domain/%d/backend/vscsi", t.opt.BackendDomid)
+	types := t.backendTypes()
+	root := func(ty string) string { return fmt.Sprintf("/local/domain/%d/backend/%s", t.opt.BackendDomid, ty) }
 	var cleaned []uint32
 	err := xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
 		cleaned = nil
@@ -375,31 +380,43 @@ func (t *Toolstack) Cleanup() ([]uint32, error) {
 		for _, id := range numericNames(doms, "") {
 			live[id] = true
 		}
-		be, err := dirOpt(t.s, tx, root)
-		if err != nil {
-			return err
+		var ids []int
+		for _, ty := range types {
+			be, err := dirOpt(t.s, tx, root(ty))
+			if err != nil {
+				return err
+			}
+			ids = append(ids, numericNames(be, "")...)
 		}
 		meta, err := dirOpt(t.s, tx, "/libxl")
 		if err != nil {
 			return err
 		}
+		ids = append(ids, numericNames(meta, "")...)
+		sort.Ints(ids)
 		seen := map[int]bool{}
-		for _, id := range append(numericNames(be, ""), numericNames(meta, "")...) {
+		for _, id := range ids {
 			if live[id] || seen[id] {
 				continue
 			}
 			seen[id] = true
-			if _, err := t.s.Read(tx, root+"/"+strconv.Itoa(id)); err != nil {
-				if _, err2 := t.s.Read(tx, metaRoot(uint32(id))); err2 != nil {
-					continue // /libxl/<id> without vscsi: not ours
+			sid := strconv.Itoa(id)
+			var paths []string
+			for _, ty := range types {
+				if _, err := t.s.Read(tx, root(ty)+"/"+sid); err == nil {
+					paths = append(paths, root(ty)+"/"+sid)
 				}
+				paths = append(paths, fmt.Sprintf("/local/domain/%d/error/backend/%s/%s", t.opt.BackendDomid, ty, sid))
+			}
+			_, metaErr := t.s.Read(tx, metaRoot(uint32(id)))
+			if len(paths) == len(types) && metaErr != nil {
+				continue // /libxl/<id> without vscsi: not ours
 			}
 			if t.opt.DryRun {
 				cleaned = append(cleaned, uint32(id))
 				continue
 			}
-			errPath := fmt.Sprintf("/local/domain/%d/error/backend/vscsi/%d", t.opt.BackendDomid, id)
-			if err := rmAll(t.s, tx, root+"/"+strconv.Itoa(id), errPath, metaRoot(uint32(id))); err != nil {
+			if err := rmAll(t.s, tx, append(paths, metaRoot(uint32(id)))...); err != nil {
 				return err
 			}
 			if err := rmIfEmpty(t.s, tx, fmt.Sprintf("/libxl/%d", id)); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -54,8 +55,50 @@ func (t *Toolstack) Close() error { return t.mux.Close() }
 // Options returns the effective options (defaults filled in).
 func (t *Toolstack) Options() Options { return t.opt }
 
+// domains is where this toolstack writes new vhosts of a domain: under
+// its own backend type (Options.BackendType).
 func (t *Toolstack) domains(domid uint32) cfgparse.Domains {
-	return cfgparse.Domains{Frontend: domid, Backend: t.opt.BackendDomid}
+	return cfgparse.Domains{Frontend: domid, Backend: t.opt.BackendDomid, Type: t.opt.BackendType}
+}
+
+// backendTypes are the backend type directories a domain's vhosts may be
+// under: ours first, then the kernel's and the userspace backend's. They
+// share the guest's device/vscsi/<vhost>, so vhost numbers are allocated
+// across all of them, and list, detach, destroy and cleanup look at all.
+func (t *Toolstack) backendTypes() []string {
+	out := []string{t.opt.BackendType}
+	for _, ty := range []string{cfgparse.TypeKernel, cfgparse.TypeUserspace} {
+		if ty != t.opt.BackendType {
+			out = append(out, ty)
+		}
+	}
+	return out
+}
+
+// vhostDomains returns the Domains of an existing vhost, with the backend
+// type that serves it: the one named by FE/backend (the full path the
+// guest follows), else the first type directory holding the vhost, else
+// ours.
+func (t *Toolstack) vhostDomains(tx xenif.Tx, domid uint32, vhost int) cfgparse.Domains {
+	d := t.domains(domid)
+	if p, err := readOpt(t.s, tx, cfgparse.FrontendPath(d, vhost)+"/backend"); err == nil && p != "" {
+		prefix := fmt.Sprintf("/local/domain/%d/backend/", d.Backend)
+		suffix := fmt.Sprintf("/%d/%d", domid, vhost)
+		if strings.HasPrefix(p, prefix) && strings.HasSuffix(p, suffix) && len(p) > len(prefix)+len(suffix) {
+			if ty := p[len(prefix) : len(p)-len(suffix)]; cfgparse.ValidBackendType(ty) == nil {
+				d.Type = ty
+				return d
+			}
+		}
+	}
+	for _, ty := range t.backendTypes() {
+		c := d
+		c.Type = ty
+		if _, err := t.s.Read(tx, cfgparse.BackendPath(c, vhost)); err == nil {
+			return c
+		}
+	}
+	return d
 }
 
 // Errors of domain lookup; test with errors.Is.

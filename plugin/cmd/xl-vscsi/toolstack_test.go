@@ -109,8 +109,8 @@ func TestCLIAttachListDetach(t *testing.T) {
 	r := newCLIRig(t, nil)
 	r.ok("scsi-attach", "guest5", pdevA, "0:0:0:0")
 	out := r.ok("scsi-list", "guest5")
-	want := "Dom Vhost Idx BE-state FE-state Dev   V-dev   BE-dev FE-dev P-dev                  P-devname\n" +
-		"5   0     0   4        4        dev-0 0:0:0:0 4      4      " + pdevA + " -\n"
+	want := "Dom Vhost Type  Idx BE-state FE-state Dev   V-dev   BE-dev FE-dev P-dev                  P-devname\n" +
+		"5   0     vscsi 0   4        4        dev-0 0:0:0:0 4      4      " + pdevA + " -\n"
 	if out != want {
 		t.Errorf("scsi-list:\n%s\nwant\n%s", out, want)
 	}
