@@ -268,3 +268,30 @@ func TestDevicesWarnings(t *testing.T) {
 		t.Errorf("resolution failure: %v", err)
 	}
 }
+
+// With PlanLIO (a hotplug script will create the LUN), a /dev path that
+// no LIO LUN backs yet is rendered as the planned p-dev with p-devname =
+// the path and a note; paths that are no device still fail, and so does
+// every path for flavour hctl (nothing to plan there).
+func TestResolvePlanLIO(t *testing.T) {
+	r := fixtureResolver(t)
+	r.PlanLIO = func(p string) string { return "naa.planned:" + p }
+	v, notes, err := r.Resolve(PDev{Kind: PDevPath, Path: "/dev/sde"}, FlavourKernel)
+	if err != nil || v.PDev != "naa.planned:/dev/sde" || v.PDevName != "/dev/sde" || len(notes) != 1 || !strings.Contains(notes[0], "hotplug script") {
+		t.Fatalf("planned: %+v %q %v", v, notes, err)
+	}
+	// A LUN that exists wins over the plan.
+	if v, _, err := r.Resolve(PDev{Kind: PDevPath, Path: "/dev/sdb"}, FlavourKernel); err != nil || strings.HasPrefix(v.PDev, "naa.planned") {
+		t.Errorf("existing LUN: %+v %v", v, err)
+	}
+	if _, _, err := r.Resolve(PDev{Kind: PDevPath, Path: "/dev/nope"}, FlavourKernel); !errors.Is(err, ErrNodeNotFound) {
+		t.Errorf("missing node: %v", err)
+	}
+	if _, _, err := r.Resolve(PDev{Kind: PDevPath, Path: "/dev/sde"}, FlavourHCTL); err != nil {
+		t.Errorf("hctl: %v", err)
+	}
+	// Userspace: written as given, no host lookup at all.
+	if v, _, err := r.Resolve(PDev{Kind: PDevPath, Path: "/dev/not-on-this-host"}, FlavourUserspace); err != nil || v.PDev != "/dev/not-on-this-host" || v.PDevName != v.PDev {
+		t.Errorf("userspace: %+v %v", v, err)
+	}
+}
