@@ -301,3 +301,57 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// Options.BackendType overrides the flavour's type (a host that hands
+// everything to the userspace backend with backend_type: vscsi): the
+// userspace p-dev is written under backend/vscsi, served there by the
+// scripted peer; and the YAML option is checked.
+func TestBackendTypeOverride(t *testing.T) {
+	r := newRig(t, rigOpt{opts: plugin.Options{Flavour: cfgparse.FlavourUserspace, BackendType: "vscsi"}})
+	if _, err := r.ts.Attach(ctx(t), "guest5", "ram:64M", "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.read("/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-0/p-dev"); got != "ram:64M" {
+		t.Errorf("p-dev %q", got)
+	}
+	if vs := r.list(); len(vs) != 1 || vs[0].BackendType != "vscsi" || devStates(vs[0]) != "dev-0 0:0:0:0 ram:64M 4/4" {
+		t.Errorf("list %+v", vs)
+	}
+
+	o, _, err := plugin.ParseOptionsYAML("flavour: userspace\n")
+	if err != nil || o.Flavour != cfgparse.FlavourUserspace {
+		t.Fatalf("flavour userspace: %+v %v", o, err)
+	}
+	if o, _, err := plugin.ParseOptionsYAML("backend_type: vscsi\nflavour: userspace\n"); err != nil || o.BackendType != "vscsi" {
+		t.Errorf("backend_type: %+v %v", o, err)
+	}
+	if _, _, err := plugin.ParseOptionsYAML("backend_type: ../x\n"); err == nil || !strings.Contains(err.Error(), `"../x"`) {
+		t.Errorf("bad backend_type: %v", err)
+	}
+}
+
+// The scripted peer can serve the userspace type too: a userspace-flavour
+// toolstack against simpeer with Type vscsiu.
+func TestSimpeerServesVscsiu(t *testing.T) {
+	r := newRig(t, rigOpt{noBackend: true, opts: plugin.Options{Flavour: cfgparse.FlavourUserspace}})
+	bs, err := r.srv.Connect(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bs.Close()
+	stop := simpeer.Start((&simpeer.Backend{Store: bs, Type: "vscsiu", Log: r.logf}).Run)
+	defer stop()
+	if _, err := r.ts.Attach(ctx(t), "guest5", "/dev/sdq", "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ts.Options().BackendType; got != "vscsiu" {
+		t.Errorf("default backend type for flavour userspace %q", got)
+	}
+	vs := r.list()
+	if len(vs) != 1 || vs[0].BackendType != "vscsiu" || devStates(vs[0]) != "dev-0 0:0:0:0 /dev/sdq 4/4" || vs[0].Devs[0].PDevName != "/dev/sdq" {
+		t.Errorf("list %+v", vs)
+	}
+	if _, err := r.ts.DestroyVHost(ctx(t), "guest5", 0); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -89,10 +89,13 @@ func ctl(vdev string) (string, bool) {
 }
 
 // Backend plays xen-scsiback for every vhost under
-// /local/domain/<Domid>/backend/vscsi.
+// /local/domain/<Domid>/backend/<Type>.
 type Backend struct {
 	Store xenif.Store // a connection acting as the backend domain
 	Domid uint32      // the backend domain (0)
+	// Type is the backend type directory served (default "vscsi"; the
+	// userspace backend's is "vscsiu").
+	Type string
 	// Resolvable reports whether a p-dev names a usable device; nil
 	// accepts all.
 	Resolvable func(pdev string) bool
@@ -119,6 +122,13 @@ type beVHost struct {
 	watched   string
 }
 
+func (b *Backend) typ() string {
+	if b.Type == "" {
+		return "vscsi"
+	}
+	return b.Type
+}
+
 func (b *Backend) logf(format string, a ...any) {
 	if b.Log != nil {
 		b.Log("simpeer backend: "+format, a...)
@@ -142,7 +152,7 @@ func (b *Backend) write(p, v string) {
 
 // Run plays the backend until ctx ends or the store closes.
 func (b *Backend) Run(ctx context.Context) error {
-	root := fmt.Sprintf("/local/domain/%d/backend/vscsi", b.Domid)
+	root := fmt.Sprintf("/local/domain/%d/backend/%s", b.Domid, b.typ())
 	b.vhosts = map[string]*beVHost{}
 	if err := b.Store.Watch(root, "simpeer-be"); err != nil {
 		return err
@@ -205,7 +215,7 @@ func (b *Backend) reconcile(ctx context.Context, root string) {
 }
 
 func (b *Backend) fatal(v *beVHost, msg string) {
-	p := fmt.Sprintf("/local/domain/%d/error/backend/vscsi/%s/%s/error", b.Domid, v.domid, v.vhost)
+	p := fmt.Sprintf("/local/domain/%d/error/backend/%s/%s/%s/error", b.Domid, b.typ(), v.domid, v.vhost)
 	b.write(p, msg)
 	b.write(v.be+"/state", strconv.Itoa(stClosing))
 }
