@@ -14,6 +14,13 @@ stage_rig() {
 	install -m 644 "$E2E"/scenarios/*.sh "$s/scenarios/"
 	# the project's documented commands (scripts/lio-xen-pvscsi.sh, ...)
 	install -m 755 "$TOP"/scripts/lio-xen-pvscsi.sh "$s/bin/"
+	# toolstack scenarios: their helpers, the hotplug script + udev rule, the C API live test
+	install -m 644 "$E2E/dom0/helpers-toolstack.sh" "$s/"
+	install -m 644 "$E2E/dom0/helpers-userspace.sh" "$s/" # userspace-backend scenarios
+	install -m 755 "$TOP"/hotplug/scripts/vscsi-govscsi "$s/bin/"
+	install -D -m 644 -t "$s/hotplug" "$TOP"/hotplug/udev/*.rules
+	cc -O2 -Wall -Werror -I"$TOP/c/include" -o "$s/bin/capi-live" "$E2E/capi/capi-live.c" \
+		-L"$TOP/build" -lgovscsi -Wl,-rpath,/rig/bin || die "cc tests/e2e/capi/capi-live.c failed (make lib first)"
 	# the project's binaries (make build lib), dynamically linked against Debian's libxen*
 	for f in "$TOP"/build/*; do
 		[[ -f $f ]] || continue
