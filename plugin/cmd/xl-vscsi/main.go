@@ -77,6 +77,8 @@ every node's permissions.`,
 		summary: "Remove a whole vhost (SCSI controller) from a running domain", help: destroyHelp, setup: setupDestroyVHost},
 	{name: "cleanup", args: "[options]",
 		summary: "Remove vscsi xenstore nodes left behind by vanished domains", help: cleanupHelp, setup: setupCleanup},
+	{name: "stats", args: "[--socket P] [--json]",
+		summary: "Show the userspace backend's per-LUN statistics", help: statsHelp, setup: setupStats},
 }
 
 func lookup(name string) *command {
@@ -237,6 +239,34 @@ func (d *domidFlag) Set(s string) error {
 	return nil
 }
 
+// flavourHelp describes --flavour.
+const flavourHelp = "backend flavour `kernel|hctl|userspace`: kernel = Linux xen-scsiback (p-dev naa.<wwn>:<lun>),\n" +
+	"hctl = classic xenlinux scsiback (p-dev h:c:t:l),\n" +
+	"userspace = govscsi's vscsi-backend (p-dev /dev/..., file:, ram:, block:, sg:; backend type vscsiu)"
+
+// typeFlag is a flag.Value holding a backend type name ("" = from the
+// flavour).
+type typeFlag struct{ v string }
+
+func (f *typeFlag) String() string { return f.v }
+func (f *typeFlag) Set(s string) error {
+	if err := cfgparse.ValidBackendType(s); err != nil {
+		return err
+	}
+	f.v = s
+	return nil
+}
+
+const typeHelp = "write new vhosts under backend type `T` (default: vscsi, or vscsiu for --flavour userspace)"
+
+// backendType is t, or the flavour's default.
+func backendType(t *typeFlag, f cfgparse.Flavour) string {
+	if t.v != "" {
+		return t.v
+	}
+	return f.BackendType()
+}
+
 // flavourFlag is a flag.Value holding a backend flavour.
 type flavourFlag struct{ f cfgparse.Flavour }
 
@@ -255,7 +285,9 @@ func setupApply(fs *flag.FlagSet) runner {
 	be := &domidFlag{}
 	fs.Var(be, "backend-domid", "run the vscsi backend in domain `N`")
 	fl := &flavourFlag{f: cfgparse.FlavourKernel}
-	fs.Var(fl, "flavour", "backend flavour `kernel|hctl`: kernel = Linux xen-scsiback (p-dev naa.<wwn>:<lun>),\nhctl = classic xenlinux scsiback (p-dev h:c:t:l)")
+	fs.Var(fl, "flavour", flavourHelp)
+	bt := &typeFlag{}
+	fs.Var(bt, "backend-type", typeHelp)
 	sysfs := fs.String("sysfs-root", "/sys", "resolve /dev pdevs through the sysfs at `P`")
 	configfs := fs.String("configfs-root", "/sys/kernel/config", "find LIO xen-pvscsi ports in the configfs at `P`")
 	asJSON := fs.Bool("json", false, "print the writes as JSON, with permissions and parent directories")
@@ -266,7 +298,7 @@ func setupApply(fs *flag.FlagSet) runner {
 			return usagef("want <ConfigFile> <Domain>, got %d argument(s)", len(args))
 		}
 		if !*dry {
-			return applyLive(e, &tsFlags{be: be, fl: fl, timeout: timeout, dry: dry, asJSON: asJSON,
+			return applyLive(e, &tsFlags{be: be, fl: fl, bt: bt, timeout: timeout, dry: dry, asJSON: asJSON,
 				sysfs: sysfs, cfgfs: configfs, hotplug: hotplug}, args[0], args[1])
 		}
 		domid, err := parseDomid(args[1])
@@ -295,7 +327,7 @@ func setupApply(fs *flag.FlagSet) runner {
 		if err != nil {
 			return err
 		}
-		w := plan.Render(cfgparse.Domains{Frontend: domid, Backend: be.v})
+		w := plan.Render(cfgparse.Domains{Frontend: domid, Backend: be.v, Type: backendType(bt, fl.f)})
 		if *asJSON {
 			b, err := cfgparse.FormatJSON(w)
 			if err != nil {

@@ -39,6 +39,7 @@ var openStore = func() (xenif.Store, error) {
 type tsFlags struct {
 	be      *domidFlag
 	fl      *flavourFlag
+	bt      *typeFlag
 	timeout *time.Duration
 	dry     *bool
 	asJSON  *bool
@@ -48,9 +49,10 @@ type tsFlags struct {
 }
 
 func addTSFlags(fs *flag.FlagSet, writes, data bool) *tsFlags {
-	f := &tsFlags{be: &domidFlag{}, fl: &flavourFlag{f: cfgparse.FlavourKernel}}
+	f := &tsFlags{be: &domidFlag{}, fl: &flavourFlag{f: cfgparse.FlavourKernel}, bt: &typeFlag{}}
 	fs.Var(f.be, "backend-domid", "the vscsi backend runs in domain `N`")
-	fs.Var(f.fl, "flavour", "backend flavour `kernel|hctl`: kernel = Linux xen-scsiback or govscsi's backend (p-dev naa.<wwn>:<lun>),\nhctl = classic xenlinux scsiback (p-dev h:c:t:l)")
+	fs.Var(f.fl, "flavour", flavourHelp)
+	fs.Var(f.bt, "backend-type", typeHelp)
 	f.timeout = fs.Duration("timeout", plugin.DefaultInitTimeout, "bound each wait for the peers to `D` (as libxl: 10s)")
 	if writes {
 		f.dry = fs.Bool("dry-run", false, "print the xenstore writes (and removals) instead of making them")
@@ -73,6 +75,7 @@ func (f *tsFlags) toolstack(e *env) (*plugin.Toolstack, func(), error) {
 	o := plugin.Options{
 		BackendDomid:   f.be.v,
 		Flavour:        f.fl.f,
+		BackendType:    backendType(f.bt, f.fl.f),
 		InitTimeout:    *f.timeout,
 		DestroyTimeout: *f.timeout,
 		Stat:           e.stat,
@@ -394,7 +397,7 @@ func setupCreate(fs *flag.FlagSet) runner {
 		domid := fresh[0]
 		if len(entries) > 0 {
 			ts := plugin.New(st, plugin.Options{
-				BackendDomid: f.be.v, Flavour: f.fl.f, InitTimeout: *f.timeout, DestroyTimeout: *f.timeout,
+				BackendDomid: f.be.v, Flavour: f.fl.f, BackendType: backendType(f.bt, f.fl.f), InitTimeout: *f.timeout, DestroyTimeout: *f.timeout,
 				Stat: e.stat, SysfsRoot: *sysfs, ConfigfsRoot: *cfgfs, HotplugScript: *hotplug, HotplugLog: e.stderr,
 			})
 			res, err := ts.Apply(context.Background(), domid, cfg)
@@ -415,8 +418,13 @@ func setupCreate(fs *flag.FlagSet) runner {
 
 const attachHelp = `Attach <PhysDevice> to <Domain> (a name or a domid) as <VirtDevice>
 (h:c:t:l; the h selects the vhost). PhysDevice is a /dev path, h:c:t:l or
-naa.<wwn>:<lun>, resolved for --flavour. A new vhost is created when the
-domain has none for that host number, else the device is hot-added.
+naa.<wwn>:<lun>, resolved for --flavour; with --flavour userspace it is
+what govscsi's vscsi-backend opens: /dev/..., block:/dev/X, sg:/dev/X,
+file:/abs/path or ram:<size>, written as given, and the options ro,
+direct and raw may follow VirtDevice (docs/vscsi-syntax.md). A new vhost is
+created when the domain has none for that host number (under backend type
+vscsi, or vscsiu for --flavour userspace; see --backend-type), else the
+device is hot-added; a vhost served by the other backend type is refused.
 The command waits until the backend and the guest both report the device
 connected (state 4) and, if either refuses it (state 6) or the wait times
 out, removes what it wrote and fails naming the device.
@@ -449,7 +457,7 @@ and leaves them behind.`
 
 // globalFlags are the options xl-vscsi also accepts before the subcommand
 // name (`xl-vscsi --timeout 5s scsi-attach ...`), as xl takes -v there.
-var globalFlags = map[string]bool{"backend-domid": true, "flavour": true, "timeout": true}
+var globalFlags = map[string]bool{"backend-domid": true, "flavour": true, "backend-type": true, "timeout": true}
 
 // hoistGlobalFlags moves global options given before the subcommand to
 // just after it, where the subcommand's flag set parses them.

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/govscsi/govscsi/backend/ring"
+	"github.com/govscsi/govscsi/backend/server"
+	"github.com/govscsi/govscsi/backend/stats"
+	"github.com/govscsi/govscsi/backend/vscsiif"
+	"github.com/govscsi/govscsi/libxlgo/xenfake"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
+	"github.com/govscsi/govscsi/libxlgo/xs"
+	"github.com/govscsi/govscsi/tests/simpeer"
+)
+
+// `apply --dry-run --flavour userspace` prints the writes of cfgparse's
+// userspace golden file (backend/vscsiu, p-devs as given).
+func TestCLIApplyDryRunUserspace(t *testing.T) {
+	out, errs, code := runFixture(t, "apply", cfgTestdata+"/vscsi/userspace.cfg", "5", "--dry-run", "--flavour", "userspace")
+	want, err := os.ReadFile(cfgTestdata + "/vscsi/userspace.golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || out != string(want) {
+		t.Fatalf("exit %d, stderr %q\n%s\nwant\n%s", code, errs, out, want)
+	}
+	// --backend-type overrides the flavour's type.
+	out, _, code = runFixture(t, "apply", cfgTestdata+"/vscsi/userspace.cfg", "5", "--dry-run", "--flavour", "userspace", "--backend-type", "vscsi")
+	if code != 0 || strings.Contains(out, "vscsiu") || !strings.Contains(out, "/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-1/p-dev = \"ram:64M,ro\"") {
+		t.Errorf("--backend-type vscsi:\n%s", out)
+	}
+	_, errs, code = runFixture(t, "apply", cfgTestdata+"/vscsi/userspace.cfg", "5", "--dry-run", "--backend-type", "Bad/Type")
+	if code == 0 || !strings.Contains(errs, `"Bad/Type"`) {
+		t.Errorf("bad backend type: exit %d %q", code, errs)
+	}
+	// The kernel flavour refuses the userspace forms, naming them.
+	_, errs, code = runFixture(t, "apply", cfgTestdata+"/vscsi/userspace.cfg", "5", "--dry-run")
+	if code == 0 || !strings.Contains(errs, `"file:/srv/vm/disk0.img"`) || !strings.Contains(errs, `"ro"`) {
+		t.Errorf("kernel flavour with userspace p-devs: exit %d %s", code, errs)
+	}
+}
+
+// The CLI end to end with the REAL userspace backend (backend/server on
+// its own libxenstore connection, xenfake grants and event channels, a
+// stats socket) and a simpeer guest 7 with a granted ring:
+// scsi-attach --flavour userspace (ram: and file:), scsi-list shows the
+// vscsiu vhost, stats reads the backend's counters through the socket
+// (table and --json), scsi-detach and destroy-vhost clean up.
+func TestCLIUserspaceBackendAndStats(t *testing.T) {
+	r := newCLIRig(t, nil)
+	const guest = 7
+	n0 := xenif.Perms{{Domid: 0}}
+	for p, perms := range map[string]xenif.Perms{
+		"/local/domain/0/backend/vscsiu": n0,
+		"/local/domain/7":                {{Domid: 0}, {Domid: guest, Bits: xenif.PermRead}},
+		"/local/domain/7/device":         {{Domid: guest}, {Domid: 0, Bits: xenif.PermRead}},
+	} {
+		if err := r.admin.Mkdir(xenif.NoTx, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.admin.SetPerms(xenif.NoTx, p, perms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.admin.Write(xenif.NoTx, "/local/domain/7/name", "guest7"); err != nil {
+		t.Fatal(err)
+	}
+	r.srv.IntroduceDomain(guest)
+
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sockDir, err := os.MkdirTemp("", "xlvs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	sock := filepath.Join(sockDir, "stats.sock")
+	cfg, err := server.ParseConfig([]byte(fmt.Sprintf("domid: 0\nallow_paths: [%s]\nstats_socket: %s\nmax_ram: 16M\ntimeouts: {shutdown: 2s}\n", dir, sock)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	beStore, err := xs.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer beStore.Close()
+	grants, hub := xenfake.NewGrants(), xenfake.NewEventHub()
+	srv, err := server.New(cfg, server.Deps{Store: beStore, Grants: grants,
+		OpenEvents: func() (xenif.EventChannel, error) { return hub.Open(0) },
+		Logger:     hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- srv.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-runDone:
+		case <-time.After(10 * time.Second):
+			t.Error("backend did not stop")
+		}
+	}()
+
+	page := make([]byte, vscsiif.PageSize)
+	if _, err := ring.NewFront(page, vscsiif.RequestSize); err != nil {
+		t.Fatal(err)
+	}
+	ref := grants.Grant(guest, page, false)
+	port := hub.Guest(guest).AllocUnbound(0)
+	gs, err := r.srv.Connect(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gs.Close()
+	stopFE := simpeer.Start((&simpeer.Frontend{Store: gs, Domid: guest, RingRef: strconv.Itoa(int(ref)), EventChannel: strconv.Itoa(int(port))}).Run)
+	defer stopFE()
+
+	r.ok("scsi-attach", "--flavour", "userspace", "guest7", "ram:4M", "0:0:0:0")
+	r.ok("--flavour", "userspace", "scsi-attach", "7", "file:"+img, "0:0:1:0,ro")
+	if got := r.read("/local/domain/0/backend/vscsiu/7/0/vscsi-devs/dev-1/p-dev"); got != "file:"+img+",ro" {
+		t.Errorf("p-dev %q", got)
+	}
+	out := r.ok("scsi-list", "guest7")
+	if !strings.Contains(out, "7   0     vscsiu 0   4        4        dev-0 0:0:0:0 4      4      ram:4M") {
+		t.Errorf("scsi-list:\n%s", out)
+	}
+
+	out = r.ok("stats", "--socket", sock)
+	t.Logf("xl-vscsi stats:\n%s", out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 5 || !strings.HasPrefix(lines[0], "Dom Vhost Dev") || !strings.Contains(out, "p50-us") ||
+		!strings.Contains(lines[1], "ram:4M") || !strings.Contains(lines[2], "file:"+img+",ro") ||
+		!strings.Contains(out, "Connected") || !strings.Contains(out, " true ") {
+		t.Errorf("stats:\n%s", out)
+	}
+	var snap stats.Snapshot
+	if err := json.Unmarshal([]byte(r.ok("stats", "--socket", sock, "--json")), &snap); err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.LUNs) != 2 || snap.LUNs[0].Domid != guest || snap.LUNs[0].Addr != "0:0:0" || len(snap.Vhosts) != 1 || !snap.Vhosts[0].Connected {
+		t.Errorf("stats --json: %+v", snap)
+	}
+	_, errs, code := r.run("stats", "--socket", filepath.Join(sockDir, "nope.sock"))
+	if code == 0 || !strings.Contains(errs, "nope.sock") {
+		t.Errorf("stats without a backend: exit %d %q", code, errs)
+	}
+
+	r.ok("scsi-detach", "guest7", "0:0:1:0")
+	r.ok("destroy-vhost", "guest7", "0")
+	if v := r.read("/local/domain/0/backend/vscsiu/7/0"); !strings.HasPrefix(v, "(") {
+		t.Errorf("vhost left: %q", v)
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for n, want := range map[uint64]string{0: "0", 1023: "1023", 4096: "4.0K", 3 << 20: "3.0M", 1 << 40: "1.0T"} {
+		if got := humanBytes(n); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
