@@ -11,10 +11,12 @@
 //     (handle 0 holds the last vscsi_open error);
 //   - strings returned to C (vscsi_list) are malloc'ed and released with
 //     vscsi_free;
-//   - nothing of ours runs before vscsi_open: no goroutine, timer or
-//     connection at load time (hosts fork). vscsi_open starts one goroutine
-//     (the watch dispatcher) and libxenstore's reader thread appears with
-//     the first watch; vscsi_close stops both.
+//   - nothing of ours runs before vscsi_open or vscsi_backend_start: no
+//     goroutine, timer or connection at load time (hosts fork). vscsi_open
+//     starts one goroutine (the watch dispatcher) and libxenstore's reader
+//     thread appears with the first watch; vscsi_close stops both.
+//     vscsi_backend_start runs the userspace backend (backend.go) in
+//     goroutines of its own until vscsi_backend_stop.
 //
 // One Go runtime per process: this must be the only Go c-shared library a
 // process loads, and it must not be dlclose'd.
@@ -43,13 +45,16 @@ import (
 )
 
 // apiVersion must equal GOVSCSI_API_VERSION in c/include/govscsi.h.
-const apiVersion = 1
+const apiVersion = 2
 
+// handle is a toolstack handle (vscsi_open: store, ts) or an embedded
+// backend (vscsi_backend_start: be).
 type handle struct {
 	mu      sync.Mutex
 	store   *xs.Handle
 	ts      *plugin.Toolstack
 	closer  io.Closer
+	be      *backendRun
 	lastErr string
 }
 
@@ -185,6 +190,13 @@ func vscsi_open(options *C.char, out *C.int) C.int {
 func vscsi_close(h C.int) C.int {
 	tableMu.Lock()
 	hd := table[h]
+	if hd != nil && hd.be != nil {
+		tableMu.Unlock()
+		hd.mu.Lock()
+		hd.lastErr = "a backend handle: stop it with vscsi_backend_stop"
+		hd.mu.Unlock()
+		return -C.int(syscall.EBADF)
+	}
 	delete(table, h)
 	tableMu.Unlock()
 	if hd == nil {

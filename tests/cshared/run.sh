@@ -3,10 +3,18 @@
 #
 # Builds c/tests/*.c against build/libgovscsi.so (make lib) and the public
 # header c/include/govscsi.h, starts fake-xenstored (the xsfake server)
-# with a dom0 socket and a socket for guest domain 5, lays out a minimal
-# domain tree with Debian's xenstore-utils, starts the scripted vscsi peers
-# (tests/cshared/peer), and runs each test program with XENSTORED_PATH
-# pointing at the fake server. Each program must print PASS.
+# with a dom0 socket and sockets for guest domains 5 and 6, lays out a
+# minimal domain tree with Debian's xenstore-utils, starts the scripted
+# vscsi peers (tests/cshared/peer: backend and frontend for guest 5, the
+# frontend only for guest 6), and runs each test program with
+# XENSTORED_PATH pointing at the fake server. Each program must print PASS.
+#
+# test_backend runs the userspace backend embedded in the library, which
+# needs /dev/xen; so it runs against a second build of the library made
+# here with the test-only tag govscsi_fakexen (xenfake grants and event
+# channels inside the library; plugin/capi/xen_fake.go). build/libgovscsi.so,
+# the one installed, never contains the fake; test_attach checks that its
+# backend fails cleanly without /dev/xen.
 # Also writes build/govscsi.pc from c/govscsi.pc.in.
 set -eu
 
@@ -24,9 +32,11 @@ sed -e "s|@PREFIX@|$top|" -e "s|@LIBDIR@|$build|" -e "s|@INCLUDEDIR@|$top/c/incl
 work=$(mktemp -d /tmp/govscsi-cshared.XXXXXX)
 xs_pid=
 peer_pid=
+peer6_pid=
 # shellcheck disable=SC2317 # called through the trap
 cleanup() {
 	[ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null && wait "$peer_pid" 2>/dev/null
+	[ -n "$peer6_pid" ] && kill "$peer6_pid" 2>/dev/null && wait "$peer6_pid" 2>/dev/null
 	[ -n "$xs_pid" ] && kill "$xs_pid" 2>/dev/null && wait "$xs_pid" 2>/dev/null
 	rm -rf "$work"
 }
@@ -38,9 +48,13 @@ ln -s "$build/libgovscsi.so" "$work/lib/libgovscsi.so.0"
 
 "$GO" build -o "$work/fake-xenstored" "$top/libxlgo/xsfake/cmd/fake-xenstored"
 "$GO" build -o "$work/peer" "$top/tests/cshared/peer"
+mkdir "$work/libfake"
+(cd "$top" && "$GO" build -buildmode=c-shared -tags govscsi_fakexen \
+	-ldflags=-extldflags=-Wl,-soname,libgovscsi.so.0 -o "$work/libfake/libgovscsi.so.0" ./plugin/capi)
+rm -f "$work/libfake/libgovscsi.so.h"
 
 sock=$work/socket
-"$work/fake-xenstored" -socket "$sock" -domain "5=$sock.5" > "$work/xs.out" 2> "$work/xs.err" &
+"$work/fake-xenstored" -socket "$sock" -domain "5=$sock.5" -domain "6=$sock.6" > "$work/xs.out" 2> "$work/xs.err" &
 xs_pid=$!
 i=0
 until grep -q '^ready' "$work/xs.out" 2>/dev/null; do
@@ -55,14 +69,23 @@ xenstore-write /local/domain/0/name Domain-0 /local/domain/0/backend/vscsi "" \
 	/local/domain/5 "" /local/domain/5/name guest5 /local/domain/5/device ""
 xenstore-chmod /local/domain/5 n0 r5
 xenstore-chmod /local/domain/5/device n5 r0
+xenstore-write /local/domain/6 "" /local/domain/6/name guest6 /local/domain/6/device "" \
+	/local/domain/6/data "" /local/domain/0/backend/vscsiu ""
+xenstore-chmod /local/domain/6 n0 r6
+xenstore-chmod /local/domain/6/device n6 r0
+xenstore-chmod /local/domain/6/data n0 r6
 
 "$work/peer" -socket "$sock" -guest-socket "$sock.5" -domid 5 > "$work/peer.out" 2> "$work/peer.err" &
 peer_pid=$!
-i=0
-until grep -q '^ready' "$work/peer.out" 2>/dev/null; do
-	i=$((i + 1))
-	[ "$i" -lt 100 ] || { echo "run.sh: peer did not start" >&2; cat "$work/peer.err" >&2; exit 1; }
-	sleep 0.05
+"$work/peer" -v -frontend-only -fakexen-ring -guest-socket "$sock.6" -domid 6 > "$work/peer6.out" 2> "$work/peer6.err" &
+peer6_pid=$!
+for out in peer peer6; do
+	i=0
+	until grep -q '^ready' "$work/$out.out" 2>/dev/null; do
+		i=$((i + 1))
+		[ "$i" -lt 100 ] || { echo "run.sh: $out did not start" >&2; cat "$work/$out.err" >&2; exit 1; }
+		sleep 0.05
+	done
 done
 
 printf "vscsi = [ 'naa.5001405012345678:2,0:0:2:0' ]\n" > "$work/apply.cfg"
@@ -71,9 +94,16 @@ status=0
 
 # ABI check: the header declares exactly the functions the library exports.
 grep -o '\bvscsi_[a-z_]*(' "$top/c/include/govscsi.h" | tr -d '(' | sort -u > "$work/declared"
-nm -D --defined-only "$build/libgovscsi.so" | awk '$3 ~ /^vscsi_/ { print $3 }' | sort -u > "$work/exported"
-if ! diff -u "$work/declared" "$work/exported"; then
-	echo "run.sh: c/include/govscsi.h and libgovscsi.so disagree (- header, + library)" >&2
+for lib in "$build/libgovscsi.so" "$work/libfake/libgovscsi.so.0"; do
+	nm -D --defined-only "$lib" | awk '$3 ~ /^vscsi_/ { print $3 }' | sort -u > "$work/exported"
+	if ! diff -u "$work/declared" "$work/exported"; then
+		echo "run.sh: c/include/govscsi.h and $lib disagree (- header, + library)" >&2
+		status=1
+	fi
+done
+# The production library must not contain the test-only fake Xen.
+if strings "$build/libgovscsi.so" | grep -q 'GOVSCSI_FAKEXEN_GUESTS'; then
+	echo "run.sh: $build/libgovscsi.so contains the govscsi_fakexen test code" >&2
 	status=1
 fi
 
@@ -81,13 +111,21 @@ fi
 pcflags=$(PKG_CONFIG_PATH="$build" pkg-config --cflags --libs govscsi)
 for src in "$top"/c/tests/*.c; do
 	name=$(basename "$src" .c)
+	libdir=$work/lib
+	guests=
+	case $name in
+	test_backend) libdir=$work/libfake guests=6 ;;
+	esac
 	# shellcheck disable=SC2086 # pkg-config output is a list of flags
-	"$CC" -Wall -Wextra -Werror -o "$work/$name" "$src" $pcflags -Wl,-rpath,"$work/lib"
+	"$CC" -Wall -Wextra -Werror -o "$work/$name" "$src" $pcflags -Wl,-rpath,"$libdir"
 	echo "== $name"
-	if "$work/$name" "$work/apply.cfg" > "$work/$name.out" 2>&1 && grep -q '^PASS$' "$work/$name.out"; then
+	if GOVSCSI_FAKEXEN_GUESTS=$guests "$work/$name" "$work/apply.cfg" > "$work/$name.out" 2>&1 && grep -q '^PASS$' "$work/$name.out"; then
 		cat "$work/$name.out"
 	else
 		cat "$work/$name.out"
+		for f in peer.err peer6.err; do
+			[ -s "$work/$f" ] && { echo "-- $f"; tail -20 "$work/$f"; }
+		done
 		echo "run.sh: $name failed" >&2
 		status=1
 	fi
