@@ -419,6 +419,9 @@ func parsePDev(t string) (PDev, error) {
 	case isLUNForm(t):
 		// The userspace backend's own forms: checked with its parser
 		// now, so a typo is reported whatever the flavour.
+		if strings.ContainsAny(t, specSpace) {
+			return PDev{}, fmt.Errorf("path contains white space")
+		}
 		if _, err := lunconf.Parse(t); err != nil {
 			return PDev{}, err
 		}

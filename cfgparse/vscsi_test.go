@@ -212,6 +212,8 @@ func FuzzVscsiSpec(f *testing.F) {
 		" 8:0:2:1 , 0:0:1:0 ", "naa.5001405012345678ABCDEF012:9,0:0:0:0", "8:0:2:1,0:0:0:65535",
 		"8:0:2:1,0:0:0:65536", "8:0:2:1", ",", ",,,", "naa.:", "/dev/,", "8:0:2:1,0:0:0:0,feature-host,x",
 		"0008:0:2:1,0:0:0:0", "/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_drive-scsi0-0-0-1,0:0:1:0",
+		"ram:64M,0:0:0:0,ro", "file:/srv/a b.img,0:0:0:0", "sg:/dev/sg0,0:0:0:0,raw,direct", "block:/dev/vg/lv,0:0:1:0,direct,ro",
+		"ram:1T,0:0:0:0", "ram:0,0:0:0:0", "file:rel,0:0:0:0", "/dev/sdb,0:0:0:0,ro,ro",
 	} {
 		f.Add(s)
 	}
