@@ -136,6 +136,9 @@ func warnStrings(ws []cfgparse.Warning) []string {
 
 func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cfgparse.Entry, warns []cfgparse.Warning) (Result, error) {
 	res := Result{Domid: domid, Warnings: warnStrings(warns)}
+	if err := cfgparse.ValidBackendType(t.opt.BackendType); err != nil {
+		return res, fmt.Errorf("options: %w", err)
+	}
 	if domid == t.opt.BackendDomid {
 		return res, fmt.Errorf("domain %d cannot be its own vscsi backend (backend domid %d)", domid, t.opt.BackendDomid)
 	}
@@ -264,7 +267,7 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 				}
 				hw := cfgparse.RenderHotAdd(d, a.VHost, a.Devs)
 				switch {
-				case st == StateConnected && t.opt.HotplugScript != "":
+				case st == StateConnected && t.opt.HotplugScript != "" && !t.opt.DryRun:
 					// Reconfiguring only after the hotplug script has
 					// prepared the new devices (hotAddHotplug).
 					hw = hw[:len(hw)-1]
