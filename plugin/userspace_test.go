@@ -252,11 +252,11 @@ func TestHotplugPlannedPDevAndHotAdd(t *testing.T) {
 	script := filepath.Join(dir, "vscsi-hotplug")
 	// The script records its run and the backend state it saw: a hot-add
 	// must run before the Reconfiguring (state 4, not 7).
-	body := fmt.Sprintf("#!/bin/sh\nb=/local/domain/0/$XENBUS_PATH\necho \"$1 $XENBUS_TYPE $XENBUS_PATH $(xenstore-read $b/state) $(xenstore-read $b/vscsi-devs/dev-1/state 2>/dev/null)\" >> %s\n", envFile)
+	body := fmt.Sprintf("#!/bin/sh\nb=/local/domain/0/$XENBUS_PATH\necho \"$1 $XENBUS_TYPE $XENBUS_PATH $(xenstore-read $b/state) $(xenstore-read $b/vscsi-devs/dev-1/state 2>/dev/null)\" >> %s\n[ -e %s/fail ] && { echo failing >&2; exit 1; }\nexit 0\n", envFile, dir)
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	nodes := map[string]cfgparse.DevNode{"/dev/sde": {Block: true, Major: 8, Minor: 64}, "/dev/sdb": {Block: true, Major: 8, Minor: 16}}
+	nodes := map[string]cfgparse.DevNode{"/dev/sde": {Block: true, Major: 8, Minor: 64}, "/dev/sdb": {Block: true, Major: 8, Minor: 16}, "/dev/sdc": {Block: true, Major: 8, Minor: 32}}
 	stat := func(p string) (cfgparse.DevNode, error) {
 		if n, ok := nodes[p]; ok {
 			return n, nil
@@ -294,6 +294,25 @@ func TestHotplugPlannedPDevAndHotAdd(t *testing.T) {
 	if len(runs) != 2 || (runs[0] != "add vscsi backend/vscsi/5/0 2" && runs[0] != "add vscsi backend/vscsi/5/0 4") ||
 		runs[1] != "add vscsi backend/vscsi/5/0 4 1" {
 		t.Errorf("script runs:\n%s", got)
+	}
+
+	// A failing script on a hot-add: the attach fails naming the script,
+	// the new device's nodes go, the vhost stays connected with its others.
+	if err := os.WriteFile(filepath.Join(dir, "fail"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := r.vscsiDump()
+	_, err = r.ts.Attach(ctx(t), "guest5", "/dev/sdc", "0:0:2:0")
+	if err == nil || !strings.Contains(err.Error(), "hotplug script") {
+		t.Fatalf("hot-add with a failing script: %v", err)
+	}
+	vs := r.list()
+	if len(vs) != 1 || vs[0].BackendState != 4 || len(vs[0].Devs) != 2 {
+		t.Errorf("after the failed hot-add: %+v\n%s", vs, r.vscsiDump())
+	}
+	// Only the toolstack's dev counter moved (ids are never reused).
+	if got := strings.ReplaceAll(r.vscsiDump(), `next_vscsidev_id = "3"`, `next_vscsidev_id = "2"`); got != before {
+		t.Errorf("left behind:\n%s\nwas\n%s", r.vscsiDump(), before)
 	}
 }
 
