@@ -21,7 +21,7 @@ const (
 )
 
 // Options configure a Toolstack. The zero value is usable: backend in
-// dom0, flavour kernel (Linux xen-scsiback / our userspace backend), libxl's
+// dom0, flavour kernel (Linux xen-scsiback, backend type vscsi), libxl's
 // timeouts, no hotplug script.
 type Options struct {
 	// BackendDomid is the domain that runs the vscsi backend.
