@@ -22,7 +22,7 @@ note "vscsi_attach took $(since "$t0") s"
 js=$(capi-live list g1) || fail "vscsi_list: $js"
 v=$(jq -e --arg p "$W4:0" '.[] | select(any(.devs[]; .p_dev == $p and .v_dev == "2:0:0:0" and .backend_state == 4 and .frontend_state == 4)) | .vhost' <<<"$js") ||
 	fail "vscsi_list does not show $W4:0 connected: $js"
-[[ $(xl-vscsi scsi-list --json g1 | jq -c .) == $(jq -c . <<<"$js") ]] || fail "vscsi_list and xl-vscsi scsi-list --json differ"
+[[ "$(xl-vscsi scsi-list --json g1 | jq -c .)" == "$(jq -c . <<<"$js")" ]] || fail "vscsi_list and xl-vscsi scsi-list --json differ"
 ts_wait_disks $((n0 + 1)) 60 || fail "guest did not gain the disk attached through the C API"
 note "guest sees it: $(ts_scsi_disks | tr '\n' ';')"
 

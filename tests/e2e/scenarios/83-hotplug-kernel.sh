@@ -28,6 +28,7 @@ mkdir -p /var/lib/rig
 img=/var/lib/rig/hp0.img
 rm -f "$img"
 truncate -s 48M "$img" || fail "backing file"
+modprobe loop 2>/dev/null # no udevd in dom0 to load it on demand
 loop=$(losetup -f --show "$img") || fail "losetup $img"
 note "backing: $loop over $img"
 # The fabric stays once registered; load it first so before/after compare.

@@ -5,8 +5,9 @@
 # the domain); the same for a hot-add into an existing vhost. (2) a guest
 # without xen-scsifront (rmmod'ed): attach with --timeout 15s times out with
 # an error that says what it waited for, and leaves nothing behind.
-# Runs after the other toolstack scenarios on the guest: it unloads the
-# guest's xen-scsifront (toolstack-destroy makes a fresh guest).
+# Runs after the other toolstack scenarios on the guest: it destroys the
+# guest's vhosts (destroy-vhost) and unloads its xen-scsifront
+# (toolstack-destroy makes a fresh guest).
 # timeout: 400
 have xl-vscsi || pending "build/xl-vscsi not built"
 # shellcheck source=tests/e2e/dom0/helpers-toolstack.sh
@@ -41,8 +42,15 @@ fi
 # (2) no xen-scsifront in the guest
 lio-xen-pvscsi.sh delete ts-nofe >/dev/null || fail "LIO cleanup"
 out=$(lio-xen-pvscsi.sh create ts-nofe ram:8M $W5 0) || fail "LIO ramdisk: $out"
-out=$(guest_run 'rmmod xen-scsifront 2>&1 || rmmod xen_scsifront; test ! -d /sys/module/xen_scsifront') ||
-	fail "rmmod xen-scsifront in the guest: $out"
+# the module stays busy while the guest has vscsi hosts: remove every vhost
+# first (xl-vscsi destroy-vhost, which this also proves on the live guest)
+for v in $(xl-vscsi scsi-list --json g1 | jq '.[].vhost'); do
+	out=$(xl-vscsi destroy-vhost g1 "$v" 2>&1) || fail "destroy-vhost $v: $out"
+done
+[[ $(xl-vscsi scsi-list --json g1 | jq length) == 0 ]] || fail "vhosts left after destroy-vhost: $(xl-vscsi scsi-list g1)"
+ts_wait_disks 0 60 >/dev/null || fail "guest still has disks after destroy-vhost"
+rmmod_fe() { guest_run 'rmmod xen_scsifront 2>&1; test ! -d /sys/module/xen_scsifront'; }
+wait_for 30 rmmod_fe || fail "rmmod xen-scsifront in the guest: $(guest_run 'rmmod xen_scsifront 2>&1; lsmod')"
 # the existing vhosts close when their frontend goes: wait until xenstore is still
 prev=""
 settle() { local s; s=$(ts_xs_snap "$d"); [[ $s == "$prev" ]] && return 0; prev=$s; sleep 1; return 1; }
