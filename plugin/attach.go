@@ -21,6 +21,9 @@ type Result struct {
 	Created []int `json:",omitempty"`
 	// Added lists the devices added to vhosts (new or existing).
 	Added []AddedDev `json:",omitempty"`
+	// Already lists the entries Apply skipped because the domain already
+	// has them (same vdev, same p-dev): Apply is idempotent.
+	Already []AddedDev `json:",omitempty"`
 	// Pending is set when devices were written to a vhost whose backend
 	// is still in InitWait (no frontend yet): they connect together with
 	// the vhost, so the operation did not wait for them.
@@ -105,12 +108,20 @@ func (t *Toolstack) Attach(ctx context.Context, domain, pdev, vdevAndOpts string
 	if err != nil {
 		return Result{}, err
 	}
-	return t.applyEntries(ctx, domid, entries, warns)
+	return t.applyEntries(ctx, domid, entries, warns, false)
 }
 
 // Apply adds every vscsi= entry of an xl domain config to a running
 // domain: entries for vdev host numbers the domain has no vhost for yet
 // create vhosts, the others are hot-added.
+//
+// Apply is idempotent: an entry the domain already has (same vdev on a
+// vhost of the same backend type, same p-dev as this toolstack would write
+// it) is skipped, so applying a config twice writes nothing, and two
+// Applys of one config racing (vscsi-autoattach and `xl-vscsi create`)
+// both succeed with one set of devices. An attached vdev with another
+// p-dev is refused naming both. Skipped devices are not waited for
+// (whoever wrote them waits); Result.Already lists them.
 func (t *Toolstack) Apply(ctx context.Context, domain, configPath string) (Result, error) {
 	entries, warns, err := cfgparse.ConfigSpecs(configPath)
 	if err != nil {
@@ -123,7 +134,7 @@ func (t *Toolstack) Apply(ctx context.Context, domain, configPath string) (Resul
 	if len(entries) == 0 {
 		return Result{Domid: domid, Warnings: warnStrings(warns)}, nil
 	}
-	return t.applyEntries(ctx, domid, entries, warns)
+	return t.applyEntries(ctx, domid, entries, warns, true)
 }
 
 func warnStrings(ws []cfgparse.Warning) []string {
@@ -134,7 +145,9 @@ func warnStrings(ws []cfgparse.Warning) []string {
 	return out
 }
 
-func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cfgparse.Entry, warns []cfgparse.Warning) (Result, error) {
+// applyEntries resolves entries and writes them (applyDevices); with
+// skipAttached (Apply) the devices the domain already has are skipped.
+func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cfgparse.Entry, warns []cfgparse.Warning, skipAttached bool) (Result, error) {
 	res := Result{Domid: domid, Warnings: warnStrings(warns)}
 	if err := cfgparse.ValidBackendType(t.opt.BackendType); err != nil {
 		return res, fmt.Errorf("options: %w", err)
@@ -163,7 +176,7 @@ func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cf
 		return res, err
 	}
 	defer unlock()
-	return t.applyDevices(ctx, domid, devs, res)
+	return t.applyDevices(ctx, domid, devs, res, skipAttached)
 }
 
 // existingForGroup reads a domain's vhosts as cfgparse.Group wants them,
@@ -218,7 +231,10 @@ func (b busyError) Error() string { return fmt.Sprintf("vhost %d busy", b.vhost)
 // applyDevices writes devs (already resolved) to the domain: new vhosts
 // and hot-adds in one transaction, then waits for every vhost and device
 // to connect. On failure it rolls back everything it wrote (see rollback).
-func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgparse.Device, res Result) (Result, error) {
+// With skipAttached, devs the domain already has are left out first
+// (skipAttachedDevs), inside the transaction, so a racing writer's devices
+// count.
+func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgparse.Device, res Result, skipAttached bool) (Result, error) {
 	d := t.domains(domid)
 	if alive, err := t.domainAlive(domid); err != nil || !alive {
 		if err == nil {
@@ -236,13 +252,19 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 		}
 		var busy *busyError
 		err := xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
-			res.Writes, res.Removes, res.Created, res.Added, res.Pending = nil, nil, nil, nil, false
+			res.Writes, res.Removes, res.Created, res.Added, res.Already, res.Pending = nil, nil, nil, nil, nil, false
 			existing, byID, next, err := t.existingForGroup(tx, domid)
 			if err != nil {
 				return err
 			}
 			states = byID
-			plan, err = cfgparse.Group(devs, existing, next)
+			todo := devs
+			if skipAttached {
+				if todo, res.Already, err = skipAttachedDevs(devs, existing, byID, d.BackendType()); err != nil {
+					return err
+				}
+			}
+			plan, err = cfgparse.Group(todo, existing, next)
 			if err != nil {
 				return err
 			}
@@ -341,6 +363,82 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 		return res, werr
 	}
 	return res, nil
+}
+
+// AttachedConflictError is an Apply entry whose vdev the domain already
+// has with another p-dev (or in a state that is not a live device).
+type AttachedConflictError struct {
+	cfgparse.Origin
+	VDev         string
+	PDev         string // the entry's p-dev, as this toolstack writes it
+	VHost        int
+	Dev          int
+	AttachedPDev string
+	Detail       string
+}
+
+func (e *AttachedConflictError) Error() string {
+	return fmt.Sprintf("%s: vdev %s: p-dev %q, but the domain already has dev-%d of vhost %d at that vdev with p-dev %q%s",
+		e.Origin, e.VDev, e.PDev, e.Dev, e.VHost, e.AttachedPDev, e.Detail)
+}
+
+// skipAttachedDevs drops from devs those the domain already has: same
+// vdev (host number = the vhost's idx, channel, target, LUN) on a vhost of
+// backend type typ, same feature-host, and the same p-dev as this
+// toolstack would write (Device.PDev, resolved for the flavour in use).
+// The same vdev with another p-dev, or the same p-dev on a device that is
+// being removed or was refused (dev state 5 or 6), is an
+// *AttachedConflictError (all of them, joined). Anything else (another
+// backend type, another feature-host) is left for Group and the hot-add
+// checks to refuse with their own messages.
+func skipAttachedDevs(devs []cfgparse.Device, existing []cfgparse.VHost, byID map[int]VHostStatus, typ string) ([]cfgparse.Device, []AddedDev, error) {
+	byIndex := map[uint32]cfgparse.VHost{}
+	for _, v := range existing {
+		byIndex[v.Index] = v
+	}
+	var (
+		keep []cfgparse.Device
+		skip []AddedDev
+		errs []error
+	)
+	for _, dv := range devs {
+		v, ok := byIndex[dv.VDev.Host]
+		if !ok || byID[v.DevID].BackendType != typ || v.FeatureHost != dv.FeatureHost {
+			keep = append(keep, dv)
+			continue
+		}
+		var at *cfgparse.VHostDev
+		for i := range v.Devs {
+			e := &v.Devs[i]
+			if e.VDev.Channel == dv.VDev.Channel && e.VDev.Target == dv.VDev.Target && e.VDev.LUN == dv.VDev.LUN {
+				at = e
+				break
+			}
+		}
+		if at == nil {
+			keep = append(keep, dv)
+			continue
+		}
+		ce := &AttachedConflictError{Origin: dv.Origin, VDev: dv.VDev.String(), PDev: dv.PDev, VHost: v.DevID, Dev: at.ID, AttachedPDev: at.PDev}
+		if at.PDev != dv.PDev {
+			ce.Detail = ": detach it first, or use another vdev"
+			errs = append(errs, ce)
+			continue
+		}
+		st := 0
+		for _, ds := range byID[v.DevID].Devs {
+			if ds.ID == at.ID {
+				st = ds.BackendState
+			}
+		}
+		if st == StateClosing || st == StateClosed {
+			ce.Detail = fmt.Sprintf(" in state %d (%s): it is being removed or was refused; detach it first", st, StateName(st))
+			errs = append(errs, ce)
+			continue
+		}
+		skip = append(skip, AddedDev{VHost: v.DevID, Dev: at.ID, VDev: dv.VDev.String(), PDev: dv.PDev})
+	}
+	return keep, skip, errors.Join(errs...)
 }
 
 // metaWrites are the toolstack's own per-vhost nodes (metaPath).
