@@ -11,7 +11,7 @@
 #   tests/e2e/rig.sh clean    delete the cache ($RIG_DIR)
 #
 # Environment: RIG_DIR (cache, default /var/cache/govscsi-rig), RIG_LOGS (logs,
-# default build/e2e-logs), RIG_TIMEOUT (whole boot, s, default 1200),
+# default build/e2e-logs), RIG_TIMEOUT (whole boot, s, default 3600),
 # RIG_ONLY ("name name": run only these scenarios), RIG_ACCEL (tcg|kvm; kvm is
 # only chosen when asked for: kvm_pvm cannot run Xen, see docs/testing.md),
 # RIG_QEMU_MEM (MiB, 3072), RIG_DOM0_MEM (MiB, 1024), RIG_SKIP_DEPS=1.

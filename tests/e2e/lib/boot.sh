@@ -71,7 +71,7 @@ progress() {
 }
 
 boot_test() {
-	local serial=$RIG_LOGS/serial.log qpid t0=$SECONDS timeout=${RIG_TIMEOUT:-1200} seen=0 n line
+	local serial=$RIG_LOGS/serial.log qpid t0=$SECONDS timeout=${RIG_TIMEOUT:-3600} seen=0 n line
 	local verdict=""
 	fresh_out_disk
 	rm -rf "$RIG_LOGS/out"
@@ -131,7 +131,7 @@ judge() {
 	[[ -n $results ]] && while IFS= read -r line; do echo "   $line"; done <<<"$results"
 	case $verdict in
 	done) ;;
-	timeout) echo "   FAIL: rig: timeout after ${RIG_TIMEOUT:-1200} s"; bad=1 ;;
+	timeout) echo "   FAIL: rig: timeout after ${RIG_TIMEOUT:-3600} s"; bad=1 ;;
 	*) echo "   FAIL: rig: QEMU exited before the scenarios finished"; bad=1 ;;
 	esac
 	if echo "$results" | grep -q '^FAIL '; then bad=1; fi

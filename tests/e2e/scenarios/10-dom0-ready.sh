@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2016 # guest_run takes guest-side shell code in single quotes
 # dom0-ready: Xen and dom0 are up (xenstored answers, xl talks to Xen), and the
 # project's binaries run in dom0 with every shared library resolved.
-# timeout: 120
+# timeout: 600
 pgrep -x xenstored >/dev/null || fail "xenstored is not running"
 [[ $(xenstore-read /local/domain/0/domid) == 0 ]] || fail "xenstore has no /local/domain/0/domid"
 info=$(xl info) || fail "xl info failed"

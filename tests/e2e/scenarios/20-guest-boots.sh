@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2016 # guest_run takes guest-side shell code in single quotes
 # guest-boots: a PV guest with the test userland boots, its agent answers,
 # and xen-scsifront is loaded.
-# timeout: 600
+# timeout: 900
 guest_start || fail "guest did not start"
 out=$(guest_run 'echo hello from $(uname -r)') || fail "guest_run failed: $out"
 [[ $out == "hello from $(uname -r)" ]] || fail "guest_run echoed '$out'"

@@ -2,7 +2,7 @@
 # lio-kernel-backend: scripts/lio-xen-pvscsi.sh prepares LIO for xen-scsiback
 # (fileio + ramdisk backstores, LUNs, nexus, alias), is idempotent, names bad
 # tokens in its errors, and tears everything down again; checked in configfs.
-# timeout: 120
+# timeout: 600
 lio=/rig/bin/lio-xen-pvscsi.sh
 C=/sys/kernel/config/target
 W=naa.5001405012345678

@@ -5,7 +5,7 @@
 # an O_DIRECT write + read-back verifies, and fio baseline numbers (4k randread
 # QD1 p50/p99, 4k randread QD16 IOPS, 1 MiB seq read MiB/s; 3 runs each) go
 # to results-kernel-baseline.json. Then the vhost is detached and LIO cleaned.
-# timeout: 900
+# timeout: 1800
 have xl-vscsi || pending "build/xl-vscsi not built"
 W=naa.5001405012345678
 RUNS=${RIG_FIO_RUNS:-3}
