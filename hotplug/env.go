@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/govscsi/govscsi/cfgparse"
 )
 
 // BackendRef names one vhost's backend directory.
@@ -12,13 +14,32 @@ type BackendRef struct {
 	// Home is the backend domain's home for an absolute XENBUS_PATH
 	// ("/local/domain/0"); empty for the usual relative one, which
 	// xenstored resolves against the caller's own home.
-	Home  string
+	Home string
+	// Type is the backend type directory: "vscsi" (xen-scsiback, and the
+	// meaning of ""), "vscsiu" (govscsi's userspace backend), or another
+	// valid name (cfgparse.ValidBackendType) set with --backend-type.
+	Type  string
 	Domid uint32 // the frontend domain
 	DevID int    // the vhost's device id
 }
 
-// Rel is the path as libxl and the kernel pass it: backend/vscsi/<domid>/<devid>.
-func (b BackendRef) Rel() string { return fmt.Sprintf("backend/vscsi/%d/%d", b.Domid, b.DevID) }
+// BackendType is b.Type, or cfgparse.TypeKernel ("vscsi") if empty.
+func (b BackendRef) BackendType() string {
+	if b.Type == "" {
+		return cfgparse.TypeKernel
+	}
+	return b.Type
+}
+
+// Userspace tells whether the vhost is served by govscsi's userspace
+// backend under its own type (vscsiu), which opens p-dev itself: there is
+// nothing to prepare for it, whatever the configured flavour.
+func (b BackendRef) Userspace() bool { return b.BackendType() == cfgparse.TypeUserspace }
+
+// Rel is the path as libxl and the kernel pass it: backend/<type>/<domid>/<devid>.
+func (b BackendRef) Rel() string {
+	return fmt.Sprintf("backend/%s/%d/%d", b.BackendType(), b.Domid, b.DevID)
+}
 
 // Path is the path to use with xenstore.
 func (b BackendRef) Path() string {
@@ -85,8 +106,11 @@ func ParseInvocation(args []string, getenv func(string) string) (Invocation, err
 		return inv, &UsageError{fmt.Sprintf("unknown command %q: want add or remove", inv.Action)}
 	}
 	inv.UdevCall = get("UDEV_CALL") != ""
-	if t := get("XENBUS_TYPE"); t != "" && t != "vscsi" {
-		return inv, &UsageError{fmt.Sprintf("XENBUS_TYPE %q: this script handles vscsi only", t)}
+	typ := get("XENBUS_TYPE")
+	if typ != "" {
+		if err := cfgparse.ValidBackendType(typ); err != nil {
+			return inv, &UsageError{fmt.Sprintf("XENBUS_TYPE %q: %v", typ, err)}
+		}
 	}
 	if b := get("XENBUS_BASE_PATH"); b != "" && b != "backend" {
 		return inv, &UsageError{fmt.Sprintf("XENBUS_BASE_PATH %q: want backend", b)}
@@ -96,25 +120,37 @@ func ParseInvocation(args []string, getenv func(string) string) (Invocation, err
 	if err != nil {
 		return inv, err
 	}
+	// libxl, xl-vscsi and the kernel's uevent set both; a disagreement is
+	// a broken caller, and guessing which one is right could prepare the
+	// wrong backend's devices.
+	if typ != "" && typ != b.Type {
+		return inv, &UsageError{fmt.Sprintf("XENBUS_TYPE %q but XENBUS_PATH %q is under backend/%s", typ, inv.XenbusPath, b.Type)}
+	}
 	inv.Backend = b
 	return inv, nil
 }
 
-// ParseXenbusPath accepts backend/vscsi/<domid>/<devid> (relative, as
+// ParseXenbusPath accepts backend/<type>/<domid>/<devid> (relative, as
 // libxl and the kernel pass it) or the same under /local/domain/<n>/.
+// <type> is any valid backend type name (cfgparse.ValidBackendType):
+// "vscsi" for xen-scsiback, "vscsiu" for govscsi's userspace backend.
 func ParseXenbusPath(p string) (BackendRef, error) {
 	var b BackendRef
 	if p == "" {
-		return b, &UsageError{"XENBUS_PATH is not set (want backend/vscsi/<domid>/<devid>)"}
+		return b, &UsageError{"XENBUS_PATH is not set (want backend/<type>/<domid>/<devid>, type vscsi or vscsiu)"}
 	}
 	rel := p
 	if m := absXenbus.FindStringSubmatch(p); m != nil {
 		b.Home, rel = m[1], m[2]
 	}
 	f := strings.Split(rel, "/")
-	if len(f) != 4 || f[0] != "backend" || f[1] != "vscsi" {
-		return b, &UsageError{fmt.Sprintf("XENBUS_PATH %q: want backend/vscsi/<domid>/<devid>", p)}
+	if len(f) != 4 || f[0] != "backend" {
+		return b, &UsageError{fmt.Sprintf("XENBUS_PATH %q: want backend/<type>/<domid>/<devid> (type vscsi or vscsiu)", p)}
 	}
+	if err := cfgparse.ValidBackendType(f[1]); err != nil {
+		return b, &UsageError{fmt.Sprintf("XENBUS_PATH %q: %v", p, err)}
+	}
+	b.Type = f[1]
 	d, err := decimal(f[2], maxDomid)
 	if err != nil {
 		return b, &UsageError{fmt.Sprintf("XENBUS_PATH %q: domid %q: %v", p, f[2], err)}

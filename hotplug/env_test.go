@@ -16,7 +16,7 @@ func envOf(m map[string]string) func(string) string { return func(k string) stri
 func TestParseInvocation(t *testing.T) {
 	libxl := map[string]string{"XENBUS_TYPE": "vscsi", "XENBUS_PATH": "backend/vscsi/5/2", "XENBUS_BASE_PATH": "backend"}
 	inv, err := hotplug.ParseInvocation([]string{"add"}, envOf(libxl))
-	if err != nil || inv.Action != "add" || inv.Backend != (hotplug.BackendRef{Domid: 5, DevID: 2}) || inv.UdevCall {
+	if err != nil || inv.Action != "add" || inv.Backend != (hotplug.BackendRef{Type: "vscsi", Domid: 5, DevID: 2}) || inv.UdevCall {
 		t.Errorf("libxl: %+v %v", inv, err)
 	}
 	if inv.Backend.Path() != "backend/vscsi/5/2" {
@@ -33,9 +33,31 @@ func TestParseInvocation(t *testing.T) {
 		t.Errorf("argument vs ACTION: %q", inv.Action)
 	}
 	inv, err = hotplug.ParseInvocation([]string{"XENBUS_PATH=/local/domain/3/backend/vscsi/7/1", "add", "extra"}, envOf(nil))
-	if err != nil || inv.Backend != (hotplug.BackendRef{Home: "/local/domain/3", Domid: 7, DevID: 1}) ||
+	if err != nil || inv.Backend != (hotplug.BackendRef{Home: "/local/domain/3", Type: "vscsi", Domid: 7, DevID: 1}) ||
 		inv.Backend.Path() != "/local/domain/3/backend/vscsi/7/1" {
 		t.Errorf("NAME=value argument: %+v %v", inv, err)
+	}
+	// govscsi's userspace backend: XENBUS_TYPE=vscsiu and the path under
+	// backend/vscsiu, as plugin.HotplugEnvType passes them; the type may
+	// also come from the path alone, and any valid type name is accepted
+	// (--backend-type).
+	usp := map[string]string{"XENBUS_TYPE": "vscsiu", "XENBUS_PATH": "backend/vscsiu/5/1", "XENBUS_BASE_PATH": "backend"}
+	inv, err = hotplug.ParseInvocation([]string{"add"}, envOf(usp))
+	if err != nil || inv.Backend != (hotplug.BackendRef{Type: "vscsiu", Domid: 5, DevID: 1}) || !inv.Backend.Userspace() ||
+		inv.Backend.Path() != "backend/vscsiu/5/1" {
+		t.Errorf("vscsiu: %+v %v", inv, err)
+	}
+	inv, err = hotplug.ParseInvocation([]string{"remove", "XENBUS_PATH=/local/domain/0/backend/vscsiu/6/0"}, envOf(nil))
+	if err != nil || inv.Backend != (hotplug.BackendRef{Home: "/local/domain/0", Type: "vscsiu", Domid: 6, DevID: 0}) ||
+		inv.Backend.Rel() != "backend/vscsiu/6/0" {
+		t.Errorf("vscsiu from the path: %+v %v", inv, err)
+	}
+	inv, err = hotplug.ParseInvocation([]string{"add"}, envOf(map[string]string{"XENBUS_TYPE": "my_scsi-2", "XENBUS_PATH": "backend/my_scsi-2/5/0"}))
+	if err != nil || inv.Backend.Type != "my_scsi-2" || inv.Backend.Userspace() || inv.Backend.Rel() != "backend/my_scsi-2/5/0" {
+		t.Errorf("another valid type: %+v %v", inv, err)
+	}
+	if (hotplug.BackendRef{Domid: 1, DevID: 2}).Rel() != "backend/vscsi/1/2" {
+		t.Errorf("an empty Type is not vscsi")
 	}
 	for _, c := range []struct {
 		args []string
@@ -45,7 +67,14 @@ func TestParseInvocation(t *testing.T) {
 		{nil, libxl, "no command"},
 		{[]string{"online"}, libxl, `"online"`},
 		{[]string{"add"}, map[string]string{}, "XENBUS_PATH is not set"},
-		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend/vbd/5/0"}, `"backend/vbd/5/0"`},
+		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend/vscsi/5"}, `"backend/vscsi/5"`},
+		{[]string{"add"}, map[string]string{"XENBUS_PATH": "frontend/vscsi/5/0"}, `"frontend/vscsi/5/0"`},
+		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend/VSCSI/5/0"}, `backend type "VSCSI"`},
+		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend/v.scsi/5/0"}, `backend type "v.scsi"`},
+		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend//5/0"}, `backend type ""`},
+		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend/vscsiu/5/0", "XENBUS_TYPE": "vscsi"}, `XENBUS_TYPE "vscsi" but XENBUS_PATH "backend/vscsiu/5/0"`},
+		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend/vscsiu/5/0", "XENBUS_TYPE": "Vscsiu"}, `XENBUS_TYPE "Vscsiu"`},
+		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend/vscsiu/x/0", "XENBUS_TYPE": "vscsiu"}, `domid "x"`},
 		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend/vscsi/5/0/x"}, `"backend/vscsi/5/0/x"`},
 		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend/vscsi/+5/0"}, `domid "+5"`},
 		{[]string{"add"}, map[string]string{"XENBUS_PATH": "backend/vscsi/5/99999999999"}, `devid "99999999999"`},

@@ -19,6 +19,8 @@ func FuzzInputs(f *testing.F) {
 		{"backend/vscsi/5/0", "naa.5001405012345678:0", "/var/lib/disk.img"},
 		{"/local/domain/0/backend/vscsi/32751/2147483647", "1:0:7:3", "/dev/disk/by-id/scsi-1"},
 		{"backend/vscsi/05/00", "naa.:0", "/a,b=c"},
+		{"backend/vscsiu/5/1", "ram:64M", "/srv/disk.img"},
+		{"/local/domain/1/backend/Vs.csi/7/0", "file:/srv/a", "/dev/sdb"},
 		{"backend/vscsi//0", "naa.5001405012345678:99999999999999999999", "/x/../y"},
 		{"", "", ""},
 	} {

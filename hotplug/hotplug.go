@@ -237,6 +237,12 @@ func (r *Runner) add(ctx context.Context, b BackendRef, lg hclog.Logger) (err er
 	if flavour == "" {
 		flavour = FlavourKernel
 	}
+	if b.Userspace() {
+		// A vscsiu vhost is govscsi's userspace backend's, whatever this
+		// host's configured flavour (the kernel backend may serve other
+		// guests): it opens p-dev itself.
+		flavour = FlavourUserspace
+	}
 
 	rec, err := loadRecord(r.stateDir(), b)
 	if err != nil {
@@ -455,6 +461,10 @@ func (r *Runner) remove(b BackendRef, lg hclog.Logger) error {
 		return nil
 	}
 	defer unlock()
+	if b.Userspace() {
+		lg.Info("nothing to remove: the userspace backend's vhosts get nothing prepared")
+		return nil
+	}
 	rec, err := loadRecord(r.stateDir(), b)
 	if err != nil {
 		lg.Error("remove: cannot read the state file; nothing removed", "error", err)
@@ -514,7 +524,7 @@ func (r *Runner) remove(b BackendRef, lg hclog.Logger) error {
 // pdevUsers maps each p-dev used by another vhost of the same backend
 // domain (in a state other than Closed) to that vhost.
 func (r *Runner) pdevUsers(self BackendRef) (map[string]BackendRef, error) {
-	root := "backend/vscsi"
+	root := "backend/" + self.BackendType()
 	if self.Home != "" {
 		root = self.Home + "/" + root
 	}
@@ -529,7 +539,7 @@ func (r *Runner) pdevUsers(self BackendRef) (map[string]BackendRef, error) {
 	for _, ds := range doms {
 		vs, _ := r.Store.Directory(xenif.NoTx, root+"/"+ds)
 		for _, vstr := range vs {
-			ref, err := ParseXenbusPath("backend/vscsi/" + ds + "/" + vstr)
+			ref, err := ParseXenbusPath("backend/" + self.BackendType() + "/" + ds + "/" + vstr)
 			if err != nil || (ref.Domid == self.Domid && ref.DevID == self.DevID) {
 				continue
 			}
@@ -563,10 +573,11 @@ func (r *Runner) handOver(to BackendRef, d DevRecord) error {
 // vhost's LUN) to the record whose objects live inside them, so they go
 // when that vhost does. It reports the adopting vhost.
 func (r *Runner) adopt(self BackendRef, steps []Step) (BackendRef, bool) {
-	files, _ := filepath.Glob(filepath.Join(r.stateDir(), "vscsi-*-*.json"))
+	typ := self.BackendType()
+	files, _ := filepath.Glob(filepath.Join(r.stateDir(), typ+"-*-*.json"))
 	for _, f := range files {
-		var ref BackendRef
-		if _, err := fmt.Sscanf(filepath.Base(f), "vscsi-%d-%d.json", &ref.Domid, &ref.DevID); err != nil {
+		ref := BackendRef{Type: self.Type}
+		if _, err := fmt.Sscanf(strings.TrimPrefix(filepath.Base(f), typ+"-"), "%d-%d.json", &ref.Domid, &ref.DevID); err != nil {
 			continue
 		}
 		if ref.Domid == self.Domid && ref.DevID == self.DevID {

@@ -34,7 +34,8 @@ type DevRecord struct {
 const DefaultStateDir = "/run/govscsi/hotplug"
 
 func recordPath(dir string, b BackendRef) string {
-	return filepath.Join(dir, fmt.Sprintf("vscsi-%d-%d.json", b.Domid, b.DevID))
+	// <type>-<domid>-<devid>.json: vscsi-5-0.json for xen-scsiback's vhosts.
+	return filepath.Join(dir, fmt.Sprintf("%s-%d-%d.json", b.BackendType(), b.Domid, b.DevID))
 }
 
 // loadRecord reads a vhost's record; a missing one is empty.
