@@ -112,16 +112,26 @@ func TestApplyIdempotent(t *testing.T) {
 		t.Errorf("a refused apply changed xenstore")
 	}
 
+	// A config naming an attached vdev twice is refused as on a first apply.
+	_, err = r.ts.Apply(ctx(t), "guest5", writeCfg(t, "twice.cfg", wwn0+",0:0:0:0", wwn0+",0:0:0:0"))
+	if err == nil || !strings.Contains(err.Error(), "used twice") {
+		t.Errorf("a config with one vdev twice: %v", err)
+	}
+	if after := r.srv.Dump(); after != before {
+		t.Errorf("a refused apply changed xenstore")
+	}
+
 	// scsi-attach keeps refusing a vdev that is in use, same p-dev or not.
 	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err == nil || !strings.Contains(err.Error(), "used twice") {
 		t.Errorf("attach of an attached vdev: %v", err)
 	}
 }
 
-// An attached device that is being removed (dev state 5) is not counted
-// as present: Apply refuses it rather than skip it.
+// An attached device that is being removed (dev state 5), or sits on a
+// vhost being destroyed, is not counted as present: Apply refuses it
+// rather than skip it.
 func TestApplyAttachedButClosing(t *testing.T) {
-	r := newRig(t, rigOpt{noBackend: true, noFrontend: true, opts: plugin.Options{DryRun: false}})
+	r := newRig(t, rigOpt{noBackend: true, noFrontend: true})
 	// A vhost written by hand: idx 0, dev-0 with wwn0 at 0:0:0:0 in state 5.
 	be := "/local/domain/0/backend/vscsi/5/0"
 	r.write(be+"/frontend", "/local/domain/5/device/vscsi/0")
@@ -139,8 +149,20 @@ func TestApplyAttachedButClosing(t *testing.T) {
 	r.write("/libxl/5/vscsi/0/next_vscsidev_id", "1")
 	_, err := r.ts.Apply(ctx(t), "guest5", writeCfg(t, "closing.cfg", wwn0+",0:0:0:0"))
 	var ce *plugin.AttachedConflictError
-	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "state 5") {
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "in state 5") {
 		t.Errorf("apply over a closing device: %v", err)
+	}
+	// A connected device on a vhost being destroyed: refused too.
+	r.write(be+"/vscsi-devs/dev-0/state", "4")
+	r.write(be+"/state", "5")
+	_, err = r.ts.Apply(ctx(t), "guest5", writeCfg(t, "closing.cfg", wwn0+",0:0:0:0"))
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "the vhost is in state 5") {
+		t.Errorf("apply over a closing vhost: %v", err)
+	}
+	// Sanity: the same tree with everything connected is skipped.
+	r.write(be+"/state", "4")
+	if res, err := r.ts.Apply(ctx(t), "guest5", writeCfg(t, "closing.cfg", wwn0+",0:0:0:0")); err != nil || len(res.Already) != 1 || len(res.Writes) != 0 {
+		t.Errorf("apply over the connected hand-made device: %+v %v", res, err)
 	}
 }
 

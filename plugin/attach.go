@@ -387,23 +387,27 @@ func (e *AttachedConflictError) Error() string {
 // backend type typ, same feature-host, and the same p-dev as this
 // toolstack would write (Device.PDev, resolved for the flavour in use).
 // The same vdev with another p-dev, or the same p-dev on a device that is
-// being removed or was refused (dev state 5 or 6), is an
-// *AttachedConflictError (all of them, joined). Anything else (another
-// backend type, another feature-host) is left for Group and the hot-add
-// checks to refuse with their own messages.
+// being removed or was refused (dev state 5 or 6) or on a vhost that is
+// closing, is an *AttachedConflictError (all of them, joined). Anything
+// else (another backend type, another feature-host, a vdev the config
+// itself names twice) is left for Group and the hot-add checks to refuse
+// with their own messages.
 func skipAttachedDevs(devs []cfgparse.Device, existing []cfgparse.VHost, byID map[int]VHostStatus, typ string) ([]cfgparse.Device, []AddedDev, error) {
 	byIndex := map[uint32]cfgparse.VHost{}
 	for _, v := range existing {
 		byIndex[v.Index] = v
 	}
 	var (
-		keep []cfgparse.Device
-		skip []AddedDev
-		errs []error
+		keep    []cfgparse.Device
+		skip    []AddedDev
+		errs    []error
+		skipped = map[cfgparse.HCTL]bool{}
 	)
 	for _, dv := range devs {
 		v, ok := byIndex[dv.VDev.Host]
-		if !ok || byID[v.DevID].BackendType != typ || v.FeatureHost != dv.FeatureHost {
+		if !ok || byID[v.DevID].BackendType != typ || v.FeatureHost != dv.FeatureHost || skipped[dv.VDev] {
+			// skipped: the config names this vdev twice; Group says so,
+			// as it would have on the first apply.
 			keep = append(keep, dv)
 			continue
 		}
@@ -436,6 +440,12 @@ func skipAttachedDevs(devs []cfgparse.Device, existing []cfgparse.VHost, byID ma
 			errs = append(errs, ce)
 			continue
 		}
+		if vs := byID[v.DevID].BackendState; vs == StateClosing || vs == StateClosed {
+			ce.Detail = fmt.Sprintf(", and the vhost is in state %d (%s): it is being destroyed", vs, StateName(vs))
+			errs = append(errs, ce)
+			continue
+		}
+		skipped[dv.VDev] = true
 		skip = append(skip, AddedDev{VHost: v.DevID, Dev: at.ID, VDev: dv.VDev.String(), PDev: dv.PDev})
 	}
 	return keep, skip, errors.Join(errs...)
