@@ -20,8 +20,9 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
 # Packages installed in the dom0 root. The guest's userland is taken from the
 # same root (see steps/30-guest.sh), so fio & co. are listed here too.
+# man-db: the host-install scenario reads the installed man pages as an admin would.
 # shellcheck disable=SC2034 # used by the steps
-DOM0_PKGS=("xen-utils-$XENVER" xenstore-utils sg3-utils lsscsi fio e2fsprogs util-linux kmod procps iproute2 busybox tar jq)
+DOM0_PKGS=("xen-utils-$XENVER" xenstore-utils sg3-utils lsscsi fio e2fsprogs util-linux kmod procps iproute2 busybox tar jq man-db)
 
 RIG_T0=${RIG_T0:-$SECONDS}
 export RIG_T0
