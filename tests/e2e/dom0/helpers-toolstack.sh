@@ -74,8 +74,10 @@ ts_scsi_disks() {
 # ts_wait_disks N [TIMEOUT_S]: until the guest's lsscsi lists exactly N disks.
 ts_wait_disks() {
 	local n=$1 timeout=${2:-60}
+	# bounded by the guest's clock, not by a number of tries: under a loaded
+	# TCG host one lsscsi can take a second
 	# shellcheck disable=SC2016 # guest-side code
-	guest_run -t $((timeout + 30)) "for i in \$(seq 1 $((timeout * 5))); do [ \$(lsscsi | grep -c ' disk ') = $n ] && exit 0; sleep 0.2; done; lsscsi; exit 1"
+	guest_run -t $((timeout + 60)) "end=\$((\$(date +%s) + $timeout)); while [ \$(date +%s) -lt \$end ]; do [ \$(lsscsi | grep -c ' disk ') = $n ] && exit 0; sleep 0.5; done; lsscsi; exit 1"
 }
 
 # ts_vhost_of DOMAIN IDX: the vhost devid that serves vdev host IDX (scsi-list --json).

@@ -26,7 +26,7 @@ jq -e --argjson v "$v1" --arg p "$W3:0" '.[] | select(.vhost == $v) | .backend_s
 	fail "scsi-list --json after hot-add: $js"
 txt=$(xl-vscsi scsi-list g1)
 note "scsi-list after hot-add:"; sed 's/^/    /' <<<"$txt"
-grep -Eq "^$d +$v1 +1 +4 +4 +dev-[0-9]+ +1:0:0:1 +4 +4 +$W3:0 " <<<"$txt" || fail "scsi-list text lacks the hot-added row: $txt"
+grep -Eq "^$d +$v1 +(vscsi +)?1 +4 +4 +dev-[0-9]+ +1:0:0:1 +4 +4 +$W3:0 " <<<"$txt" || fail "scsi-list text lacks the hot-added row: $txt"
 ts_wait_disks 3 60 || fail "guest did not gain the hot-added disk"
 note "guest: $(ts_scsi_disks | tr '\n' ';')"
 out=$(guest_run 'dev=$(for b in /sys/block/sd*; do [ $(cat $b/size) = 65536 ] && echo /dev/${b##*/}; done); dd if=/dev/urandom of=/tmp/p bs=4096 count=64 2>/dev/null && dd if=/tmp/p of=$dev oflag=direct bs=4096 2>/dev/null && dd if=$dev of=/tmp/q bs=4096 count=64 iflag=direct 2>/dev/null && cmp /tmp/p /tmp/q && echo ok $dev') ||

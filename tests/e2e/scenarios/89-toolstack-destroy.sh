@@ -21,7 +21,7 @@ if guest_domid >/dev/null; then
 	xl destroy g1 || fail "xl destroy of the old g1"
 	out=$(xl-vscsi cleanup 2>&1) || fail "xl-vscsi cleanup after the old g1: $out"
 fi
-out=$(ts_create g1 $cfg --timeout 300s) || fail "xl-vscsi create: $out"
+out=$(ts_create g1 $cfg --timeout 500s) || fail "xl-vscsi create: $out"
 d=$(guest_domid)
 js=$(xl-vscsi scsi-list --json g1)
 jq -e 'length == 2 and all(.[]; .backend_state == 4 and .frontend_state == 4)' <<<"$js" >/dev/null || fail "vhosts not connected: $js"

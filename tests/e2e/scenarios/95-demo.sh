@@ -41,7 +41,7 @@ say "== 2. an ordinary xl config with a vscsi= line (plain xl would ignore it)"
 show grep -E '^(name|type|memory|vscsi)' /tmp/demo.cfg
 say "== 3. xl-vscsi create: xl create -p, attach the vscsi= devices, unpause"
 say "dom0# xl-vscsi create /tmp/demo.cfg"
-out=$(ts_create g1 /tmp/demo.cfg --timeout 300s) || { say "    $out"; fail "xl-vscsi create: $out"; }
+out=$(ts_create g1 /tmp/demo.cfg --timeout 500s) || { say "    $out"; fail "xl-vscsi create: $out"; }
 say "    (guest booted; $(since "$t0") s so far)"
 show xl list
 show xl-vscsi scsi-list g1 || fail "scsi-list"
