@@ -19,6 +19,9 @@
 #                              (waits up to 60 s)
 #   us_attach DOM PDEV VDEV    xl-vscsi --flavour userspace scsi-attach
 #   us_detach DOM VDEV         xl-vscsi scsi-detach
+#   us_cleanup                 remove every vscsiu vhost of every guest and stop
+#                              the daemon (scenarios: trap us_cleanup EXIT, so a
+#                              failed scenario leaves nothing to the next one)
 US_DIR=/srv/govscsi
 US_CONF=/run/rig/vscsi-backend.yaml
 US_SOCK=/run/rig/vscsi-backend.sock
@@ -54,6 +57,7 @@ allow_paths:
 max_ram: 1G
 EOF
 	log=$(result_file "vscsi-backend-${RIG_SCENARIO:-shell}.log")
+	us_daemon_stop || return 1 # one daemon per backend type
 	rm -f "$US_SOCK"
 	vscsi-backend --config "$US_CONF" --foreground >>"$log" 2>&1 &
 	pid=$!
@@ -151,3 +155,13 @@ us_debug() {
 	sleep 1
 }
 us_detach() { xl-vscsi scsi-detach --timeout 60s "$@"; }
+
+us_cleanup() {
+	local g v
+	for g in $(xl list | awk 'NR > 2 {print $1}'); do
+		for v in $(xl-vscsi scsi-list --json "$g" 2>/dev/null | jq -r '.[] | select(.backend_type == "vscsiu") | .vhost'); do
+			xl-vscsi destroy-vhost --timeout 20s "$g" "$v" >/dev/null 2>&1 || note "cleanup: destroy-vhost $g $v failed"
+		done
+	done
+	us_daemon_stop
+}

@@ -1,0 +1,148 @@
+# shellcheck shell=bash disable=SC2016 # guest_run takes guest-side shell code in single quotes
+# userspace-backend: govscsi's own daemon (build/vscsi-backend) serves a real
+# Linux guest (xen-scsifront), with xen-scsiback unloaded. A file LUN, a block
+# LUN (brd /dev/ram0, or a loop device) and a RAM LUN are attached with
+# `xl-vscsi --flavour userspace scsi-attach`; the guest sees them; INQUIRY,
+# Block Limits VPD and READ CAPACITY(16) answers are checked; ext4 is made and
+# checked; fio writes with crc32c verify; a LUN is hot-added and hot-removed;
+# the guest reloads xen-scsifront (P15) and gets its disks back; the stats
+# socket counts the I/O; SIGTERM closes the vhost cleanly.
+# timeout: 900
+# shellcheck source=tests/e2e/dom0/helpers-userspace.sh
+. /rig/helpers-userspace.sh
+trap us_cleanup EXIT
+have vscsi-backend || pending "build/vscsi-backend not built"
+have xl-vscsi || pending "build/xl-vscsi not built"
+type=$(us_backend_type)
+[[ -n $type ]] || pending "xl-vscsi apply --flavour userspace --dry-run --json gives no backend vhost"
+note "xl-vscsi --flavour userspace writes backend type '$type'"
+us_no_kernel_backend || fail "cannot unload xen-scsiback"
+ensure_guest || fail "no guest"
+g=$GUEST_NAME
+
+# backing stores: a sparse image file, a block device, RAM
+mkdir -p "$US_DIR"
+img=$US_DIR/disk0.img
+rm -f "$img"
+truncate -s 64M "$img" || fail "cannot create $img"
+if modprobe brd rd_nr=1 rd_size=65536 max_part=0 2>/dev/null && [[ -b /dev/ram0 ]]; then
+	blk=/dev/ram0
+else
+	truncate -s 64M "$US_DIR/loop0.img" || fail "cannot create $US_DIR/loop0.img"
+	blk=$(losetup -f --show "$US_DIR/loop0.img") || fail "no block device (brd and loop both failed)"
+fi
+note "block LUN over $blk"
+
+us_daemon_start "$type" || fail "vscsi-backend did not start"
+pid=$(us_pid)
+t0=$(now)
+out=$(us_attach "$g" "file:$img" 0:0:0:0 2>&1) || fail "scsi-attach file LUN: $out"
+note "vhost + file LUN connected in $(since "$t0") s"
+out=$(us_attach "$g" "block:$blk" 0:0:0:1 2>&1) || fail "scsi-attach block LUN: $out"
+out=$(us_attach "$g" ram:64M 0:0:0:2 2>&1) || fail "scsi-attach RAM LUN: $out"
+xl-vscsi scsi-list "$g" | sed 's/^/    /'
+
+# the guest sees three GOVSCSI disks
+us_guest_dev GOVSCSI >/dev/null || fail "guest shows no GOVSCSI disk"
+for _ in $(seq 1 150); do
+	devs=$(us_guest_devs GOVSCSI)
+	(($(wc -l <<<"$devs") >= 3)) && break
+	sleep 0.2
+done
+note "guest disks: $(tr '\n' ';' <<<"$devs")"
+(($(grep -c . <<<"$devs") == 3)) || fail "guest has $(grep -c . <<<"$devs") GOVSCSI disks, want 3: $(guest_run lsscsi)"
+out=$(guest_run lsscsi) || fail "lsscsi: $out"
+note "lsscsi: $(tr '\n' ';' <<<"$out")"
+(($(grep -c GOVSCSI <<<"$out") == 3)) || fail "lsscsi does not list 3 GOVSCSI disks: $out"
+dev_of() { awk -v a="$1" '$2 ~ ":"a"$" {print $1}' <<<"$devs"; } # by c:t:l suffix
+fdev=$(dev_of 0:0:0) bdev=$(dev_of 0:0:1) rdev=$(dev_of 0:0:2)
+[[ -n $fdev && -n $bdev && -n $rdev ]] || fail "cannot map h:c:t:l to disks: $devs"
+
+# SCSI answers: INQUIRY, Block Limits VPD, READ CAPACITY(16)
+for d in "$fdev" "$bdev" "$rdev"; do
+	out=$(guest_run "sg_inq $d") || fail "sg_inq $d: $out"
+	grep -Eq 'Vendor identification: GOVSCSI' <<<"$out" || fail "sg_inq $d: vendor is not GOVSCSI: $out"
+	out=$(guest_run "sg_vpd -p bl $d") || fail "sg_vpd -p bl $d: $out"
+	grep -q 'Maximum transfer length' <<<"$out" || fail "sg_vpd -p bl $d: no block limits: $out"
+	out=$(guest_run "sg_readcap -l $d") || fail "sg_readcap -l $d: $out"
+	grep -Eq 'Device size: 67108864 bytes' <<<"$out" || fail "sg_readcap -l $d: not 64 MiB: $out"
+	grep -Eq 'Logical block length=512 bytes' <<<"$out" || fail "sg_readcap -l $d: block length: $out"
+done
+note "sg_inq / sg_vpd -p bl / sg_readcap -l answered on 3 LUNs: $(guest_run "sg_vpd -p bl $rdev" | grep -E 'Maximum transfer length|Optimal transfer length' | tr -s ' ' | tr '\n' ';')"
+
+# large O_DIRECT requests (512 KiB = the advertised maximum transfer, indirect
+# segments) written and read back on every LUN; all LUNs are tried first
+bad=''
+for d in "$fdev" "$bdev" "$rdev"; do
+	out=$(guest_run -t 180 "dd if=/dev/urandom of=/tmp/p bs=512k count=8 2>/dev/null && dd if=/tmp/p of=$d bs=512k oflag=direct 2>&1 && dd if=$d of=/tmp/q bs=512k count=8 iflag=direct 2>&1 && cmp /tmp/p /tmp/q && dd if=$d of=/tmp/q4 bs=4k count=1024 iflag=direct 2>&1 && cmp /tmp/p /tmp/q4 && echo same") ||
+		bad+=" $d: $(tail -2 <<<"$out" | tr '\n' ' ');"
+done
+[[ -z $bad ]] || fail "512 KiB O_DIRECT round trip differs:$bad"
+note "4 MiB in 512 KiB O_DIRECT requests written and read back (512 KiB and 4 KiB reads) on 3 LUNs"
+
+# ext4 on the file LUN: mkfs, a file written through the page cache, fsck clean
+out=$(guest_run -t 300 "mkfs.ext4 -F -q $fdev && mkdir -p /mnt/u && mount $fdev /mnt/u && dd if=/dev/urandom of=/mnt/u/f bs=1M count=4 2>/dev/null && md5sum /mnt/u/f > /tmp/f.md5 && umount /mnt/u && e2fsck -fn $fdev && mount $fdev /mnt/u && md5sum -c /tmp/f.md5 && umount /mnt/u") ||
+	fail "ext4 on $fdev: $(tail -5 <<<"$out")"
+note "mkfs.ext4 + e2fsck -fn clean + file read back on the file LUN"
+
+# fio with crc32c verify on the block and RAM LUNs
+for d in "$bdev" "$rdev"; do
+	out=$(guest_run -t 400 "fio --name=verify --filename=$d --direct=1 --ioengine=libaio --rw=randwrite --bs=4k --iodepth=8 --size=16M --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=json") ||
+		fail "fio verify on $d: $(tail -5 <<<"$out")"
+	errs=$(sed -n '/^{/,$p' <<<"$out" | jq '.jobs[0].error') || fail "fio verify on $d: no JSON"
+	[[ $errs == 0 ]] || fail "fio verify on $d: error $errs"
+done
+note "fio randwrite 16 MiB + crc32c verify: 0 mismatches on block and RAM LUNs"
+
+# hot-add and hot-remove
+out=$(us_attach "$g" ram:32M 0:0:0:3 2>&1) || fail "hot-add: $out"
+guest_run -t 90 'for i in $(seq 1 300); do ls /sys/bus/scsi/devices/ | grep -q ":0:0:3$" && exit 0; sleep 0.2; done; exit 1' ||
+	fail "guest did not see the hot-added LUN"
+out=$(guest_run 'for b in /sys/block/sd*; do case $(basename $(readlink -f $b/device)) in *:0:0:3) echo /dev/${b##*/};; esac; done')
+[[ -n $out ]] || fail "no disk for the hot-added LUN"
+hdev=$out
+out=$(guest_run "sg_readcap -l $hdev") || fail "sg_readcap on the hot-added LUN: $out"
+grep -q 'Device size: 33554432 bytes' <<<"$out" || fail "hot-added LUN is not 32 MiB: $out"
+out=$(us_detach "$g" 0:0:0:3 2>&1) || fail "hot-remove: $out"
+guest_run -t 60 'for i in $(seq 1 300); do ls /sys/bus/scsi/devices/ | grep -q ":0:0:3$" || exit 0; sleep 0.2; done; exit 1' ||
+	fail "guest still has the hot-removed LUN"
+note "hot-add (ram:32M as 0:0:0:3, 32 MiB read back) and hot-remove done"
+
+# P15: the guest reloads xen-scsifront; the disks come back
+out=$(guest_run -t 120 'rmmod xen-scsifront && modprobe xen-scsifront') || fail "scsifront reload: $out"
+for _ in $(seq 1 300); do
+	n=$(us_guest_devs GOVSCSI | grep -c .)
+	((n == 3)) && break
+	sleep 0.5
+done
+((n == 3)) || fail "after reloading xen-scsifront the guest has $n GOVSCSI disks, want 3"
+out=$(guest_run "dd if=$rdev bs=4k count=256 iflag=direct of=/dev/null 2>&1 && e2fsck -fn $fdev") ||
+	fail "I/O after scsifront reload: $out"
+note "xen-scsifront reloaded: 3 disks back, I/O and fsck fine"
+
+# stats: the daemon counted the guest's I/O
+if xl-vscsi help stats >/dev/null 2>&1; then
+	note "xl-vscsi stats: $(xl-vscsi stats 2>&1 | head -5 | tr '\n' ';')"
+else
+	note "xl-vscsi stats does not exist yet: reading the daemon's stats socket directly"
+fi
+st=$(us_stats) || fail "stats socket: $st"
+jq -e '(.luns | length) == 3 and all(.luns[]; .commands > 0 and .errors == 0)' <<<"$st" >/dev/null ||
+	fail "stats: want 3 LUNs with commands and no errors: $(jq -c '[.luns[] | {ctl, pdev, commands, errors}]' <<<"$st")"
+note "stats: $(jq -c '[.luns[] | {pdev, commands, read_bytes, write_bytes, p50: .latency_us.p50}]' <<<"$st")"
+
+# SIGTERM: the vhost closes (5 -> frontend 6 -> 6), the daemon exits 0
+us_daemon_stop || fail "daemon did not stop cleanly"
+l=$(xl-vscsi scsi-list --json "$g") || fail "scsi-list: $l"
+jq -e '.[0].backend_state == 6 and .[0].frontend_state == 6' <<<"$l" >/dev/null ||
+	fail "after SIGTERM the vhost is not closed: $(jq -c '.[0] | {backend_state, frontend_state}' <<<"$l")"
+((n = $(us_guest_devs GOVSCSI | grep -c .))) && fail "guest still has $n GOVSCSI disks after the daemon stopped"
+ls -l /proc/"$pid"/fd 2>/dev/null && fail "daemon $pid still running"
+note "SIGTERM: vhost closed (backend 6, frontend 6), guest disks gone, daemon exited 0"
+
+# clean up for the next scenario: the guest (with a closed vhost) is replaced
+xl destroy "$g"
+wait_for 60 bash -c "! xl domid $g" || fail "guest not destroyed"
+[[ $blk == /dev/ram0 ]] && { rmmod brd || note "rmmod brd failed"; }
+[[ $blk == /dev/loop* ]] && losetup -d "$blk"
+rm -f "$img" "$US_DIR/loop0.img"
