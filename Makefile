@@ -8,6 +8,7 @@
 # make fuzz-smoke  every fuzz target for a few seconds
 # make e2e         the real Xen test ground in QEMU (see docs/testing.md)
 # make demo        the narrated demo on the test ground
+# make perf        userspace vs kernel backend fio numbers -> docs/performance.md
 # make install     install like a Xen component (PREFIX=/usr/local, DESTDIR; see scripts/packaging/install.sh)
 # make uninstall   remove exactly what install put
 # make man         check and compress the man pages (docs/man) into build/man
@@ -22,7 +23,7 @@ VERSION  ?= 0.1.0
 CMDS     := $(patsubst %/,%,$(dir $(wildcard */cmd/*/main.go */*/cmd/*/main.go)))
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' 2>/dev/null) .ci/run $(wildcard hotplug/scripts/*)
 
-.PHONY: all build lib test test-all check fmt vet shellcheck fuzz-smoke race clean e2e e2e-shell rig-clean demo test-cshared install uninstall man deb
+.PHONY: all build lib test test-all check fmt vet shellcheck fuzz-smoke race clean e2e e2e-shell rig-clean demo perf test-cshared install uninstall man deb
 
 all: build lib
 
@@ -98,6 +99,15 @@ demo:
 	scripts/deps.sh --rig
 	$(MAKE) build lib
 	RIG_SKIP_DEPS=1 RIG_ONLY="dom0-ready demo" RIG_LOGS=$${RIG_LOGS:-build/e2e-logs-demo} tests/e2e/rig.sh test
+
+# fio side by side, userspace vs kernel backend, on the test ground
+# (tests/e2e/scenarios/70-perf-compare.sh); writes docs/performance.md.
+perf:
+	scripts/deps.sh --rig
+	$(MAKE) build lib
+	RIG_SKIP_DEPS=1 RIG_ONLY="dom0-ready guest-boots perf-compare" RIG_LOGS=$${RIG_LOGS:-build/e2e-logs-perf} tests/e2e/rig.sh test
+	tests/e2e/perf/report.sh $${RIG_LOGS:-build/e2e-logs-perf}/results-perf-compare.json >docs/performance.md.new
+	mv docs/performance.md.new docs/performance.md
 
 # Paths (PREFIX, SBINDIR, LIBDIR, SYSCONFDIR, XEN_SCRIPT_DIR, ...) are
 # read by the script from the command line: make install PREFIX=/usr.
