@@ -6,6 +6,7 @@
 #   ts_create NAME CFG [xl-vscsi options]   `xl-vscsi create CFG` with the guest
 #                                           agent's rig/ made while paused
 #   ts_scsi_disks                           guest: "H:C:T:L VENDOR /dev/sdX" per disk
+#                                           (busybox lsscsi separates with tabs)
 #   ts_wait_disks N [TIMEOUT_S]             until the guest has N SCSI disks
 #   ts_vhost_of DOMAIN IDX                  the vhost devid serving vdev host IDX
 #   ts_xs_snap DOMID                        xenstore-ls -fp of everything vscsi
@@ -77,7 +78,7 @@ ts_wait_disks() {
 	# bounded by the guest's clock, not by a number of tries: under a loaded
 	# TCG host one lsscsi can take a second
 	# shellcheck disable=SC2016 # guest-side code
-	guest_run -t $((timeout + 60)) "end=\$((\$(date +%s) + $timeout)); while [ \$(date +%s) -lt \$end ]; do [ \$(lsscsi | grep -c ' disk ') = $n ] && exit 0; sleep 0.5; done; lsscsi; exit 1"
+	guest_run -t $((timeout + 60)) "end=\$((\$(date +%s) + $timeout)); while [ \$(date +%s) -lt \$end ]; do [ \$(lsscsi | grep -cw disk) = $n ] && exit 0; sleep 0.5; done; lsscsi; exit 1"
 }
 
 # ts_vhost_of DOMAIN IDX: the vhost devid that serves vdev host IDX (scsi-list --json).

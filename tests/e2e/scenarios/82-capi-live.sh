@@ -11,7 +11,7 @@ have capi-live || pending "capi-live not staged (tests/e2e/capi/capi-live.c)"
 W4=naa.50014050000000a4
 guest_running || ensure_guest || fail "no guest"
 d=$(guest_domid)
-n0=$(guest_run 'lsscsi | grep -c " disk "')
+n0=$(guest_run 'lsscsi | grep -cw disk')
 lio-xen-pvscsi.sh delete ts-capi >/dev/null || fail "LIO cleanup"
 out=$(lio-xen-pvscsi.sh create ts-capi ram:16M $W4 0) || fail "LIO ramdisk: $out"
 before=$(ts_xs_snap "$d")

@@ -23,7 +23,7 @@ log=/var/log/xen/xen-hotplug.log
 
 guest_running || ensure_guest || fail "no guest"
 d=$(guest_domid)
-n0=$(guest_run 'lsscsi | grep -c " disk "')
+n0=$(guest_run 'lsscsi | grep -cw disk')
 mkdir -p /var/lib/rig
 img=/var/lib/rig/hp0.img
 rm -f "$img"

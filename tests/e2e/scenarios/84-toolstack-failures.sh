@@ -36,7 +36,7 @@ if ts_vhost_of g1 0 >/dev/null; then
 	# ids are never reused (P29): only the vhost's dev-id counter may have moved
 	diff <(grep -v next_vscsidev_id <<<"$before") <(grep -v next_vscsidev_id <<<"$after") >/dev/null ||
 		fail "hot-add failure left nodes: $(diff <(echo "$before") <(echo "$after") | head)"
-	ts_wait_disks "$(guest_run 'lsscsi | grep -c " disk "')" 5 >/dev/null || true
+	ts_wait_disks "$(guest_run 'lsscsi | grep -cw disk')" 5 >/dev/null || true
 fi
 
 # (2) no xen-scsifront in the guest

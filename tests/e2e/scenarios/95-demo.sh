@@ -48,7 +48,7 @@ show xl-vscsi scsi-list g1 || fail "scsi-list"
 say "== 4. inside the guest: the disk, a filesystem, a file written and read back"
 ts_wait_disks 1 60 >/dev/null || fail "guest does not see the disk"
 gshow 'lsscsi' || fail "lsscsi"
-gshow 'd=$(lsscsi | awk "/disk/{print \$NF; exit}"); mkfs.ext4 -q -F $d && mkdir -p /mnt/d && mount $d /mnt/d && echo "hello from $(hostname) via PV SCSI" >/mnt/d/hello.txt && umount /mnt/d && mount $d /mnt/d && cat /mnt/d/hello.txt && df -h /mnt/d | tail -1 && umount /mnt/d' ||
+gshow 'd=/dev/$(ls /sys/block | grep "^sd" | head -1); mkfs.ext4 -q -F $d && mkdir -p /mnt/d && mount $d /mnt/d && echo "hello from $(hostname) via PV SCSI" >/mnt/d/hello.txt && umount /mnt/d && mount $d /mnt/d && cat /mnt/d/hello.txt && df -h /mnt/d | tail -1 && umount /mnt/d' ||
 	fail "file round trip"
 say "== 5. hot-add a second disk (a 16 MiB ramdisk LUN) to the running guest"
 show lio-xen-pvscsi.sh create demo1 ram:16M $W2 0 || fail "LIO ramdisk"
