@@ -82,7 +82,7 @@ test-all: check test race test-cshared fuzz-smoke
 # The Xen test ground (tests/e2e, docs/testing.md). deps first: `build` needs Go.
 e2e:
 	scripts/deps.sh --rig
-	$(MAKE) build lib
+	$(MAKE) build lib deb
 	RIG_SKIP_DEPS=1 tests/e2e/rig.sh test
 
 e2e-shell:
