@@ -3,7 +3,7 @@
 # g2, 512 MiB each next to dom0's 1 GiB), each with its own LUN (a file LUN
 # and a RAM LUN); fio with crc32c verify runs in both guests at the same
 # time; the stats socket shows both domains' LUNs busy and error-free.
-# timeout: 1200
+# timeout: 1800
 # shellcheck source=tests/e2e/dom0/helpers-userspace.sh
 . /rig/helpers-userspace.sh
 trap us_cleanup EXIT
