@@ -7,7 +7,7 @@
 # /etc/govscsi/autoattach.yaml, the man pages are found and render as an
 # admin reads them (`man xl-vscsi`, `man xl-vscsi.cfg`), a reinstall works,
 # `dpkg -r` removes everything but the conffiles and `dpkg -P` those too.
-# timeout: 300
+# timeout: 900 (two dpkg -i and a dpkg -r/-P: 30-90 s each under TCG on a busy host)
 mapfile -t debs < <(ls /rig/bin/govscsi_*.deb 2>/dev/null)
 ((${#debs[@]} > 0)) || pending "no build/govscsi_*.deb (make deb)"
 ((${#debs[@]} == 1)) || fail "several packages in /rig/bin: ${debs[*]}"
