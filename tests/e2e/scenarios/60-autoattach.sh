@@ -12,7 +12,7 @@
 # timeout: 1500
 mapfile -t debs < <(ls /rig/bin/govscsi_*.deb 2>/dev/null)
 ((${#debs[@]} == 1)) || pending "need exactly one build/govscsi_*.deb (make deb): ${debs[*]}"
-if ! dpkg -s govscsi >/dev/null 2>&1; then
+if [[ $(dpkg-query -W -f '${Status}' govscsi 2>/dev/null) != "install ok installed" ]]; then
 	out=$(dpkg -i "${debs[0]}" 2>&1) || fail "dpkg -i: $(tail -3 <<<"$out")"
 fi
 # the packaged programs, not /rig/bin's
