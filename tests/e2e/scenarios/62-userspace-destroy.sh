@@ -5,7 +5,7 @@
 # /proc/<pid>/maps; there was one per ring before), no descriptor of the
 # backing file, and its @releaseDomain clean-up removed the domain's backend
 # tree. The daemon then serves a new guest.
-# timeout: 900
+# timeout: 1500
 # shellcheck source=tests/e2e/dom0/helpers-userspace.sh
 . /rig/helpers-userspace.sh
 trap us_cleanup EXIT
