@@ -16,13 +16,6 @@ sd=$(ts_scsi_debug_disk) || fail "no scsi_debug disk in dom0 (modprobe scsi_debu
 note "dom0 SCSI disk: $sd ($(cat "/sys/block/${sd#/dev/}/device/model" 2>/dev/null))"
 lio-xen-pvscsi.sh delete ts-sd && lio-xen-pvscsi.sh delete ts-file || fail "LIO cleanup before the test"
 out=$(lio-xen-pvscsi.sh create ts-sd "$sd" $W1 0) || fail "LIO iblock LUN on $sd: $out"
-# WORKAROUND (lio-xen-pvscsi.sh bug): an iblock made through `control` keeps
-# its path in the backend's private params only; the generic udev_path
-# attribute (which targetcli writes, and which the toolstack's /dev
-# resolution reads) stays empty. Write it as targetcli would.
-for b in /sys/kernel/config/target/core/iblock_*/ts-sd; do
-	[[ -s $b/udev_path ]] || echo "$sd" >"$b/udev_path" || fail "writing $b/udev_path"
-done
 out=$(lio-xen-pvscsi.sh create ts-file /var/lib/rig/ts-file.img:128M $W2 0) || fail "LIO fileio LUN: $out"
 
 cfg=/tmp/ts-g1.cfg
