@@ -28,11 +28,21 @@ type Result struct {
 	// is still in InitWait (no frontend yet): they connect together with
 	// the vhost, so the operation did not wait for them.
 	Pending bool `json:",omitempty"`
+	// Waits lists, with Options.DeferConnect, the vhosts and devices that
+	// were written but not yet waited for; see WaitConnected.
+	Waits []PendingVHost `json:",omitempty"`
 	// Writes and Removes are the xenstore changes in order (Writes first).
 	Writes  []cfgparse.Write `json:"-"`
 	Removes []string         `json:",omitempty"`
 	// Warnings from parsing and resolving specs.
 	Warnings []string `json:",omitempty"`
+}
+
+// PendingVHost is a vhost (and devices of it) an operation wrote without
+// waiting for them to connect (Options.DeferConnect).
+type PendingVHost struct {
+	VHost int
+	Devs  []cfgparse.VHostDev
 }
 
 // AddedDev is one device written by an operation.
@@ -337,8 +347,16 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 	t.opt.Logger.Debug("vscsi devices written", "domid", domid, "created", res.Created, "added", len(res.Added))
 
 	// Wait for every new vhost, then for every hot-add to a connected vhost.
+	// With DeferConnect only the backend's side is waited for here.
 	var werr error
 	for _, v := range plan.Create {
+		if t.opt.DeferConnect {
+			if werr = t.waitProbed(ctx, domid, v); werr != nil {
+				break
+			}
+			res.Waits = append(res.Waits, PendingVHost{VHost: v.DevID, Devs: v.Devs})
+			continue
+		}
 		if werr = t.waitCreated(ctx, domid, v); werr != nil {
 			break
 		}
@@ -349,6 +367,10 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 				break
 			}
 			if states[a.VHost].BackendState != StateConnected {
+				continue
+			}
+			if t.opt.DeferConnect {
+				res.Waits = append(res.Waits, PendingVHost{VHost: a.VHost, Devs: a.Devs})
 				continue
 			}
 			if werr = t.waitDevs(ctx, domid, a.VHost, a.Devs, "the new devices"); werr != nil {
@@ -537,6 +559,47 @@ func orGone(err error, domid uint32) error {
 		return err
 	}
 	return fmt.Errorf("domain %d: %w", domid, errDomainGone)
+}
+
+// WaitConnected waits for what an operation run with DeferConnect wrote
+// (Result.Waits): each vhost Connected with each of its devices connected
+// on both sides, with the init timeout per vhost. Call it once the guest
+// runs. On failure nothing is rolled back: the caller (xl-vscsi create)
+// destroys the domain, and Cleanup removes its trees.
+func (t *Toolstack) WaitConnected(ctx context.Context, domid uint32, waits []PendingVHost) error {
+	for _, w := range waits {
+		if err := t.waitDevs(ctx, domid, w.VHost, w.Devs, "its devices"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitProbed waits (init timeout) until a new vhost's backend has probed
+// it (state InitWait or later), then runs the hotplug script if any. It
+// needs no frontend: a paused guest's vhost gets this far.
+func (t *Toolstack) waitProbed(ctx context.Context, domid uint32, v cfgparse.VHost) error {
+	d := t.domains(domid)
+	be, fe := cfgparse.BackendPath(d, v.DevID), cfgparse.FrontendPath(d, v.DevID)
+	c, cancel := context.WithTimeout(ctx, t.opt.InitTimeout)
+	err := t.waitUntil(c, fmt.Sprintf("the backend of vhost %d of domain %d to probe it", v.DevID, domid), []string{be, fe}, func() (bool, string, error) {
+		if ok, err := t.domainAlive(domid); err != nil || !ok {
+			return false, "", orGone(err, domid)
+		}
+		st, _, err := readInt(t.s, xenif.NoTx, be+"/state")
+		if st == StateClosing || st == StateClosed {
+			return false, "", &VHostError{Domid: domid, VHost: v.DevID, BackendState: st, Detail: t.errorNode(xenif.NoTx, domid, v.DevID)}
+		}
+		return st >= StateInitWait, fmt.Sprintf("backend state %d %s: is the vscsi backend running?", st, StateName(st)), err
+	})
+	cancel()
+	if err != nil {
+		return err
+	}
+	if t.opt.HotplugScript != "" {
+		return t.runHotplug(ctx, d, v.DevID, "add")
+	}
+	return nil
 }
 
 // waitCreated waits for a new vhost: backend InitWait (then the hotplug

@@ -51,6 +51,14 @@ type Options struct {
 	// (tests point them at fixture trees).
 	SysfsRoot, ConfigfsRoot string
 	Stat                    cfgparse.StatFunc
+	// DeferConnect makes Apply and Attach stop waiting once every new
+	// vhost's backend has probed it (InitWait) and the hotplug script ran:
+	// they do not wait for the guest's frontend. Result.Waits lists what is
+	// still to connect; WaitConnected waits for it. `xl-vscsi create` needs
+	// this: the domain is paused until the devices are written, and a
+	// paused guest's xen-scsifront cannot connect (libxl likewise waits
+	// only for the backend before it unpauses).
+	DeferConnect bool
 	// DryRun makes writing operations compute and record their writes
 	// (see Result.Writes) without touching xenstore and without waiting.
 	DryRun bool

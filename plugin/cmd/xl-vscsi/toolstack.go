@@ -399,18 +399,36 @@ func setupCreate(fs *flag.FlagSet) runner {
 			ts := plugin.New(st, plugin.Options{
 				BackendDomid: f.be.v, Flavour: f.fl.f, BackendType: backendType(f.bt, f.fl.f), InitTimeout: *f.timeout, DestroyTimeout: *f.timeout,
 				Stat: e.stat, SysfsRoot: *sysfs, ConfigfsRoot: *cfgfs, HotplugScript: *hotplug, HotplugLog: e.stderr,
+				// The guest is paused: its frontend cannot connect before
+				// unpause, so wait for the backends now and for the
+				// frontends after unpausing (as libxl does for disks).
+				DeferConnect: true,
 			})
+			defer ts.Close()
+			destroy := func(err error) error {
+				if derr := xlCommand(e, "destroy", domid); derr != nil {
+					return fmt.Errorf("%w; destroying domain %s failed too: %v", err, domid, derr)
+				}
+				// xl knows no vscsi devices: remove the trees it left (P26).
+				if _, cerr := ts.Cleanup(); cerr != nil {
+					return fmt.Errorf("%w; domain %s destroyed, but removing its vscsi nodes failed: %v", err, domid, cerr)
+				}
+				return fmt.Errorf("%w; domain %s destroyed", err, domid)
+			}
 			res, err := ts.Apply(context.Background(), domid, cfg)
-			ts.Close()
 			for _, w := range res.Warnings {
 				fmt.Fprintf(e.stderr, "%s: %s\n", prog, w)
 			}
 			if err != nil {
-				if derr := xlCommand(e, "destroy", domid); derr != nil {
-					return fmt.Errorf("%w; destroying domain %s failed too: %v", err, domid, derr)
-				}
-				return fmt.Errorf("%w; domain %s destroyed", err, domid)
+				return destroy(err)
 			}
+			if err := xlCommand(e, "unpause", domid); err != nil {
+				return destroy(err)
+			}
+			if err := ts.WaitConnected(context.Background(), res.Domid, res.Waits); err != nil {
+				return destroy(err)
+			}
+			return nil
 		}
 		return xlCommand(e, "unpause", domid)
 	}
