@@ -14,7 +14,7 @@ W2=naa.50014050000000a2
 
 sd=$(ts_scsi_debug_disk) || fail "no scsi_debug disk in dom0 (modprobe scsi_debug)"
 note "dom0 SCSI disk: $sd ($(cat "/sys/block/${sd#/dev/}/device/model" 2>/dev/null))"
-lio-xen-pvscsi.sh delete ts-sd && lio-xen-pvscsi.sh delete ts-file || fail "LIO cleanup before the test"
+{ lio-xen-pvscsi.sh delete ts-sd && lio-xen-pvscsi.sh delete ts-file; } || fail "LIO cleanup before the test"
 out=$(lio-xen-pvscsi.sh create ts-sd "$sd" $W1 0) || fail "LIO iblock LUN on $sd: $out"
 out=$(lio-xen-pvscsi.sh create ts-file /var/lib/rig/ts-file.img:128M $W2 0) || fail "LIO fileio LUN: $out"
 
@@ -44,7 +44,9 @@ jq -e 'length == 2 and all(.[]; .backend_state == 4 and .frontend_state == 4 and
 jq -e --arg p "$W1:0" --arg n "$sd" 'any(.[].devs[]; .p_dev == $p and .v_dev == "0:0:0:0")' <<<"$js" >/dev/null ||
 	fail "$sd was not resolved to $W1:0: $js"
 txt=$(xl-vscsi scsi-list g1) || fail "scsi-list: $txt"
-note "scsi-list:"; sed 's/^/    /' <<<"$txt"
+note "scsi-list:"
+# shellcheck disable=SC2001 # indent every line
+sed 's/^/    /' <<<"$txt"
 [[ $(grep -c "^$d " <<<"$txt") == 2 ]] || fail "scsi-list text: want 2 rows for domain $d: $txt"
 
 ts_wait_disks 2 60 || fail "guest does not see 2 disks"

@@ -25,7 +25,9 @@ jq -e --argjson v "$v1" --arg p "$W3:0" '.[] | select(.vhost == $v) | .backend_s
 	any(.devs[]; .p_dev == $p and .v_dev == "1:0:0:1" and .backend_state == 4 and .frontend_state == 4)' <<<"$js" >/dev/null ||
 	fail "scsi-list --json after hot-add: $js"
 txt=$(xl-vscsi scsi-list g1)
-note "scsi-list after hot-add:"; sed 's/^/    /' <<<"$txt"
+note "scsi-list after hot-add:"
+# shellcheck disable=SC2001 # indent every line
+sed 's/^/    /' <<<"$txt"
 grep -Eq "^$d +$v1 +(vscsi +)?1 +4 +4 +dev-[0-9]+ +1:0:0:1 +4 +4 +$W3:0 " <<<"$txt" || fail "scsi-list text lacks the hot-added row: $txt"
 ts_wait_disks 3 60 || fail "guest did not gain the hot-added disk"
 note "guest: $(ts_scsi_disks | tr '\n' ';')"
