@@ -23,7 +23,7 @@ VERSION  ?= 0.1.0
 CMDS     := $(patsubst %/,%,$(dir $(wildcard */cmd/*/main.go */*/cmd/*/main.go)))
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' 2>/dev/null) .ci/run $(wildcard hotplug/scripts/*)
 
-.PHONY: all build lib test test-all check fmt vet shellcheck fuzz-smoke race clean e2e e2e-shell rig-clean demo perf test-cshared install uninstall man deb
+.PHONY: e2e-all all build lib test test-all check fmt vet shellcheck fuzz-smoke race clean e2e e2e-shell rig-clean demo perf test-cshared install uninstall man deb
 
 all: build lib
 
@@ -80,7 +80,17 @@ fuzz-smoke:
 test-all: check test race test-cshared fuzz-smoke
 
 # The Xen test ground (tests/e2e, docs/testing.md). deps first: `build` needs Go.
+# `make e2e` (CI) runs the scenarios listed in tests/e2e/expected, each of
+# which must PASS; `make e2e-all` runs every scenario file in the tree,
+# including those still being brought up (not yet in expected).
+E2E_EXPECTED = $(shell sed -n 's/^\([a-z0-9-][a-z0-9-]*\)$$/\1/p' tests/e2e/expected)
+
 e2e:
+	scripts/deps.sh --rig
+	$(MAKE) build lib deb
+	RIG_SKIP_DEPS=1 RIG_ONLY="$${RIG_ONLY:-$(E2E_EXPECTED)}" tests/e2e/rig.sh test
+
+e2e-all:
 	scripts/deps.sh --rig
 	$(MAKE) build lib deb
 	RIG_SKIP_DEPS=1 tests/e2e/rig.sh test
