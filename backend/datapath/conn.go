@@ -249,6 +249,8 @@ func (c *Conn) stop(ctx context.Context) error {
 		if s.state == stateRunning && !s.aborted {
 			s.aborted = true
 			c.writeResponseLocked(s.req.Rqid, vscsiif.Rslt(vscsiif.HostAbort, 0), nil, 0)
+			// TMFs waiting for it are answered too: the ring is going away.
+			c.answerWaitersLocked(s)
 		}
 	}
 	notify := c.pushLocked()
@@ -479,6 +481,7 @@ func (c *Conn) worker() {
 		// reaches the LUN.
 		c.mu.Lock()
 		s.cancelled = s.aborted || c.stopping.Load()
+		s.started = !s.cancelled
 		c.mu.Unlock()
 		c.execute(s)
 	}

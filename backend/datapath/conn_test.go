@@ -299,9 +299,10 @@ func TestRingOverflowStopsRing(t *testing.T) {
 }
 
 // TestAbortSlowCommand: a command stuck in a slow LUN does not stall other
-// rqids; ABORT answers the victim (DID_ABORT) and then itself (0x2002)
-// without waiting for the LUN, and the late result is dropped without
-// touching the guest's page.
+// rqids, not even while an ABORT of it is pending; the ABORT answers the
+// victim (DID_ABORT) and then itself (0x2002) only once the LUN returned
+// (SAM: the TMF completes when the task left the task set), and the late
+// result is dropped without touching the guest's page.
 func TestAbortSlowCommand(t *testing.T) {
 	f := newTestFront(t)
 	slow := newSlowLUN()
@@ -320,15 +321,19 @@ func TestAbortSlowCommand(t *testing.T) {
 	expectRslt(t, f.recv(1)[0], 5, rsltGood)
 
 	f.send(vscsiif.Request{Rqid: 4, Act: vscsiif.ActSCSIAbort, RefRqid: 3})
-	got := f.recv(2)
-	expectRslt(t, got[0], 3, vscsiif.Rslt(vscsiif.HostAbort, 0))
-	expectRslt(t, got[1], 4, vscsiif.RsltResetSuccess)
+	f.quiet(20 * time.Millisecond) // the victim is still in the LUN
 
+	// Other rqids keep flowing while the ABORT waits.
+	f.send(fast)
+	expectRslt(t, f.recv(1)[0], 5, rsltGood)
 	// Aborting something that is not in flight succeeds (SAM).
 	f.send(vscsiif.Request{Rqid: 6, Act: vscsiif.ActSCSIAbort, RefRqid: 9})
 	expectRslt(t, f.recv(1)[0], 6, vscsiif.RsltResetSuccess)
 
 	close(slow.release)
+	got := f.recv(2)
+	expectRslt(t, got[0], 3, vscsiif.Rslt(vscsiif.HostAbort, 0))
+	expectRslt(t, got[1], 4, vscsiif.RsltResetSuccess)
 	f.quiet(30 * time.Millisecond)
 	if page[0] != 0xee {
 		t.Fatal("aborted command's data was copied to the guest")
@@ -338,14 +343,15 @@ func TestAbortSlowCommand(t *testing.T) {
 	if err := c.WaitIdle(ctx, lun0); err != nil {
 		t.Fatal(err)
 	}
-	if n := c.Stats().Responses.Load(); n != 4 {
-		t.Fatalf("%d responses, want 4", n)
+	if n := c.Stats().Responses.Load(); n != 5 {
+		t.Fatalf("%d responses, want 5", n)
 	}
 }
 
 // TestLUNReset: RESET answers every command outstanding on that LUN with
-// DID_RESET, then itself; other LUNs' commands are untouched. RESET of an
-// unknown address fails with 0x2003.
+// DID_RESET once the LUN returned them, then itself; other LUNs' commands
+// are untouched and keep flowing meanwhile. RESET of an unknown address
+// fails with 0x2003.
 func TestLUNReset(t *testing.T) {
 	f := newTestFront(t)
 	a, b := newSlowLUN(), newSlowLUN()
@@ -363,12 +369,7 @@ func TestLUNReset(t *testing.T) {
 	}
 	<-b.started
 	f.send(vscsiif.Request{Rqid: 13, Act: vscsiif.ActSCSIReset})
-	got := f.recv(3)
-	victims := map[uint16]bool{got[0].Rqid: true, got[1].Rqid: true}
-	if !victims[10] || !victims[11] || got[0].Rslt != vscsiif.Rslt(vscsiif.HostReset, 0) || got[1].Rslt != got[0].Rslt {
-		t.Fatalf("victim responses %+v %+v", got[0], got[1])
-	}
-	expectRslt(t, got[2], 13, vscsiif.RsltResetSuccess)
+	f.quiet(20 * time.Millisecond) // victims still in the LUN
 
 	f.send(vscsiif.Request{Rqid: 14, Act: vscsiif.ActSCSIReset, ID: 9})
 	expectRslt(t, f.recv(1)[0], 14, vscsiif.RsltResetFailed)
@@ -376,6 +377,12 @@ func TestLUNReset(t *testing.T) {
 	close(b.release)
 	expectRslt(t, f.recv(1)[0], 12, rsltGood)
 	close(a.release)
+	got := f.recv(3)
+	victims := map[uint16]bool{got[0].Rqid: true, got[1].Rqid: true}
+	if !victims[10] || !victims[11] || got[0].Rslt != vscsiif.Rslt(vscsiif.HostReset, 0) || got[1].Rslt != got[0].Rslt {
+		t.Fatalf("victim responses %+v %+v", got[0], got[1])
+	}
+	expectRslt(t, got[2], 13, vscsiif.RsltResetSuccess)
 	f.quiet(20 * time.Millisecond)
 }
 

@@ -42,7 +42,16 @@ type slot struct {
 	// the LUN is not called at all.
 	cancelled bool
 
-	aborted bool    // already answered by ABORT/RESET/teardown; drop the result
+	aborted bool // already answered by ABORT/RESET/teardown; drop the result
+	// started: a worker took the command into the LUN (set under mu), so
+	// an ABORT/RESET can no longer drop it and must wait for it to return.
+	started bool
+	// tmfHost: an ABORT/RESET claimed this command while it ran in the LUN;
+	// when the LUN returns it is answered with this host byte (its result
+	// dropped), then the waiting TMFs (SAM: a TMF completes only once the
+	// task has left the task set, so an aborted write can never land after
+	// the guest saw the ABORT succeed and re-issued newer data).
+	tmfHost uint8
 	waiters []*slot // TMFs to answer right after this slot's response
 	pending int     // TMF: victims whose responses are still to come
 	tmfRslt int32   // TMF: result once pending reaches 0
@@ -271,6 +280,12 @@ func (c *Conn) complete(s *slot) {
 		c.mu.Unlock()
 		return
 	}
+	if s.tmfHost != 0 {
+		// Claimed by ABORT/RESET while in the LUN: the command has now left
+		// the task set; answer it (no data to the guest), then its TMFs.
+		c.finishLocked(s, vscsiif.Rslt(s.tmfHost, 0), nil, 0)
+		return
+	}
 	if dl == 0 {
 		// Nothing to copy out: answer in the same critical section.
 		c.finishLocked(s, rslt, sense, residual)
@@ -335,6 +350,8 @@ func (c *Conn) releaseLocked(s *slot) {
 	s.state = stateFree
 	s.aborted = false
 	s.cancelled = false
+	s.started = false
+	s.tmfHost = 0
 	s.entry = Entry{}
 	s.cmd = scsi.Command{}
 	s.res = scsi.Result{}
@@ -345,15 +362,20 @@ func (c *Conn) releaseLocked(s *slot) {
 	}
 }
 
-// tmf handles ABORT and LUN RESET on the loop without waiting for any LUN
-// (P22). Each victim command still running is answered at once (DID_ABORT
-// or DID_RESET) and keeps its slot until the LUN returns; a victim already
-// copying its data out answers normally and the TMF's response follows it.
-// LUNs implementing scsi.TaskManagement are told: Abort(tag) for an aborted
-// command (a hint; its late result is dropped either way) and Reset(),
-// which runs on its own goroutine because a passthrough reset can take a
-// while. The TMF response always comes after its victims' responses and
-// after Reset returned; a failed Reset (or an unknown address) gives
+// tmf handles ABORT and LUN RESET on the loop without blocking it (P22:
+// other commands keep flowing). A victim not yet taken by a worker is
+// dropped and answered at once (DID_ABORT or DID_RESET). A victim already
+// inside the LUN cannot be recalled: it is answered with DID_ABORT/DID_RESET
+// only when the LUN returns, and the TMF's response follows it. Answering
+// earlier would let the guest re-issue newer data for the same blocks while
+// the old write is still running, and the old write could then land last
+// (SAM: a TMF completes only once its tasks have left the task set). A
+// victim already copying its data out answers normally and the TMF's
+// response follows it. LUNs implementing scsi.TaskManagement are told:
+// Abort(tag) for an aborted running command (a hint to return early) and
+// Reset(), which runs on its own goroutine because a passthrough reset can
+// take a while. The TMF response always comes after its victims' responses
+// and after Reset returned; a failed Reset (or an unknown address) gives
 // 0x2003.
 func (c *Conn) tmf(s *slot) {
 	r := &s.req
@@ -370,7 +392,7 @@ func (c *Conn) tmf(s *slot) {
 		// SAM: aborting a task that no longer exists is FUNCTION COMPLETE.
 		for _, v := range c.slots {
 			if c.isVictim(s, v) && v.req.Rqid == r.RefRqid {
-				if v.state == stateRunning {
+				if v.state == stateRunning && v.started && v.tmfHost == 0 {
 					if tm, ok := v.entry.LUN.(scsi.TaskManagement); ok {
 						aborts = append(aborts, abortTarget{tm, v.cmd.Tag})
 					}
@@ -449,16 +471,23 @@ func (c *Conn) runReset(s *slot, tm scsi.TaskManagement) {
 	c.notify(notify)
 }
 
+// isVictim: a command of the task set a TMF must wait for or drop. A
+// command already claimed by an earlier TMF is still one (a RESET after an
+// ABORT must wait for it too).
 func (c *Conn) isVictim(tmf, v *slot) bool {
 	return v != tmf && !v.aborted && v.req.Act == vscsiif.ActSCSICDB &&
 		(v.state == stateRunning || v.state == stateCompleting)
 }
 
 func (c *Conn) claimVictimLocked(tmf, v *slot, host uint8) {
-	if v.state == stateRunning {
+	if v.state == stateRunning && !v.started {
+		// Still queued (or being dispatched): it never reaches the LUN.
 		v.aborted = true
 		c.writeResponseLocked(v.req.Rqid, vscsiif.Rslt(host, 0), nil, 0)
 		return
+	}
+	if v.state == stateRunning && v.tmfHost == 0 {
+		v.tmfHost = host
 	}
 	v.waiters = append(v.waiters, tmf)
 	tmf.pending++

@@ -212,12 +212,14 @@ func TestTaskManagementLUN(t *testing.T) {
 	f.send(rw(1, opTUR, vscsiif.DMANone, 0, 0))
 	<-lun.started
 	f.send(vscsiif.Request{Rqid: 2, Act: vscsiif.ActSCSIAbort, RefRqid: 1})
-	got := f.recv(2)
-	expectRslt(t, got[0], 1, vscsiif.Rslt(vscsiif.HostAbort, 0))
-	expectRslt(t, got[1], 2, vscsiif.RsltResetSuccess)
 	if tag := <-lun.aborted; tag != 1 {
 		t.Fatalf("Abort(%d), want tag 1", tag)
 	}
+	f.quiet(20 * time.Millisecond) // Abort is only a hint: the LUN has not returned
+	close(lun.release)
+	got := f.recv(2)
+	expectRslt(t, got[0], 1, vscsiif.Rslt(vscsiif.HostAbort, 0))
+	expectRslt(t, got[1], 2, vscsiif.RsltResetSuccess)
 
 	for i, resetErr := range []error{nil, errors.New("device said no")} {
 		f.send(vscsiif.Request{Rqid: 3, Act: vscsiif.ActSCSIReset})
@@ -234,8 +236,106 @@ func TestTaskManagementLUN(t *testing.T) {
 			t.Fatalf("reset %d: rqid %d rslt %#x, want %#x", i, r.Rqid, r.Rslt, want)
 		}
 	}
-	close(lun.release)
 	f.quiet(20 * time.Millisecond)
+}
+
+// gateLUN is a RAM disk whose commands with tag 1 block until released:
+// the slow write of TestAbortedWriteNeverLandsLate.
+type gateLUN struct {
+	mem     *memLUN
+	started chan struct{}
+	release chan struct{}
+}
+
+func (l *gateLUN) Execute(cmd *scsi.Command, res *scsi.Result) {
+	if cmd.Tag == 1 {
+		l.started <- struct{}{}
+		<-l.release
+	}
+	l.mem.Execute(cmd, res)
+}
+
+func (l *gateLUN) Close() error { return nil }
+
+// pollResponses collects the responses that arrive within d.
+func (f *testFront) pollResponses(d time.Duration) []vscsiif.Response {
+	var out []vscsiif.Response
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		for f.front.UnconsumedResponses() > 0 || f.front.FinalCheckForResponses() {
+			f.front.CopyResponse(f.rspBuf)
+			var r vscsiif.Response
+			vscsiif.DecodeResponse(f.rspBuf, &r)
+			out = append(out, r)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return out
+}
+
+// TestAbortedWriteNeverLandsLate reproduces the data corruption seen on the
+// rig (ext4 on a slow host: SCSI timeout, ABORT, re-issued writeback): a
+// WRITE stuck in the LUN is ABORTed; the guest, once the ABORT succeeded,
+// writes newer data to the same block; then the old WRITE finally runs.
+// The store must hold the newer data, i.e. the ABORT may only succeed
+// once the old write can no longer land.
+func TestAbortedWriteNeverLandsLate(t *testing.T) {
+	f := newTestFront(t)
+	lun := &gateLUN{mem: newMemLUN(8), started: make(chan struct{}, 1), release: make(chan struct{})}
+	f.table.Set(lun0, Entry{LUN: lun})
+	c := f.start(4)
+	_, oldRef := f.dataPage(0xaa, false)
+	_, newRef := f.dataPage(0xbb, false)
+
+	f.send(rw(1, opWrite10, vscsiif.DMAToDevice, 2, 1, seg(oldRef, 0, 512)))
+	<-lun.started
+	f.send(vscsiif.Request{Rqid: 2, Act: vscsiif.ActSCSIAbort, RefRqid: 1})
+	// The guest acts only on what it is told: it re-issues the block once
+	// the ABORT succeeded.
+	got := f.pollResponses(30 * time.Millisecond)
+	released := false
+	if len(got) < 2 {
+		close(lun.release) // the LUN returns; only now may the ABORT complete
+		released = true
+		got = append(got, f.recv(2-len(got))...)
+	}
+	expectRslt(t, got[0], 1, vscsiif.Rslt(vscsiif.HostAbort, 0))
+	expectRslt(t, got[1], 2, vscsiif.RsltResetSuccess)
+	f.send(rw(3, opWrite10, vscsiif.DMAToDevice, 2, 1, seg(newRef, 0, 512)))
+	expectRslt(t, f.recv(1)[0], 3, rsltGood)
+	if !released {
+		close(lun.release)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitIdle(ctx, lun0); err != nil {
+		t.Fatal(err)
+	}
+	lun.mem.mu.Lock()
+	defer lun.mem.mu.Unlock()
+	for i, b := range lun.mem.data[2*blockSize : 3*blockSize] {
+		if b != 0xbb {
+			t.Fatalf("block 2 byte %d = %#x after the aborted write, want the newer 0xbb", i, b)
+		}
+	}
+}
+
+// TestResetWaitsForRunningWrite: the same hazard through LUN RESET.
+func TestResetWaitsForRunningWrite(t *testing.T) {
+	f := newTestFront(t)
+	lun := &gateLUN{mem: newMemLUN(8), started: make(chan struct{}, 1), release: make(chan struct{})}
+	f.table.Set(lun0, Entry{LUN: lun})
+	f.start(4)
+	_, oldRef := f.dataPage(0xaa, false)
+	f.send(rw(1, opWrite10, vscsiif.DMAToDevice, 2, 1, seg(oldRef, 0, 512)))
+	<-lun.started
+	f.send(vscsiif.Request{Rqid: 2, Act: vscsiif.ActSCSIReset})
+	if got := f.pollResponses(20 * time.Millisecond); len(got) != 0 {
+		t.Fatalf("RESET answered %d responses while the write is still in the LUN", len(got))
+	}
+	close(lun.release)
+	got := f.recv(2)
+	expectRslt(t, got[0], 1, vscsiif.Rslt(vscsiif.HostReset, 0))
+	expectRslt(t, got[1], 2, vscsiif.RsltResetSuccess)
 }
 
 // TestAbortQueuedCommand: with one worker busy, a queued command that is
@@ -281,38 +381,45 @@ func testSlotStarvation(t *testing.T, pollOnly bool) {
 	slow := newSlowLUN()
 	f.table.Set(lun0, Entry{LUN: newMemLUN(64), Inline: true})
 	f.table.Set(Addr{0, 1, 0}, Entry{LUN: slow})
-	c := f.start(40) // more workers than slots: every stuck command runs
+	c := f.start(1) // one worker: the commands queued behind it stay queued
 	_, ref := f.dataPage(0, false)
 	for i := 0; i < 50; i++ {
 		f.send(rw(uint16(i%16), opRead10, vscsiif.DMAFromDevice, 0, 1, seg(ref, 0, 512)))
 		expectRslt(t, f.recv(1)[0], uint16(i%16), rsltGood)
 	}
-	// Fill every slot (2 x ring size) with commands stuck in the LUN, 31 of
-	// them already answered by ABORT, so the loop starves; releasing them
-	// must bring the loop back through the waker.
-	for i := 0; i < 31; i++ {
+	// Hold the only worker with a stuck command, then fill the other slots
+	// (2 x ring size) with queued commands, 30 of them already answered by
+	// ABORT (each ABORT needs a slot for a moment too): they keep their
+	// slots until the worker drops them, so the loop starves; releasing
+	// the stuck one must bring the loop back through the waker.
+	last := rw(50, opTUR, vscsiif.DMANone, 0, 0)
+	last.ID = 1
+	f.send(last)
+	<-slow.started
+	for i := 0; i < 30; i++ {
 		r := rw(uint16(i%16), opTUR, vscsiif.DMANone, 0, 0)
 		r.ID = 1
 		f.send(r)
-		<-slow.started
 		f.send(vscsiif.Request{Rqid: 100, Act: vscsiif.ActSCSIAbort, RefRqid: uint16(i % 16)})
 		got := f.recv(2)
 		expectRslt(t, got[0], uint16(i%16), vscsiif.Rslt(vscsiif.HostAbort, 0))
 		expectRslt(t, got[1], 100, vscsiif.RsltResetSuccess)
 	}
-	last := rw(50, opTUR, vscsiif.DMANone, 0, 0)
-	last.ID = 1
-	f.send(last)
-	<-slow.started
-	f.send(rw(7, opTUR, vscsiif.DMANone, 0, 0)) // no free slot until a stuck one returns
+	queued := rw(40, opTUR, vscsiif.DMANone, 0, 0)
+	queued.ID = 1
+	f.send(queued)                              // the 32nd slot
+	f.send(rw(7, opTUR, vscsiif.DMANone, 0, 0)) // no free slot until the stuck one returns
 	f.quiet(20 * time.Millisecond)
 	close(slow.release)
 	seen := map[uint16]int32{}
-	for _, r := range f.recv(2) {
+	for _, r := range f.recv(3) {
 		seen[r.Rqid] = r.Rslt
 	}
-	if len(seen) != 2 || seen[50] != rsltGood || seen[7] != rsltGood {
+	if len(seen) != 3 || seen[50] != rsltGood || seen[40] != rsltGood || seen[7] != rsltGood {
 		t.Fatalf("after release: %v", seen)
+	}
+	if tag := <-slow.started; tag != 40 {
+		t.Fatalf("aborted queued command %d reached the LUN", tag)
 	}
 	if c.Err() != nil {
 		t.Fatal(c.Err())
