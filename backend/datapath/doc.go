@@ -17,8 +17,11 @@
 // allocates nothing. A LUN marked Inline (RAM or page-cache backed) runs on
 // the ring goroutine and its responses are pushed in one batch per drain;
 // other LUNs run on a small worker pool so a slow device never stalls the
-// ring, and ABORT / LUN RESET are answered without waiting for the device
-// (P22).
+// ring, and ABORT / LUN RESET never block the ring (P22): commands not yet
+// started are dropped and answered at once, while a command already inside
+// its LUN is answered (DID_ABORT/DID_RESET, then the TMF) only when the LUN
+// returns, so an aborted write can never land after the guest re-issued
+// newer data (SAM: a TMF completes once its tasks left the task set).
 //
 // Waiting: when the event channel offers WaitPending(ctx) (the real
 // libxlgo/evtchn handle and xenfake's do), the ring goroutine parks in Go's
