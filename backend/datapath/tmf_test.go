@@ -450,3 +450,27 @@ func TestHungLUNDoesNotBlockOthers(t *testing.T) {
 		t.Fatalf("%d responses from the released LUN", got)
 	}
 }
+
+// TestStopWithPendingAbort: teardown while an ABORT waits for a victim stuck
+// in the LUN answers both (victim first) within the deadline instead of
+// waiting for the LUN.
+func TestStopWithPendingAbort(t *testing.T) {
+	f := newTestFront(t)
+	slow := newSlowLUN()
+	f.table.Set(lun0, Entry{LUN: slow})
+	c := f.start(2)
+	f.send(rw(1, opTUR, vscsiif.DMANone, 0, 0))
+	<-slow.started
+	f.send(vscsiif.Request{Rqid: 2, Act: vscsiif.ActSCSIAbort, RefRqid: 1})
+	f.quiet(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := c.Stop(ctx); err == nil {
+		t.Fatal("Stop did not report the hung LUN")
+	}
+	got := f.recv(2)
+	expectRslt(t, got[0], 1, vscsiif.Rslt(vscsiif.HostAbort, 0))
+	expectRslt(t, got[1], 2, vscsiif.RsltResetSuccess)
+	close(slow.release) // the late completion must not touch the unmapped ring
+	time.Sleep(10 * time.Millisecond)
+}
