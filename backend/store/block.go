@@ -159,17 +159,8 @@ func (s *Block) write(f *os.File, p []byte, off int64) (int, error) {
 
 // Discard issues BLKDISCARD for [off, off+n).
 func (s *Block) Discard(off, n int64) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if s.ro {
-		return fmt.Errorf("store: discard %s: %w", s.path, ErrReadOnly)
-	}
-	if err := s.checkSpan("discard", off, n); err != nil {
+	if skip, err := s.beginRangeOp("discard", off, n); skip || err != nil {
 		return err
-	}
-	if n == 0 {
-		return nil
 	}
 	rng := [2]uint64{uint64(off), uint64(n)}
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, s.f.Fd(), unix.BLKDISCARD, uintptr(unsafe.Pointer(&rng)))
@@ -185,17 +176,8 @@ func (s *Block) Discard(off, n int64) error {
 // ZeroRange implements Zeroer with BLKZEROOUT: the kernel uses the device's
 // WRITE ZEROES / WRITE SAME offload when it has one and writes zeros otherwise.
 func (s *Block) ZeroRange(off, n int64) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if s.ro {
-		return fmt.Errorf("store: zero %s: %w", s.path, ErrReadOnly)
-	}
-	if err := s.checkSpan("zero", off, n); err != nil {
+	if skip, err := s.beginRangeOp("zero", off, n); skip || err != nil {
 		return err
-	}
-	if n == 0 {
-		return nil
 	}
 	rng := [2]uint64{uint64(off), uint64(n)}
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, s.f.Fd(), unix.BLKZEROOUT, uintptr(unsafe.Pointer(&rng)))

@@ -98,3 +98,19 @@ func (s *fdStore) checkSpan(what string, off, n int64) error {
 	}
 	return nil
 }
+
+// beginRangeOp is the guard every discard/zero operation shares: the store
+// must be open and writable and [off, off+n) inside it. skip is true for an
+// empty range, which is valid and does nothing.
+func (s *fdStore) beginRangeOp(what string, off, n int64) (skip bool, err error) {
+	if s.closed.Load() {
+		return false, ErrClosed
+	}
+	if s.ro {
+		return false, fmt.Errorf("store: %s %s: %w", what, s.path, ErrReadOnly)
+	}
+	if err := s.checkSpan(what, off, n); err != nil {
+		return false, err
+	}
+	return n == 0, nil
+}

@@ -84,17 +84,8 @@ func (s *File) WriteAtFUA(p []byte, off int64) (int, error) { return s.writeAt(s
 
 // Discard punches a hole; the file keeps its size.
 func (s *File) Discard(off, n int64) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if s.ro {
-		return fmt.Errorf("store: discard %s: %w", s.path, ErrReadOnly)
-	}
-	if err := s.checkSpan("discard", off, n); err != nil {
+	if skip, err := s.beginRangeOp("discard", off, n); skip || err != nil {
 		return err
-	}
-	if n == 0 {
-		return nil
 	}
 	err := unix.Fallocate(int(s.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
@@ -109,17 +100,8 @@ func (s *File) Discard(off, n int64) error {
 // ZeroRange implements Zeroer with FALLOC_FL_ZERO_RANGE (falling back to a
 // punched hole, which reads as zeros too).
 func (s *File) ZeroRange(off, n int64) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if s.ro {
-		return fmt.Errorf("store: zero %s: %w", s.path, ErrReadOnly)
-	}
-	if err := s.checkSpan("zero", off, n); err != nil {
+	if skip, err := s.beginRangeOp("zero", off, n); skip || err != nil {
 		return err
-	}
-	if n == 0 {
-		return nil
 	}
 	err := unix.Fallocate(int(s.f.Fd()), unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, off, n)
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
