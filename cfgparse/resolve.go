@@ -297,7 +297,16 @@ func (r *Resolver) HCTLOf(path string) (HCTL, error) {
 	default:
 		return fail(ErrNotDevice, path, "", nil)
 	}
-	mm := filepath.Join(r.sysfs(), "dev", class, fmt.Sprintf("%d:%d", n.Major, n.Minor))
+	return r.hctlOfDevNum(class, n.Major, n.Minor, path)
+}
+
+// hctlOfDevNum is HCTLOf for a device number of class "block" or "char";
+// path names the device in errors.
+func (r *Resolver) hctlOfDevNum(class string, major, minor uint32, path string) (HCTL, error) {
+	fail := func(kind error, p, detail string, err error) (HCTL, error) {
+		return HCTL{}, &ResolveError{PDev: path, Kind: kind, Path: p, Detail: detail, Err: err}
+	}
+	mm := filepath.Join(r.sysfs(), "dev", class, fmt.Sprintf("%d:%d", major, minor))
 	if _, err := os.Stat(mm); err != nil {
 		return fail(ErrNoMajorMinor, mm, "", err)
 	}
@@ -365,7 +374,7 @@ func (r *Resolver) LIOPort(h HCTL) (string, []string, error) {
 	}
 	if len(found) == 0 {
 		return "", notes, &ResolveError{PDev: h.String(), Kind: ErrNoLIOLUN, Path: fabric,
-			Detail: fmt.Sprintf("no naa.*/tpgt_*/lun/lun_*/<backstore>/udev_path resolves to h:c:t:l %s (create a pscsi backstore for it and a LUN in a xen-pvscsi TPG)", h)}
+			Detail: fmt.Sprintf("no naa.*/tpgt_*/lun/lun_*/<backstore> (by its udev_path, or an iblock's Major/Minor) is h:c:t:l %s (export it with scripts/lio-xen-pvscsi.sh create NAME /dev/..., or a pscsi/iblock backstore and a LUN in a xen-pvscsi TPG)", h)}
 	}
 	if len(found) > 1 {
 		notes = append(notes, fmt.Sprintf("%s is exported as %s; using %s", h, strings.Join(found, ", "), found[0]))
@@ -374,7 +383,7 @@ func (r *Resolver) LIOPort(h HCTL) (string, []string, error) {
 }
 
 // lunBacks reports whether any entry of an LIO lun_L directory is a
-// backstore whose udev_path resolves to h. Entries without udev_path (the
+// backstore that is the SCSI device h. Entries that are not backstores (the
 // alua_* and statistics items) and backstores that are not SCSI nodes
 // (fileio, iblock on virtio, ...) simply do not match.
 func (r *Resolver) lunBacks(lunDir string, h HCTL) bool {
@@ -383,19 +392,45 @@ func (r *Resolver) lunBacks(lunDir string, h HCTL) bool {
 		return false
 	}
 	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(lunDir, e.Name(), "udev_path"))
-		if err != nil {
-			continue
-		}
-		p := strings.TrimRight(string(b), "\n")
-		if p == "" {
-			continue
-		}
-		if got, err := r.HCTLOf(p); err == nil && got == h {
+		if got, ok := r.backstoreHCTL(filepath.Join(lunDir, e.Name())); ok && got == h {
 			return true
 		}
 	}
 	return false
+}
+
+// backstoreHCTL finds the SCSI address of the device behind an LIO
+// backstore. Its udev_path attribute is the obvious place, but LIO only
+// fills it when the tool writes it: targetcli does, a plain
+// `echo udev_path=/dev/sdX > control` for iblock does not (that sets the
+// iblock's own path, shown in info). So when udev_path is empty, the
+// "Major: M Minor: N" that iblock's info prints names the block device.
+func (r *Resolver) backstoreHCTL(dir string) (HCTL, bool) {
+	if b, err := os.ReadFile(filepath.Join(dir, "udev_path")); err == nil {
+		if p := strings.TrimRight(string(b), "\n"); p != "" {
+			h, err := r.HCTLOf(p)
+			return h, err == nil
+		}
+	} else {
+		return HCTL{}, false // not a backstore
+	}
+	info, err := os.ReadFile(filepath.Join(dir, "info"))
+	if err != nil {
+		return HCTL{}, false
+	}
+	f := strings.Fields(string(info))
+	for i := 0; i+3 < len(f); i++ {
+		if f[i] == "Major:" && f[i+2] == "Minor:" {
+			ma, err1 := strconv.ParseUint(f[i+1], 10, 32)
+			mi, err2 := strconv.ParseUint(f[i+3], 10, 32)
+			if err1 != nil || err2 != nil {
+				return HCTL{}, false
+			}
+			h, err := r.hctlOfDevNum("block", uint32(ma), uint32(mi), dir)
+			return h, err == nil
+		}
+	}
+	return HCTL{}, false
 }
 
 func sortLUNDirs(dirs []string) {

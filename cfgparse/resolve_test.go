@@ -2,6 +2,7 @@ package cfgparse
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -160,6 +161,46 @@ func TestResolveNoNexus(t *testing.T) {
 	_, notes, err = r.Resolve(mustPDev(t, "/dev/sde"), FlavourKernel)
 	if !errors.Is(err, ErrNoLIOLUN) || len(notes) != 1 || !strings.Contains(notes[0], "longer than xen-scsiback's 31 bytes") {
 		t.Errorf("too-long port: %v, notes %q", err, notes)
+	}
+}
+
+// TestResolveIBlockInfo: an iblock backstore made with only
+// `udev_path=/dev/sdX` written to control has an empty udev_path attribute
+// (LIO fills that one only when a tool writes it); its info names the disk
+// by Major/Minor, which must resolve the same.
+func TestResolveIBlockInfo(t *testing.T) {
+	cfs := t.TempDir()
+	tpg := filepath.Join(cfs, "target/xen-pvscsi/naa.50014050000000a1/tpgt_1")
+	bs := filepath.Join(tpg, "lun/lun_0/1f2e3d4c")
+	if err := os.MkdirAll(filepath.Join(tpg, "lun/lun_0/statistics"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(bs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(tpg, "nexus"), "naa.50014050000000a1\n")
+	write(filepath.Join(bs, "udev_path"), "\n")
+	info := "Status: ACTIVATED  Max Queue Depth: 128  SectorSize: 512  HwMaxSectors: 128\n" +
+		"iBlock device: sde  UDEV PATH: /dev/sde  readonly: 0\n        Major: 8 Minor: %d  CLAIMED: IBLOCK\n"
+	write(filepath.Join(bs, "info"), fmt.Sprintf(info, 64))
+	r := &Resolver{SysfsRoot: fixtureSysfs, ConfigfsRoot: cfs, Stat: fixtureStat(t)}
+	v, notes, err := r.Resolve(mustPDev(t, "/dev/sde"), FlavourKernel)
+	if err != nil || v.PDev != "naa.50014050000000a1:0" || notes != nil {
+		t.Fatalf("Resolve(/dev/sde) = %+v %q %v, want naa.50014050000000a1:0", v, notes, err)
+	}
+	// Another disk's numbers (sdd is 8:48) must not match, nor a
+	// malformed info.
+	for _, bad := range []string{fmt.Sprintf(info, 48), "iBlock device: sde Major: x Minor: 64", ""} {
+		write(filepath.Join(bs, "info"), bad)
+		if _, _, err := r.Resolve(mustPDev(t, "/dev/sde"), FlavourKernel); !errors.Is(err, ErrNoLIOLUN) {
+			t.Errorf("info %q: err = %v, want ErrNoLIOLUN", bad, err)
+		}
 	}
 }
 

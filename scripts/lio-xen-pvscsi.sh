@@ -134,7 +134,11 @@ make_backstore() {
 	fi
 	d=$CFG/core/$hba/$name
 	mkdir -p "$d" || die "cannot create backstore dir $d"
-	if ! echo "$ctl" >"$d/control" || ! echo 1 >"$d/enable"; then
+	# iblock: control's udev_path= is the iblock's own; LIO's udev_path
+	# attribute (what `list` and the toolstack's /dev resolution read) is
+	# only set when written, as targetcli does. Writable before any export.
+	if ! echo "$ctl" >"$d/control" || { [[ $hba == iblock_* ]] && ! printf %s "$b" >"$d/udev_path"; } ||
+		! echo 1 >"$d/enable"; then
 		rmdir "$d" 2>/dev/null || true
 		die "LIO refused backstore '$name' ($ctl)"
 	fi
