@@ -18,25 +18,14 @@
 # (guest_start does it between `xl create -p` and `xl unpause`). `xl-vscsi
 # create` runs `xl create -p` and `xl unpause` itself, so this wrapper makes
 # rig/ right after a successful `xl create` of $TS_AGENT_NAME.
-# With TS_EARLY_UNPAUSE=1 it also unpauses the new domain at once and turns
-# xl-vscsi's later `xl unpause` of it into a no-op: a WORKAROUND for the
-# plugin bug that `xl-vscsi create` waits for the frontend to connect while
-# the domain is still paused (which a real guest cannot do).
 ts_xl_wrapper() {
 	local w=/run/rig/xl-agent
 	cat >"$w" <<'EOF2'
 #!/bin/bash
-if [[ $1 == unpause && -e /run/rig/early-unpaused.$2 ]]; then
-	rm -f "/run/rig/early-unpaused.$2"
-	exit 0
-fi
 xl "$@" || exit
 if [[ $1 == create && -n ${TS_AGENT_NAME:-} ]]; then
 	d=$(xl domid "$TS_AGENT_NAME") || exit
 	xenstore-write "/local/domain/$d/rig" "" && xenstore-chmod "/local/domain/$d/rig" "n$d" || exit
-	if [[ ${TS_EARLY_UNPAUSE:-0} == 1 ]]; then
-		xl unpause "$d" && touch "/run/rig/early-unpaused.$d"
-	fi
 fi
 EOF2
 	chmod 755 "$w"
@@ -52,7 +41,7 @@ ts_create() {
 	t0=$(now)
 	if guest_domid "$name" >/dev/null; then xl destroy "$name" || return 1; fi
 	rm -f "$(guest_console "$name")" "/run/rig/$name.seq"
-	out=$(XL=$(ts_xl_wrapper) TS_AGENT_NAME=$name TS_EARLY_UNPAUSE=${TS_EARLY_UNPAUSE:-0} xl-vscsi create "$@" "$cfg" 2>&1)
+	out=$(XL=$(ts_xl_wrapper) TS_AGENT_NAME=$name xl-vscsi create "$@" "$cfg" 2>&1)
 	rc=$?
 	[[ -n $out ]] && echo "$out"
 	((rc == 0)) || return "$rc"

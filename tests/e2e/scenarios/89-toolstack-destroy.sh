@@ -8,8 +8,6 @@
 have xl-vscsi || pending "build/xl-vscsi not built"
 # shellcheck source=tests/e2e/dom0/helpers-toolstack.sh
 . /rig/helpers-toolstack.sh
-# until xl-vscsi create stops waiting for a paused guest (toolstack-create says)
-export TS_EARLY_UNPAUSE=${TS_EARLY_UNPAUSE:-1}
 cfg=/tmp/ts-g1.cfg
 if [[ ! -f $cfg ]] || ! lio-xen-pvscsi.sh list | grep -q '^ts-file '; then
 	lio-xen-pvscsi.sh create ts-file /var/lib/rig/ts-file.img:128M naa.50014050000000a2 0 >/dev/null || fail "LIO fileio LUN"
@@ -21,7 +19,7 @@ if guest_domid >/dev/null; then
 	xl destroy g1 || fail "xl destroy of the old g1"
 	out=$(xl-vscsi cleanup 2>&1) || fail "xl-vscsi cleanup after the old g1: $out"
 fi
-out=$(ts_create g1 $cfg --timeout 500s) || fail "xl-vscsi create: $out"
+out=$(ts_create g1 $cfg --timeout 300s) || fail "xl-vscsi create: $out"
 d=$(guest_domid)
 js=$(xl-vscsi scsi-list --json g1)
 jq -e 'length == 2 and all(.[]; .backend_state == 4 and .frontend_state == 4)' <<<"$js" >/dev/null || fail "vhosts not connected: $js"

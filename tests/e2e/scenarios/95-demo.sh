@@ -11,8 +11,6 @@ grep -Eq 'rig\.only=([^ ]*:)?demo(:| |$)' /proc/cmdline || pending "runs with ma
 have xl-vscsi || fail "build/xl-vscsi not built"
 # shellcheck source=tests/e2e/dom0/helpers-toolstack.sh
 . /rig/helpers-toolstack.sh
-# until xl-vscsi create stops waiting for a paused guest (toolstack-create says)
-export TS_EARLY_UNPAUSE=${TS_EARLY_UNPAUSE:-1}
 say() { rig_log "DEMO: $*"; }
 show() { # show CMD...: narrate a dom0 command and its output
 	local out rc
@@ -41,7 +39,7 @@ say "== 2. an ordinary xl config with a vscsi= line (plain xl would ignore it)"
 show grep -E '^(name|type|memory|vscsi)' /tmp/demo.cfg
 say "== 3. xl-vscsi create: xl create -p, attach the vscsi= devices, unpause"
 say "dom0# xl-vscsi create /tmp/demo.cfg"
-out=$(ts_create g1 /tmp/demo.cfg --timeout 500s) || { say "    $out"; fail "xl-vscsi create: $out"; }
+out=$(ts_create g1 /tmp/demo.cfg --timeout 300s) || { say "    $out"; fail "xl-vscsi create: $out"; }
 say "    (guest booted; $(since "$t0") s so far)"
 show xl list
 show xl-vscsi scsi-list g1 || fail "scsi-list"
