@@ -165,8 +165,9 @@ func TestValidateGood(t *testing.T) {
 }
 
 // FuzzDecodeRequest decodes and validates arbitrary slot contents: it must
-// never panic, re-encoding must reproduce every non-reserved byte, and an
-// accepted request must satisfy every invariant the data path relies on.
+// never panic, re-encoding must reproduce the header and the seg[] entries
+// in use, and an accepted request must satisfy every invariant the data
+// path relies on.
 func FuzzDecodeRequest(f *testing.F) {
 	b := make([]byte, RequestSize)
 	r := sampleRequest()
@@ -183,8 +184,14 @@ func FuzzDecodeRequest(f *testing.F) {
 		DecodeRequest(slot, &r)
 		out := make([]byte, RequestSize)
 		r.Encode(out)
-		if !bytes.Equal(out[:ReqOffReserved], slot[:ReqOffReserved]) {
+		// every header byte and every seg[] entry in use comes back; the
+		// entries past nr_segments are not decoded (they come back zero)
+		used := ReqOffSeg + min(r.SegCount(), SGTableSize)*SegmentSize
+		if !bytes.Equal(out[:used], slot[:used]) {
 			t.Fatalf("re-encode differs")
+		}
+		if !bytes.Equal(out[used:ReqOffReserved], make([]byte, ReqOffReserved-used)) {
+			t.Fatalf("unused seg[] entries decoded")
 		}
 		if r.Validate(MaxSegmentsLinux) != nil || r.Act != ActSCSICDB {
 			return

@@ -35,9 +35,16 @@ us_backend_type() {
 }
 
 us_no_kernel_backend() {
-	if [[ -d /sys/module/xen_scsiback ]]; then
-		rmmod xen-scsiback || return 1
-	fi
+	local n fabric=/sys/kernel/config/target/xen-pvscsi
+	[[ -d /sys/module/xen_scsiback ]] || return 0
+	# Earlier kernel-backend scenarios leave xen-scsiback loaded; LIO holds
+	# it while its configfs fabric directory exists. Delete every LUN the
+	# project made, then the (empty) fabric directory, then the module.
+	for n in $(lio-xen-pvscsi.sh list 2>/dev/null | awk '{print $1}' | sort -u); do
+		lio-xen-pvscsi.sh delete "$n" || note "us_no_kernel_backend: lio delete $n failed"
+	done
+	[[ ! -d $fabric ]] || rmdir "$fabric" || note "us_no_kernel_backend: $fabric: $(ls "$fabric")"
+	rmmod xen-scsiback || { note "us_no_kernel_backend: rmmod: refcnt $(cat /sys/module/xen_scsiback/refcnt)"; return 1; }
 	[[ ! -d /sys/module/xen_scsiback ]]
 }
 
