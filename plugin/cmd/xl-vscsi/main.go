@@ -14,7 +14,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/govscsi/govscsi/cfgparse"
 )
@@ -59,18 +58,8 @@ every node's permissions.`,
 		setup: setupApply,
 	},
 	// The commands below talk to xenstore (toolstack.go).
-	{name: "scsi-attach", args: "[options] <Domain> <PhysDevice> <VirtDevice>[,feature-host] [feature-host]",
-		summary: "Attach a SCSI device to a running domain", help: attachHelp, setup: setupAttach},
-	{name: "scsi-detach", args: "[options] <Domain> <VirtDevice>",
-		summary: "Detach a SCSI device from a running domain", help: detachHelp, setup: setupDetach},
-	{name: "scsi-list", args: "[options] <Domain>...",
-		summary: "List the vscsi vhosts and devices of domains", help: listHelp, setup: setupList},
-	{name: "vscsi-attach", args: "[options] <Domain> <PhysDevice> <VirtDevice>[,feature-host] [feature-host]",
-		summary: "Alias of scsi-attach", help: attachHelp, setup: setupAttach},
-	{name: "vscsi-detach", args: "[options] <Domain> <VirtDevice>",
-		summary: "Alias of scsi-detach", help: detachHelp, setup: setupDetach},
-	{name: "vscsi-list", args: "[options] <Domain>...",
-		summary: "Alias of scsi-list", help: listHelp, setup: setupList},
+	scsiAttach, scsiDetach, scsiList,
+	alias("vscsi-attach", scsiAttach), alias("vscsi-detach", scsiDetach), alias("vscsi-list", scsiList),
 	{name: "create", args: "[options] <ConfigFile> [xl create options]",
 		summary: "xl create a domain paused, attach its vscsi= devices, unpause it", help: createHelp, setup: setupCreate},
 	{name: "destroy-vhost", args: "[options] <Domain> <Vhost>",
@@ -79,6 +68,22 @@ every node's permissions.`,
 		summary: "Remove vscsi xenstore nodes left behind by vanished domains", help: cleanupHelp, setup: setupCleanup},
 	{name: "stats", args: "[--socket P] [--json]",
 		summary: "Show the userspace backend's per-LUN statistics", help: statsHelp, setup: setupStats},
+}
+
+// The scsi-* commands also go by SUSE's vscsi-* names (alias).
+var (
+	scsiAttach = command{name: "scsi-attach", args: "[options] <Domain> <PhysDevice> <VirtDevice>[,feature-host] [feature-host]",
+		summary: "Attach a SCSI device to a running domain", help: attachHelp, setup: setupAttach}
+	scsiDetach = command{name: "scsi-detach", args: "[options] <Domain> <VirtDevice>",
+		summary: "Detach a SCSI device from a running domain", help: detachHelp, setup: setupDetach}
+	scsiList = command{name: "scsi-list", args: "[options] <Domain>...",
+		summary: "List the vscsi vhosts and devices of domains", help: listHelp, setup: setupList}
+)
+
+// alias is c under another name.
+func alias(name string, c command) command {
+	c.name, c.summary = name, "Alias of "+c.name
+	return c
 }
 
 func lookup(name string) *command {
@@ -281,31 +286,19 @@ func (f *flavourFlag) Set(s string) error {
 }
 
 func setupApply(fs *flag.FlagSet) runner {
-	dry := fs.Bool("dry-run", false, "print the xenstore writes instead of making them")
-	be := &domidFlag{}
-	fs.Var(be, "backend-domid", "run the vscsi backend in domain `N`")
-	fl := &flavourFlag{f: cfgparse.FlavourKernel}
-	fs.Var(fl, "flavour", flavourHelp)
-	bt := &typeFlag{}
-	fs.Var(bt, "backend-type", typeHelp)
-	sysfs := fs.String("sysfs-root", "/sys", "resolve /dev pdevs through the sysfs at `P`")
-	configfs := fs.String("configfs-root", "/sys/kernel/config", "find LIO xen-pvscsi ports in the configfs at `P`")
-	asJSON := fs.Bool("json", false, "print the writes as JSON, with permissions and parent directories")
-	timeout := fs.Duration("timeout", 10*time.Second, "bound each wait for the peers to `D` (as libxl: 10s)")
-	hotplug := fs.String("hotplug-script", "", "run `script` add|remove for each new vhost (libxl's convention)")
+	f := addTSFlags(fs, true, false)
 	return func(e *env, args []string) error {
 		if len(args) != 2 {
 			return usagef("want <ConfigFile> <Domain>, got %d argument(s)", len(args))
 		}
-		if !*dry {
-			return applyLive(e, &tsFlags{be: be, fl: fl, bt: bt, timeout: timeout, dry: dry, asJSON: asJSON,
-				sysfs: sysfs, cfgfs: configfs, hotplug: hotplug}, args[0], args[1])
+		if !*f.dry {
+			return applyLive(e, f, args[0], args[1])
 		}
 		domid, err := parseDomid(args[1])
 		if err != nil {
 			return err
 		}
-		if domid == be.v {
+		if domid == f.be.v {
 			return fmt.Errorf("domain %d cannot be its own vscsi backend (--backend-domid)", domid)
 		}
 		entries, warns, err := cfgparse.ConfigSpecs(args[0])
@@ -317,8 +310,8 @@ func setupApply(fs *flag.FlagSet) runner {
 			fmt.Fprintf(e.stderr, "%s apply: %s has no vscsi= entries; nothing to write\n", prog, args[0])
 			return nil
 		}
-		r := &cfgparse.Resolver{SysfsRoot: *sysfs, ConfigfsRoot: *configfs, Stat: e.stat}
-		devs, warns, err := r.Devices(entries, fl.f)
+		r := &cfgparse.Resolver{SysfsRoot: *f.sysfs, ConfigfsRoot: *f.cfgfs, Stat: e.stat}
+		devs, warns, err := r.Devices(entries, f.fl.f)
 		printWarnings(e, warns)
 		if err != nil {
 			return err
@@ -327,8 +320,8 @@ func setupApply(fs *flag.FlagSet) runner {
 		if err != nil {
 			return err
 		}
-		w := plan.Render(cfgparse.Domains{Frontend: domid, Backend: be.v, Type: backendType(bt, fl.f)})
-		if *asJSON {
+		w := plan.Render(cfgparse.Domains{Frontend: domid, Backend: f.be.v, Type: backendType(f.bt, f.fl.f)})
+		if *f.asJSON {
 			b, err := cfgparse.FormatJSON(w)
 			if err != nil {
 				return err
@@ -341,8 +334,10 @@ func setupApply(fs *flag.FlagSet) runner {
 	}
 }
 
-func printWarnings(e *env, warns []cfgparse.Warning) {
+// printWarnings shows warnings (cfgparse.Warning or plugin.Result's
+// strings) on stderr, one prefixed line each.
+func printWarnings[W any](e *env, warns []W) {
 	for _, w := range warns {
-		fmt.Fprintf(e.stderr, "%s: %s\n", prog, w)
+		fmt.Fprintf(e.stderr, "%s: %v\n", prog, w)
 	}
 }

@@ -48,6 +48,9 @@ type tsFlags struct {
 	hotplug *string
 }
 
+// addTSFlags registers the options of the xenstore commands: the backend
+// ones always, --dry-run and the resolver ones (addResolveFlags) for
+// commands that write, --json for those that write or print data.
 func addTSFlags(fs *flag.FlagSet, writes, data bool) *tsFlags {
 	f := &tsFlags{be: &domidFlag{}, fl: &flavourFlag{f: cfgparse.FlavourKernel}, bt: &typeFlag{}}
 	fs.Var(f.be, "backend-domid", "the vscsi backend runs in domain `N`")
@@ -56,9 +59,7 @@ func addTSFlags(fs *flag.FlagSet, writes, data bool) *tsFlags {
 	f.timeout = fs.Duration("timeout", plugin.DefaultInitTimeout, "bound each wait for the peers to `D` (as libxl: 10s)")
 	if writes {
 		f.dry = fs.Bool("dry-run", false, "print the xenstore writes (and removals) instead of making them")
-		f.sysfs = fs.String("sysfs-root", "/sys", "resolve /dev pdevs through the sysfs at `P`")
-		f.cfgfs = fs.String("configfs-root", "/sys/kernel/config", "find LIO xen-pvscsi ports in the configfs at `P`")
-		f.hotplug = fs.String("hotplug-script", "", "run `script` add|remove for each new or destroyed vhost (libxl's convention)")
+		f.addResolveFlags(fs)
 	}
 	if data || writes {
 		f.asJSON = fs.Bool("json", false, "print the result as JSON")
@@ -66,12 +67,17 @@ func addTSFlags(fs *flag.FlagSet, writes, data bool) *tsFlags {
 	return f
 }
 
-// toolstack opens xenstore and a plugin.Toolstack; close releases both.
-func (f *tsFlags) toolstack(e *env) (*plugin.Toolstack, func(), error) {
-	st, err := openStore()
-	if err != nil {
-		return nil, nil, err
-	}
+// addResolveFlags registers the options that turn /dev pdevs into LUNs
+// and name the hotplug script: for the writing commands and for create,
+// whose --dry-run means something else.
+func (f *tsFlags) addResolveFlags(fs *flag.FlagSet) {
+	f.sysfs = fs.String("sysfs-root", "/sys", "resolve /dev pdevs through the sysfs at `P`")
+	f.cfgfs = fs.String("configfs-root", "/sys/kernel/config", "find LIO xen-pvscsi ports in the configfs at `P`")
+	f.hotplug = fs.String("hotplug-script", "", "run `script` add|remove for each new or destroyed vhost (libxl's convention)")
+}
+
+// options are the plugin.Options the flags ask for.
+func (f *tsFlags) options(e *env) plugin.Options {
 	o := plugin.Options{
 		BackendDomid:   f.be.v,
 		Flavour:        f.fl.f,
@@ -83,10 +89,38 @@ func (f *tsFlags) toolstack(e *env) (*plugin.Toolstack, func(), error) {
 	}
 	if f.dry != nil {
 		o.DryRun = *f.dry
+	}
+	if f.sysfs != nil {
 		o.SysfsRoot, o.ConfigfsRoot, o.HotplugScript = *f.sysfs, *f.cfgfs, *f.hotplug
 	}
-	ts := plugin.New(st, o)
+	return o
+}
+
+// toolstack opens xenstore and a plugin.Toolstack; close releases both.
+func (f *tsFlags) toolstack(e *env) (*plugin.Toolstack, func(), error) {
+	st, err := openStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	ts := plugin.New(st, f.options(e))
 	return ts, func() { ts.Close(); st.Close() }, nil
+}
+
+// change runs a writing command's toolstack operation and reports its
+// Result; a failure still shows the operation's warnings (they often
+// explain it).
+func (f *tsFlags) change(e *env, op func(*plugin.Toolstack) (plugin.Result, error)) error {
+	ts, done, err := f.toolstack(e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	res, err := op(ts)
+	if err != nil {
+		printWarnings(e, res.Warnings)
+		return err
+	}
+	return f.report(e, res)
 }
 
 // report prints a writing command's outcome: with --dry-run the writes
@@ -94,9 +128,7 @@ func (f *tsFlags) toolstack(e *env) (*plugin.Toolstack, func(), error) {
 // --dry-run array, removals as kind "rm"); otherwise nothing, or the
 // Result with --json. Warnings go to stderr.
 func (f *tsFlags) report(e *env, res plugin.Result) error {
-	for _, w := range res.Warnings {
-		fmt.Fprintf(e.stderr, "%s: %s\n", prog, w)
-	}
+	printWarnings(e, res.Warnings)
 	if f.dry != nil && *f.dry {
 		if *f.asJSON {
 			b, err := cfgparse.FormatJSON(res.Writes)
@@ -149,19 +181,9 @@ func setupAttach(fs *flag.FlagSet) runner {
 		if len(args) == 4 {
 			vdev += "," + args[3] // SUSE's xl: a separate 4th argument is an option
 		}
-		ts, done, err := f.toolstack(e)
-		if err != nil {
-			return err
-		}
-		defer done()
-		res, err := ts.Attach(context.Background(), args[0], args[1], vdev)
-		if err != nil {
-			for _, w := range res.Warnings {
-				fmt.Fprintf(e.stderr, "%s: %s\n", prog, w)
-			}
-			return err
-		}
-		return f.report(e, res)
+		return f.change(e, func(ts *plugin.Toolstack) (plugin.Result, error) {
+			return ts.Attach(context.Background(), args[0], args[1], vdev)
+		})
 	}
 }
 
@@ -171,16 +193,9 @@ func setupDetach(fs *flag.FlagSet) runner {
 		if len(args) != 2 {
 			return usagef("want <Domain> <VirtDevice>, got %d argument(s)", len(args))
 		}
-		ts, done, err := f.toolstack(e)
-		if err != nil {
-			return err
-		}
-		defer done()
-		res, err := ts.Detach(context.Background(), args[0], args[1])
-		if err != nil {
-			return err
-		}
-		return f.report(e, res)
+		return f.change(e, func(ts *plugin.Toolstack) (plugin.Result, error) {
+			return ts.Detach(context.Background(), args[0], args[1])
+		})
 	}
 }
 
@@ -221,22 +236,13 @@ func setupList(fs *flag.FlagSet) runner {
 
 // applyLive is apply without --dry-run (called by setupApply).
 func applyLive(e *env, f *tsFlags, cfg, domain string) error {
-	ts, done, err := f.toolstack(e)
-	if err != nil {
-		return err
-	}
-	defer done()
-	res, err := ts.Apply(context.Background(), domain, cfg)
-	if err != nil {
-		for _, w := range res.Warnings {
-			fmt.Fprintf(e.stderr, "%s: %s\n", prog, w)
+	return f.change(e, func(ts *plugin.Toolstack) (plugin.Result, error) {
+		res, err := ts.Apply(context.Background(), domain, cfg)
+		if err == nil && len(res.Added) == 0 && len(res.Warnings) == 0 {
+			fmt.Fprintf(e.stderr, "%s apply: %s has no vscsi= entries; nothing to write\n", prog, cfg)
 		}
-		return err
-	}
-	if len(res.Added) == 0 && len(res.Warnings) == 0 {
-		fmt.Fprintf(e.stderr, "%s apply: %s has no vscsi= entries; nothing to write\n", prog, cfg)
-	}
-	return f.report(e, res)
+		return res, err
+	})
 }
 
 func setupDestroyVHost(fs *flag.FlagSet) runner {
@@ -249,16 +255,9 @@ func setupDestroyVHost(fs *flag.FlagSet) runner {
 		if err != nil || n < 0 {
 			return usagef("vhost %q: want the vhost's devid (a number, see scsi-list)", args[1])
 		}
-		ts, done, err := f.toolstack(e)
-		if err != nil {
-			return err
-		}
-		defer done()
-		res, err := ts.DestroyVHost(context.Background(), args[0], n)
-		if err != nil {
-			return err
-		}
-		return f.report(e, res)
+		return f.change(e, func(ts *plugin.Toolstack) (plugin.Result, error) {
+			return ts.DestroyVHost(context.Background(), args[0], n)
+		})
 	}
 }
 
@@ -325,9 +324,7 @@ func liveDomains(s xenif.Store) (map[string]bool, error) {
 
 func setupCreate(fs *flag.FlagSet) runner {
 	f := addTSFlags(fs, false, false)
-	sysfs := fs.String("sysfs-root", "/sys", "resolve /dev pdevs through the sysfs at `P`")
-	cfgfs := fs.String("configfs-root", "/sys/kernel/config", "find LIO xen-pvscsi ports in the configfs at `P`")
-	hotplug := fs.String("hotplug-script", "", "run `script` add|remove for each new vhost (libxl's convention)")
+	f.addResolveFlags(fs)
 	dry := fs.Bool("dry-run", false, "check the config's vscsi= entries and print the commands, run nothing")
 	return func(e *env, args []string) error {
 		if len(args) < 1 {
@@ -340,7 +337,7 @@ func setupCreate(fs *flag.FlagSet) runner {
 		if err != nil {
 			return err
 		}
-		r := &cfgparse.Resolver{SysfsRoot: *sysfs, ConfigfsRoot: *cfgfs, Stat: e.stat}
+		r := &cfgparse.Resolver{SysfsRoot: *f.sysfs, ConfigfsRoot: *f.cfgfs, Stat: e.stat}
 		devs, warns, err := r.Devices(entries, f.fl.f)
 		printWarnings(e, warns)
 		if err != nil {
@@ -396,14 +393,12 @@ func setupCreate(fs *flag.FlagSet) runner {
 		}
 		domid := fresh[0]
 		if len(entries) > 0 {
-			ts := plugin.New(st, plugin.Options{
-				BackendDomid: f.be.v, Flavour: f.fl.f, BackendType: backendType(f.bt, f.fl.f), InitTimeout: *f.timeout, DestroyTimeout: *f.timeout,
-				Stat: e.stat, SysfsRoot: *sysfs, ConfigfsRoot: *cfgfs, HotplugScript: *hotplug, HotplugLog: e.stderr,
-				// The guest is paused: its frontend cannot connect before
-				// unpause, so wait for the backends now and for the
-				// frontends after unpausing (as libxl does for disks).
-				DeferConnect: true,
-			})
+			o := f.options(e)
+			// The guest is paused: its frontend cannot connect before
+			// unpause, so wait for the backends now and for the
+			// frontends after unpausing (as libxl does for disks).
+			o.DeferConnect = true
+			ts := plugin.New(st, o)
 			defer ts.Close()
 			destroy := func(err error) error {
 				if derr := xlCommand(e, "destroy", domid); derr != nil {
@@ -416,9 +411,7 @@ func setupCreate(fs *flag.FlagSet) runner {
 				return fmt.Errorf("%w; domain %s destroyed", err, domid)
 			}
 			res, err := ts.Apply(context.Background(), domid, cfg)
-			for _, w := range res.Warnings {
-				fmt.Fprintf(e.stderr, "%s: %s\n", prog, w)
-			}
+			printWarnings(e, res.Warnings)
 			if err != nil {
 				return destroy(err)
 			}
