@@ -301,24 +301,13 @@ func setupApply(fs *flag.FlagSet) runner {
 		if domid == f.be.v {
 			return fmt.Errorf("domain %d cannot be its own vscsi backend (--backend-domid)", domid)
 		}
-		entries, warns, err := cfgparse.ConfigSpecs(args[0])
-		printWarnings(e, warns)
+		devs, plan, err := f.configPlan(e, args[0])
 		if err != nil {
 			return err
 		}
-		if len(entries) == 0 {
+		if len(devs) == 0 {
 			fmt.Fprintf(e.stderr, "%s apply: %s has no vscsi= entries; nothing to write\n", prog, args[0])
 			return nil
-		}
-		r := &cfgparse.Resolver{SysfsRoot: *f.sysfs, ConfigfsRoot: *f.cfgfs, Stat: e.stat}
-		devs, warns, err := r.Devices(entries, f.fl.f)
-		printWarnings(e, warns)
-		if err != nil {
-			return err
-		}
-		plan, err := cfgparse.Group(devs, nil, 0)
-		if err != nil {
-			return err
 		}
 		w := plan.Render(cfgparse.Domains{Frontend: domid, Backend: f.be.v, Type: backendType(f.bt, f.fl.f)})
 		if *f.asJSON {

@@ -96,6 +96,26 @@ func (f *tsFlags) options(e *env) plugin.Options {
 	return o
 }
 
+// configPlan reads the vscsi= entries of the config file cfg, resolves
+// them for the flags' flavour and groups them into vhosts, showing the
+// warnings on the way: what apply --dry-run prints and what create checks
+// before it creates a domain. No devices: the config has no vscsi= entries.
+func (f *tsFlags) configPlan(e *env, cfg string) ([]cfgparse.Device, cfgparse.Plan, error) {
+	entries, warns, err := cfgparse.ConfigSpecs(cfg)
+	printWarnings(e, warns)
+	if err != nil {
+		return nil, cfgparse.Plan{}, err
+	}
+	r := &cfgparse.Resolver{SysfsRoot: *f.sysfs, ConfigfsRoot: *f.cfgfs, Stat: e.stat}
+	devs, warns, err := r.Devices(entries, f.fl.f)
+	printWarnings(e, warns)
+	if err != nil {
+		return nil, cfgparse.Plan{}, err
+	}
+	plan, err := cfgparse.Group(devs, nil, 0)
+	return devs, plan, err
+}
+
 // toolstack opens xenstore and a plugin.Toolstack; close releases both.
 func (f *tsFlags) toolstack(e *env) (*plugin.Toolstack, func(), error) {
 	st, err := openStore()
@@ -332,18 +352,8 @@ func setupCreate(fs *flag.FlagSet) runner {
 		}
 		cfg := args[0]
 		// Check the vscsi entries before creating anything.
-		entries, warns, err := cfgparse.ConfigSpecs(cfg)
-		printWarnings(e, warns)
+		devs, _, err := f.configPlan(e, cfg)
 		if err != nil {
-			return err
-		}
-		r := &cfgparse.Resolver{SysfsRoot: *f.sysfs, ConfigfsRoot: *f.cfgfs, Stat: e.stat}
-		devs, warns, err := r.Devices(entries, f.fl.f)
-		printWarnings(e, warns)
-		if err != nil {
-			return err
-		}
-		if _, err := cfgparse.Group(devs, nil, 0); err != nil {
 			return err
 		}
 		xlArgs, assigns := []string{"create", "-p"}, []string(nil)
@@ -357,7 +367,7 @@ func setupCreate(fs *flag.FlagSet) runner {
 		xlArgs = append(append(xlArgs, cfg), assigns...)
 		if *dry {
 			fmt.Fprintf(e.stdout, "xl %s\n", strings.Join(xlArgs, " "))
-			if len(entries) > 0 {
+			if len(devs) > 0 {
 				fmt.Fprintf(e.stdout, "%s apply %s <new domid>   (%d device(s))\n", prog, cfg, len(devs))
 			}
 			fmt.Fprintf(e.stdout, "xl unpause <new domid>\n")
@@ -392,7 +402,7 @@ func setupCreate(fs *flag.FlagSet) runner {
 			return fmt.Errorf("cannot tell which domain xl created: new domains %v (did another one start meanwhile?); it stays paused", fresh)
 		}
 		domid := fresh[0]
-		if len(entries) > 0 {
+		if len(devs) > 0 {
 			o := f.options(e)
 			// The guest is paused: its frontend cannot connect before
 			// unpause, so wait for the backends now and for the
