@@ -66,7 +66,13 @@ func newXSRig(t testing.TB) *xsRig {
 // given as name -> {p-dev, p-devname} ("" = node absent).
 func (r *xsRig) vhost(domid, devid int, devs map[string][2]string) string {
 	r.t.Helper()
-	be := fmt.Sprintf("/local/domain/0/backend/vscsi/%d/%d", domid, devid)
+	return r.vhostType("vscsi", domid, devid, devs)
+}
+
+// vhostType is vhost under backend/<typ> instead of backend/vscsi.
+func (r *xsRig) vhostType(typ string, domid, devid int, devs map[string][2]string) string {
+	r.t.Helper()
+	be := fmt.Sprintf("/local/domain/0/backend/%s/%d/%d", typ, domid, devid)
 	r.write(be+"/state", "2")
 	r.write(be+"/frontend-id", fmt.Sprint(domid))
 	for n, v := range devs {

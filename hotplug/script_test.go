@@ -119,6 +119,52 @@ func (r *xsRig) readLog(t testing.TB) string {
 	return string(b)
 }
 
+// pluginGuest readies r for a plugin.Toolstack that runs the real
+// wrapper: the wrapper's environment set in this process (the toolstack's
+// runner passes it on), dom0 and guest5 (domid 5) as xl leaves them, be
+// (on a dom0 connection made here) and a frontend for guest 5 running on
+// simpeer. It returns a dom0 store on the real libxenstore for the
+// toolstack; all of it goes at the end of the test.
+func (r *xsRig) pluginGuest(t *testing.T, be *simpeer.Backend) *xs.Handle {
+	t.Helper()
+	for _, kv := range r.scriptEnv(t) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	n0 := xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
+	r.write("/local/domain/0/name", "Domain-0")
+	r.admin.Mkdir(xenif.NoTx, "/local/domain/5")
+	r.admin.SetPerms(xenif.NoTx, "/local/domain/5", xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: 5, Bits: xenif.PermRead}})
+	r.write("/local/domain/5/name", "guest5")
+	r.admin.Mkdir(xenif.NoTx, "/local/domain/5/device")
+	r.admin.SetPerms(xenif.NoTx, "/local/domain/5/device", xenif.Perms{{Domid: 5, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}})
+	r.admin.Mkdir(xenif.NoTx, "/libxl/5")
+	r.admin.SetPerms(xenif.NoTx, "/libxl/5", n0)
+	r.srv.IntroduceDomain(5)
+
+	bs, err := r.srv.Connect(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be.Store = bs
+	stopBE := simpeer.Start(be.Run)
+	t.Cleanup(func() { stopBE(); bs.Close() })
+	fs, err := r.srv.Connect(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := &simpeer.Frontend{Store: fs, Domid: 5, RingRef: "43", EventChannel: "20", Log: t.Logf}
+	stopFE := simpeer.Start(fe.Run)
+	t.Cleanup(func() { stopFE(); fs.Close() })
+
+	store, err := xs.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
 // add then remove through the wrapper with exactly the environment
 // plugin's runner passes (plugin.HotplugEnv), results read back with the
 // real xenstore-read through the same relative path.
@@ -283,41 +329,15 @@ func TestScriptWrapper(t *testing.T) {
 func TestPluginRunsScript(t *testing.T) {
 	needTools(t)
 	r := newXSRig(t)
-	for k, v := range map[string]string{"GOVSCSI_HOTPLUG_BIN": hotplugBinary(t), "GOVSCSI_HOTPLUG_LOG": r.logFile(),
-		"GOVSCSI_HOTPLUG_CONFIG": "/dev/null", "GOVSCSI_CONFIGFS": r.root, "GOVSCSI_CONFIGFS_FIXTURE": "1", "GOVSCSI_STATE_DIR": r.state} {
-		t.Setenv(k, v)
-	}
-	n0 := xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
-	r.write("/local/domain/0/name", "Domain-0")
-	r.admin.Mkdir(xenif.NoTx, "/local/domain/5")
-	r.admin.SetPerms(xenif.NoTx, "/local/domain/5", xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: 5, Bits: xenif.PermRead}})
-	r.write("/local/domain/5/name", "guest5")
-	r.admin.Mkdir(xenif.NoTx, "/local/domain/5/device")
-	r.admin.SetPerms(xenif.NoTx, "/local/domain/5/device", xenif.Perms{{Domid: 5, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}})
-	r.admin.Mkdir(xenif.NoTx, "/libxl/5")
-	r.admin.SetPerms(xenif.NoTx, "/libxl/5", n0)
-	r.srv.IntroduceDomain(5)
 
 	// The peers: the backend accepts a p-dev only if LIO (the fixture)
 	// has it, as xen-scsiback does.
 	lio := &hotplug.LIO{FS: hotplug.FixtureConfigFS{}, Root: r.root}
-	bs, _ := r.srv.Connect(0)
-	be := &simpeer.Backend{Store: bs, DevErrors: true, Log: t.Logf, Resolvable: func(p string) bool { return lio.Check(p, "") == nil }}
-	stopBE := simpeer.Start(be.Run)
-	t.Cleanup(func() { stopBE(); bs.Close() })
-	fs, _ := r.srv.Connect(5)
-	fe := &simpeer.Frontend{Store: fs, Domid: 5, RingRef: "43", EventChannel: "20", Log: t.Logf}
-	stopFE := simpeer.Start(fe.Run)
-	t.Cleanup(func() { stopFE(); fs.Close() })
-
-	store, err := xs.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := r.pluginGuest(t, &simpeer.Backend{DevErrors: true, Log: t.Logf, Resolvable: func(p string) bool { return lio.Check(p, "") == nil }})
 	var hlog bytes.Buffer
 	ts := plugin.New(store, plugin.Options{Flavour: cfgparse.FlavourKernel, ConfigfsRoot: r.root, HotplugScript: wrapperPath(t),
 		HotplugLog: &hlog, InitTimeout: 5 * time.Second, DestroyTimeout: 5 * time.Second})
-	t.Cleanup(func() { ts.Close(); store.Close() })
+	t.Cleanup(func() { ts.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -343,7 +363,7 @@ func TestPluginRunsScript(t *testing.T) {
 	}
 
 	dump := r.srv.Dump()
-	_, err = ts.Attach(ctx, "guest5", "naa.5001405099999999:1", "0:0:0:1")
+	_, err := ts.Attach(ctx, "guest5", "naa.5001405099999999:1", "0:0:0:1")
 	if err == nil || !strings.Contains(err.Error(), `p-dev "naa.5001405099999999:1": no xen-pvscsi LUN in LIO`) {
 		t.Fatalf("attach of a p-dev LIO lacks: %v", err)
 	}

@@ -3,35 +3,15 @@ package hotplug_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/hotplug"
-	"github.com/govscsi/govscsi/libxlgo/xenif"
-	"github.com/govscsi/govscsi/libxlgo/xs"
 	"github.com/govscsi/govscsi/plugin"
 	"github.com/govscsi/govscsi/tests/simpeer"
 )
-
-// vhostType is vhost under backend/<typ> instead of backend/vscsi.
-func (r *xsRig) vhostType(typ string, domid, devid int, devs map[string]string) string {
-	r.t.Helper()
-	be := fmt.Sprintf("/local/domain/0/backend/%s/%d/%d", typ, domid, devid)
-	r.write(be+"/state", "2")
-	r.write(be+"/frontend-id", fmt.Sprint(domid))
-	for n, pdev := range devs {
-		dp := be + "/vscsi-devs/" + n
-		r.write(dp+"/state", "1")
-		r.write(dp+"/v-dev", "0:0:0:"+strings.TrimPrefix(n, "dev-"))
-		if pdev != "" {
-			r.write(dp+"/p-dev", pdev)
-		}
-	}
-	return be
-}
 
 // A vhost under backend/vscsiu (govscsi's userspace backend) on a host
 // whose configured flavour is kernel: add prepares nothing (no LIO
@@ -42,7 +22,7 @@ func (r *xsRig) vhostType(typ string, domid, devid int, devs map[string]string) 
 func TestVscsiuPreparesNothing(t *testing.T) {
 	r := newXSRig(t)
 	before := tree(t, r.root)
-	devs := map[string]string{"dev-0": r.backing, "dev-1": "file:" + r.backing, "dev-2": "ram:64M"}
+	devs := map[string][2]string{"dev-0": {r.backing}, "dev-1": {"file:" + r.backing}, "dev-2": {"ram:64M"}}
 	be := r.vhostType("vscsiu", 5, 1, devs)
 	if err := r.run(hotplug.FlavourKernel, "add", "backend/vscsiu/5/1", "XENBUS_TYPE=vscsiu"); err != nil {
 		t.Fatalf("add: %v\n%s", err, r.log.String())
@@ -51,8 +31,8 @@ func TestVscsiuPreparesNothing(t *testing.T) {
 		t.Errorf("hotplug-status %q", v)
 	}
 	for n, want := range devs {
-		if v, _ := r.read(be + "/vscsi-devs/" + n + "/p-dev"); v != want {
-			t.Errorf("%s p-dev %q, want %q as written", n, v, want)
+		if v, _ := r.read(be + "/vscsi-devs/" + n + "/p-dev"); v != want[0] {
+			t.Errorf("%s p-dev %q, want %q as written", n, v, want[0])
 		}
 	}
 	if got := tree(t, r.root); strings.Join(got, "\n") != strings.Join(before, "\n") {
@@ -70,7 +50,7 @@ func TestVscsiuPreparesNothing(t *testing.T) {
 
 	// The type comes from the path when XENBUS_TYPE is absent (udev-less
 	// callers that set only XENBUS_PATH).
-	bad := r.vhostType("vscsiu", 6, 0, map[string]string{"dev-0": ""})
+	bad := r.vhostType("vscsiu", 6, 0, map[string][2]string{"dev-0": {}})
 	err := r.run(hotplug.FlavourKernel, "add", "backend/vscsiu/6/0", "XENBUS_TYPE=")
 	if he, _ := r.read(bad + "/hotplug-error"); err == nil || !strings.Contains(he, "dev-0: no p-dev") {
 		t.Errorf("vscsiu device without a p-dev: %v, hotplug-error %q", err, he)
@@ -107,7 +87,7 @@ func TestScriptVscsiu(t *testing.T) {
 	needTools(t)
 	r := newXSRig(t)
 	before := tree(t, r.root)
-	r.vhostType("vscsiu", 5, 1, map[string]string{"dev-0": r.backing})
+	r.vhostType("vscsiu", 5, 1, map[string][2]string{"dev-0": {r.backing}})
 	env := plugin.HotplugEnvType(wrapperPath(t), cfgparse.TypeUserspace, 5, 1)
 	if code := r.script(t, env, "add"); code != 0 {
 		t.Fatalf("add: exit %d\n%s", code, r.readLog(t))
@@ -137,39 +117,13 @@ func TestScriptVscsiu(t *testing.T) {
 func TestPluginRunsScriptUserspace(t *testing.T) {
 	needTools(t)
 	r := newXSRig(t)
-	for k, v := range map[string]string{"GOVSCSI_HOTPLUG_BIN": hotplugBinary(t), "GOVSCSI_HOTPLUG_LOG": r.logFile(),
-		"GOVSCSI_HOTPLUG_CONFIG": "/dev/null", "GOVSCSI_CONFIGFS": r.root, "GOVSCSI_CONFIGFS_FIXTURE": "1", "GOVSCSI_STATE_DIR": r.state} {
-		t.Setenv(k, v)
-	}
 	before := tree(t, r.root)
-	n0 := xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
-	r.write("/local/domain/0/name", "Domain-0")
-	r.admin.Mkdir(xenif.NoTx, "/local/domain/5")
-	r.admin.SetPerms(xenif.NoTx, "/local/domain/5", xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: 5, Bits: xenif.PermRead}})
-	r.write("/local/domain/5/name", "guest5")
-	r.admin.Mkdir(xenif.NoTx, "/local/domain/5/device")
-	r.admin.SetPerms(xenif.NoTx, "/local/domain/5/device", xenif.Perms{{Domid: 5, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}})
-	r.admin.Mkdir(xenif.NoTx, "/libxl/5")
-	r.admin.SetPerms(xenif.NoTx, "/libxl/5", n0)
-	r.srv.IntroduceDomain(5)
 
-	bs, _ := r.srv.Connect(0)
-	be := &simpeer.Backend{Store: bs, Type: cfgparse.TypeUserspace, DevErrors: true, Log: t.Logf}
-	stopBE := simpeer.Start(be.Run)
-	t.Cleanup(func() { stopBE(); bs.Close() })
-	fs, _ := r.srv.Connect(5)
-	fe := &simpeer.Frontend{Store: fs, Domid: 5, RingRef: "43", EventChannel: "20", Log: t.Logf}
-	stopFE := simpeer.Start(fe.Run)
-	t.Cleanup(func() { stopFE(); fs.Close() })
-
-	store, err := xs.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := r.pluginGuest(t, &simpeer.Backend{Type: cfgparse.TypeUserspace, DevErrors: true, Log: t.Logf})
 	var hlog bytes.Buffer
 	ts := plugin.New(store, plugin.Options{Flavour: cfgparse.FlavourUserspace, HotplugScript: wrapperPath(t),
 		HotplugLog: &hlog, InitTimeout: 5 * time.Second, DestroyTimeout: 5 * time.Second})
-	t.Cleanup(func() { ts.Close(); store.Close() })
+	t.Cleanup(func() { ts.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
