@@ -606,25 +606,10 @@ func (t *Toolstack) waitProbed(ctx context.Context, domid uint32, v cfgparse.VHo
 // script, if any), then backend Connected with every device connected on
 // both sides. Each phase has its own init timeout, as in libxl.
 func (t *Toolstack) waitCreated(ctx context.Context, domid uint32, v cfgparse.VHost) error {
-	d := t.domains(domid)
-	be, fe := cfgparse.BackendPath(d, v.DevID), cfgparse.FrontendPath(d, v.DevID)
+	// Without a script nothing has to happen at InitWait: waitDevs covers
+	// the probe too.
 	if t.opt.HotplugScript != "" {
-		c, cancel := context.WithTimeout(ctx, t.opt.InitTimeout)
-		err := t.waitUntil(c, fmt.Sprintf("the backend of vhost %d of domain %d to probe it", v.DevID, domid), []string{be, fe}, func() (bool, string, error) {
-			if ok, err := t.domainAlive(domid); err != nil || !ok {
-				return false, "", orGone(err, domid)
-			}
-			st, _, err := readInt(t.s, xenif.NoTx, be+"/state")
-			if st == StateClosing || st == StateClosed {
-				return false, "", &VHostError{Domid: domid, VHost: v.DevID, BackendState: st, Detail: t.errorNode(xenif.NoTx, domid, v.DevID)}
-			}
-			return st >= StateInitWait, fmt.Sprintf("backend state %d %s: is the vscsi backend running?", st, StateName(st)), err
-		})
-		cancel()
-		if err != nil {
-			return err
-		}
-		if err := t.runHotplug(ctx, d, v.DevID, "add"); err != nil {
+		if err := t.waitProbed(ctx, domid, v); err != nil {
 			return err
 		}
 	}
