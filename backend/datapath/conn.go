@@ -101,6 +101,8 @@ type Conn struct {
 	loopCtx   context.Context // cancelled by Stop: ends WaitPending
 	cancel    context.CancelFunc
 	ringBatch []*slot
+	group     []*slot   // loop-owned: CDB requests of the batch (batch.go)
+	cb        copyBatch // loop-owned: grant-copy ops of one group phase
 }
 
 // Counters are cumulative statistics of a connection.
@@ -168,12 +170,24 @@ func newConn(cfg Config) (*Conn, error) {
 	n := 2 * c.ring.Size()
 	c.slots = make([]*slot, n)
 	c.free = make([]*slot, 0, n)
+	// The private copies of indirect SG lists live in one allocation, so a
+	// batched copy of many requests' lists pins one Go object. Each slot's
+	// slice keeps the arena's end as its capacity end: that is how the
+	// gnttab wrapper recognises slices of one object (never append to it).
+	sglSize := c.maxSegs * vscsiif.SegmentSize
+	arena := make([]byte, n*sglSize)
 	for i := range c.slots {
-		s := newSlot(i, c.maxSegs)
+		s := newSlot(i, c.maxSegs, arena[i*sglSize:(i+1)*sglSize])
 		c.slots[i] = s
 		c.free = append(c.free, s)
 	}
 	c.ringBatch = make([]*slot, 0, n)
+	c.group = make([]*slot, 0, n)
+	// Room for a full ring of requests of up to 32 segments each, and
+	// always for one request at the segment limit; bigger groups take more
+	// than one call per phase.
+	nops := max(c.maxSegs, c.ring.Size()*32)
+	c.cb = copyBatch{ops: make([]xenif.GrantCopyOp, 0, nops), slots: make([]*slot, 0, n)}
 	c.work = make(chan *slot, n)
 	if workers <= 0 {
 		workers = n
@@ -458,8 +472,9 @@ func (c *Conn) drain() (drainResult, error) {
 
 		c.counters.Requests.Add(uint64(len(batch)))
 		for _, s := range batch {
-			c.dispatch(s)
+			c.prepare(s)
 		}
+		c.runGroup()
 
 		c.mu.Lock()
 		c.batching = false

@@ -32,12 +32,21 @@ type slot struct {
 
 	segs    []vscsiif.Segment   // data segments, validated
 	sgl     []byte              // private copy of the indirect SG pieces
-	ops     []xenif.GrantCopyOp // grant-copy batch
+	ops     []xenif.GrantCopyOp // a worker's read-data copy-out
 	buf     []byte              // data buffer (nil until first needed)
 	dataLen int                 // bytes the guest offered
-	cmd     scsi.Command
-	res     scsi.Result
-	panics  bool // the LUN panicked on this command
+
+	// In a runGroup phase: this slot's ops are the shared batch's
+	// [opLo, opHi), and copyFailed says one of them failed.
+	opLo, opHi int
+	copyFailed bool
+	// An inline command's response, staged until its data is copied out.
+	rslt     int32
+	sense    []byte
+	residual uint32
+	cmd      scsi.Command
+	res      scsi.Result
+	panics   bool // the LUN panicked on this command
 	// cancelled: answered or torn down before a worker picked it up, so
 	// the LUN is not called at all.
 	cancelled bool
@@ -57,11 +66,12 @@ type slot struct {
 	tmfRslt int32   // TMF: result once pending reaches 0
 }
 
-func newSlot(idx, maxSegs int) *slot {
+// newSlot makes slot idx; sgl is its part of the connection's SG-list arena.
+func newSlot(idx, maxSegs int, sgl []byte) *slot {
 	return &slot{
 		idx:     idx,
 		segs:    make([]vscsiif.Segment, 0, maxSegs),
-		sgl:     make([]byte, maxSegs*vscsiif.SegmentSize),
+		sgl:     sgl,
 		ops:     make([]xenif.GrantCopyOp, 0, maxSegs),
 		waiters: make([]*slot, 0, 4),
 	}
@@ -84,98 +94,6 @@ func dirFromDMA(d uint8) scsi.Direction {
 	default:
 		return scsi.DirNone
 	}
-}
-
-// dispatch handles one request copied from the ring (loop goroutine, mu not
-// held). Every path ends in exactly one response for this request, now or
-// when the LUN finishes.
-func (c *Conn) dispatch(s *slot) {
-	vscsiif.DecodeRequest(s.raw[:], &s.req)
-	r := &s.req
-	if err := r.Validate(c.maxSegs); err != nil {
-		c.reject(s, vscsiif.HostError, err)
-		return
-	}
-	if r.Act != vscsiif.ActSCSICDB {
-		c.tmf(s)
-		return
-	}
-	s.addr = Addr{Channel: r.Channel, Target: r.ID, LUN: r.LUN}
-	e, ok := c.resolver.Lookup(s.addr)
-	if !ok || e.LUN == nil {
-		c.reject(s, vscsiif.HostNoConnect, nil)
-		return
-	}
-	s.entry = e
-	dir := dirFromDMA(r.Direction)
-	s.dataLen = 0
-	s.segs = s.segs[:0]
-	if dir != scsi.DirNone {
-		if err := c.gatherSegments(s); err != nil {
-			c.reject(s, vscsiif.HostError, err)
-			return
-		}
-	}
-	s.cmd = scsi.Command{CDB: r.CDB[:r.CmdLen], Dir: dir, Tag: uint64(r.Rqid)}
-	if s.dataLen > 0 {
-		s.cmd.Data = s.buf[:s.dataLen]
-	}
-	if dir == scsi.DirToDevice || dir == scsi.DirBidirectional {
-		if err := c.copyData(s, s.dataLen, false); err != nil {
-			c.reject(s, vscsiif.HostError, err)
-			return
-		}
-	}
-	c.mu.Lock()
-	s.state = stateRunning
-	c.mu.Unlock()
-	if e.Inline {
-		c.execute(s)
-	} else {
-		c.work <- s // capacity = number of slots: never blocks
-	}
-}
-
-// gatherSegments builds the validated data-segment list: the direct seg[]
-// entries, or the entries of the indirect pieces, which are grant-copied
-// into private memory in one batch and validated only there (P17).
-func (c *Conn) gatherSegments(s *slot) error {
-	r := &s.req
-	n := r.SegCount()
-	if !r.Indirect() {
-		s.segs = append(s.segs, r.Seg[:n]...)
-	} else {
-		ops := s.ops[:0]
-		pos := 0
-		for i := 0; i < n; i++ {
-			seg := r.Seg[i]
-			ops = append(ops, xenif.GrantCopyOp{Ref: seg.Gref, Domid: c.cfg.FrontendDomid,
-				Offset: seg.Offset, Local: s.sgl[pos : pos+int(seg.Length)]})
-			pos += int(seg.Length)
-		}
-		if err := c.grantCopy(ops); err != nil {
-			return err
-		}
-		for off := 0; off < pos; off += vscsiif.SegmentSize {
-			seg := vscsiif.DecodeSegment(s.sgl[off:])
-			if err := vscsiif.ValidateSegment(seg); err != nil {
-				return err
-			}
-			s.segs = append(s.segs, seg)
-		}
-	}
-	total := 0
-	for _, seg := range s.segs {
-		total += int(seg.Length)
-	}
-	if total > len(s.buf) {
-		// Grow in big steps up to the maximum transfer, so a slot
-		// reallocates at most a few times in its life and a vhost that only
-		// sees small commands stays small.
-		s.buf = make([]byte, min(max(total, 2*len(s.buf), 64<<10), c.maxSegs*vscsiif.PageSize))
-	}
-	s.dataLen = total
-	return nil
 }
 
 // copyData moves the first n bytes of the data buffer to (toGuest) or from
@@ -236,22 +154,19 @@ func (c *Conn) runLUN(s *slot) (ok bool) {
 	return true
 }
 
-// complete copies read data out and answers the command, unless an
-// ABORT/RESET/teardown already answered it (then the result is dropped and
-// the guest's pages are not touched: it may have reused them).
-func (c *Conn) complete(s *slot) {
+// result is the response of a command that returned from its LUN (or was
+// cancelled before reaching it), and how many bytes of read data go to the
+// guest before it.
+func (c *Conn) result(s *slot) (dl int, rslt int32, sense []byte, residual uint32) {
 	res := &s.res
 	fromDevice := s.cmd.Dir == scsi.DirFromDevice || s.cmd.Dir == scsi.DirBidirectional
-	dl := 0
 	if fromDevice && !s.panics && !s.cancelled {
 		dl = min(max(res.DataLen, 0), len(s.cmd.Data))
 	}
-	rslt := vscsiif.Rslt(res.Host, res.Status)
-	var sense []byte
+	rslt = vscsiif.Rslt(res.Host, res.Status)
 	if res.Status == statusCheckCondition {
 		sense = res.Sense
 	}
-	var residual uint32
 	if fromDevice {
 		residual = uint32(len(s.cmd.Data) - dl)
 	}
@@ -261,34 +176,21 @@ func (c *Conn) complete(s *slot) {
 	if s.cancelled {
 		dl, rslt, sense, residual = 0, vscsiif.Rslt(vscsiif.HostAbort, 0), nil, 0
 	}
+	return dl, rslt, sense, residual
+}
 
-	if s.entry.Inline && dl > 0 {
-		// An inline command cannot be aborted under us: TMFs run on the
-		// ring goroutine, which is busy running this command, and Stop
-		// waits for that goroutine. Copy out before taking the lock.
-		if err := c.copyData(s, dl, true); err != nil {
-			c.limiter.log(c.log, "copy read data to guest", err)
-			c.counters.Rejected.Add(1)
-			rslt, sense, residual = vscsiif.Rslt(vscsiif.HostError, 0), nil, 0
-		}
-		dl = 0
-	}
-
+// complete copies a worker command's read data out and answers it, unless
+// an ABORT/RESET/teardown already answered it (then the result is dropped
+// and the guest's pages are not touched: it may have reused them). Inline
+// commands complete in runGroup instead.
+func (c *Conn) complete(s *slot) {
+	dl, rslt, sense, residual := c.result(s)
 	c.mu.Lock()
-	if s.aborted {
-		c.releaseLocked(s)
-		c.mu.Unlock()
-		return
-	}
-	if s.tmfHost != 0 {
-		// Claimed by ABORT/RESET while in the LUN: the command has now left
-		// the task set; answer it (no data to the guest), then its TMFs.
-		c.finishLocked(s, vscsiif.Rslt(s.tmfHost, 0), nil, 0)
-		return
-	}
-	if dl == 0 {
-		// Nothing to copy out: answer in the same critical section.
-		c.finishLocked(s, rslt, sense, residual)
+	if s.aborted || s.tmfHost != 0 || dl == 0 {
+		// Nothing to copy out (or the result is dropped): answer in the
+		// same critical section.
+		c.answerLocked(s, rslt, sense, residual)
+		c.unlockAndPush()
 		return
 	}
 	s.state = stateCompleting
@@ -323,9 +225,33 @@ func (c *Conn) finish(s *slot, rslt int32, sense []byte, residual uint32) {
 
 // finishLocked is finish with mu held; it unlocks mu.
 func (c *Conn) finishLocked(s *slot, rslt int32, sense []byte, residual uint32) {
+	c.answerLocked(s, rslt, sense, residual)
+	c.unlockAndPush()
+}
+
+// answerLocked writes s's response, then those of TMFs that were waiting for
+// it (victim first, then the TMF), and frees the slot. A command already
+// answered by ABORT/RESET/teardown only frees its slot; one claimed by
+// ABORT/RESET while in its LUN has now left the task set and is answered
+// with the TMF's host byte instead of its result (no data went to the
+// guest).
+func (c *Conn) answerLocked(s *slot, rslt int32, sense []byte, residual uint32) {
+	if s.aborted {
+		c.releaseLocked(s)
+		return
+	}
+	if s.tmfHost != 0 {
+		rslt, sense, residual = vscsiif.Rslt(s.tmfHost, 0), nil, 0
+	}
 	c.writeResponseLocked(s.req.Rqid, rslt, sense, residual)
 	c.answerWaitersLocked(s)
 	c.releaseLocked(s)
+}
+
+// unlockAndPush unlocks mu after responses were written, pushing them (and
+// notifying if the frontend asks) unless the loop is batching: then the
+// loop pushes once at the end of its drain batch.
+func (c *Conn) unlockAndPush() {
 	notify := false
 	if !c.batching {
 		notify = c.pushLocked()
@@ -355,6 +281,7 @@ func (c *Conn) releaseLocked(s *slot) {
 	s.entry = Entry{}
 	s.cmd = scsi.Command{}
 	s.res = scsi.Result{}
+	s.sense = nil
 	c.free = append(c.free, s)
 	if c.starved && !c.closed {
 		c.starved = false
