@@ -188,6 +188,20 @@ func (e *EventChannel) errClosed(op string) error {
 	return cerr.New(evSource, op, "", syscall.EBADF)
 }
 
+// port is the port this device has bound as num, for op: EBADF after
+// Close, ENOTCONN for a port it has not bound (as the Linux device).
+// hub.mu is held.
+func (e *EventChannel) port(op string, num uint32) (*evPort, error) {
+	if e.closed {
+		return nil, e.errClosed(op)
+	}
+	p := e.ports[num]
+	if p == nil {
+		return nil, cerr.New(evSource, op, fmt.Sprintf("port %d", num), syscall.ENOTCONN)
+	}
+	return p, nil
+}
+
 // enqueue queues port for Pending and makes Fd readable. hub.mu is held.
 func (e *EventChannel) enqueue(port uint32) {
 	if e.closed {
@@ -275,12 +289,9 @@ func (e *EventChannel) Notify(port uint32) error {
 	h := e.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if e.closed {
-		return e.errClosed("notify")
-	}
-	p := e.ports[port]
-	if p == nil {
-		return cerr.New(evSource, "notify", fmt.Sprintf("port %d", port), syscall.ENOTCONN)
+	p, err := e.port("notify", port)
+	if err != nil {
+		return err
 	}
 	h.send(p)
 	return nil
@@ -354,12 +365,9 @@ func (e *EventChannel) Unbind(port uint32) error {
 	h := e.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if e.closed {
-		return e.errClosed("unbind")
-	}
-	p := e.ports[port]
-	if p == nil {
-		return cerr.New(evSource, "unbind", fmt.Sprintf("port %d", port), syscall.ENOTCONN)
+	p, err := e.port("unbind", port)
+	if err != nil {
+		return err
 	}
 	delete(e.ports, port)
 	h.close(e.domid, p)
