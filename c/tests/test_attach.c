@@ -15,19 +15,7 @@
 #include <unistd.h>
 
 #include "govscsi.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__,     \
-				__LINE__, #cond);                          \
-			fprintf(stderr, __VA_ARGS__);                      \
-			fputc('\n', stderr);                               \
-			failures++;                                        \
-		}                                                          \
-	} while (0)
+#include "check.h"
 
 static int threads(void)
 {
@@ -41,13 +29,6 @@ static int threads(void)
 			n++;
 	closedir(d);
 	return n;
-}
-
-static const char *errmsg(int h)
-{
-	static char buf[1024];
-	vscsi_errmsg(h, buf, sizeof buf);
-	return buf;
 }
 
 int main(int argc, char **argv)
@@ -162,10 +143,5 @@ int main(int argc, char **argv)
 	      vscsi_debug_goroutines(), base_g);
 	printf("after close: %d threads, %d goroutines\n", threads(), vscsi_debug_goroutines());
 
-	if (failures) {
-		printf("FAIL (%d)\n", failures);
-		return 1;
-	}
-	printf("PASS\n");
-	return 0;
+	return verdict();
 }

@@ -18,26 +18,7 @@
 #include <string.h>
 
 #include "govscsi.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                   \
-	do {                                                               \
-		if (!(cond)) {                                             \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__,     \
-				__LINE__, #cond);                          \
-			fprintf(stderr, __VA_ARGS__);                      \
-			fputc('\n', stderr);                               \
-			failures++;                                        \
-		}                                                          \
-	} while (0)
-
-static const char *errmsg(int h)
-{
-	static char buf[1024];
-	vscsi_errmsg(h, buf, sizeof buf);
-	return buf;
-}
+#include "check.h"
 
 int main(void)
 {
@@ -113,10 +94,5 @@ int main(void)
 	CHECK(vscsi_debug_goroutines() == base_g, "goroutines %d after stop, %d at load",
 	      vscsi_debug_goroutines(), base_g);
 
-	if (failures) {
-		printf("FAIL (%d)\n", failures);
-		return 1;
-	}
-	printf("PASS\n");
-	return 0;
+	return verdict();
 }
