@@ -32,13 +32,13 @@ func writeCfg(t *testing.T, name string, specs ...string) string {
 // rm, set-perms), from any connection, from now on.
 func (r *rig) countWrites() *atomic.Int64 {
 	var n atomic.Int64
-	r.srv.SetOnRequest(func(_ uint32, m xswire.Msg) {
+	r.Srv.SetOnRequest(func(_ uint32, m xswire.Msg) {
 		switch m.Type {
 		case xswire.Write, xswire.Mkdir, xswire.Rm, xswire.SetPerms:
 			n.Add(1)
 		}
 	})
-	r.t.Cleanup(func() { r.srv.SetOnRequest(nil) })
+	r.t.Cleanup(func() { r.Srv.SetOnRequest(nil) })
 	return &n
 }
 
@@ -67,7 +67,7 @@ func TestApplyIdempotent(t *testing.T) {
 		t.Fatalf("after the first apply: %d vhosts, %d devs, %d connected", v, d, c)
 	}
 
-	before := r.srv.Dump()
+	before := r.Srv.Dump()
 	writes := r.countWrites()
 	res, err = r.ts.Apply(ctx(t), "guest5", cfg)
 	if err != nil {
@@ -79,7 +79,7 @@ func TestApplyIdempotent(t *testing.T) {
 	if len(res.Already) != 3 {
 		t.Errorf("second apply: Already %+v, want the 3 entries", res.Already)
 	}
-	if after := r.srv.Dump(); after != before {
+	if after := r.Srv.Dump(); after != before {
 		t.Errorf("second apply changed xenstore:\nbefore\n%s\nafter\n%s", before, after)
 	}
 
@@ -101,14 +101,14 @@ func TestApplyIdempotent(t *testing.T) {
 	}
 
 	// Another p-dev on an attached vdev: refused, nothing written.
-	before = r.srv.Dump()
+	before = r.Srv.Dump()
 	_, err = r.ts.Apply(ctx(t), "guest5", writeCfg(t, "conflict.cfg", wwn0+",0:0:0:0", wwn2+",0:0:1:0"))
 	var ce *plugin.AttachedConflictError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), wwn1) || !strings.Contains(err.Error(), wwn2) ||
 		!strings.Contains(err.Error(), "0:0:1:0") || !strings.Contains(err.Error(), "conflict.cfg") {
 		t.Errorf("conflicting p-dev: %v, want an AttachedConflictError naming the vdev, both p-devs and the config", err)
 	}
-	if after := r.srv.Dump(); after != before {
+	if after := r.Srv.Dump(); after != before {
 		t.Errorf("a refused apply changed xenstore")
 	}
 
@@ -117,7 +117,7 @@ func TestApplyIdempotent(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "used twice") {
 		t.Errorf("a config with one vdev twice: %v", err)
 	}
-	if after := r.srv.Dump(); after != before {
+	if after := r.Srv.Dump(); after != before {
 		t.Errorf("a refused apply changed xenstore")
 	}
 
@@ -134,33 +134,33 @@ func TestApplyAttachedButClosing(t *testing.T) {
 	r := newRig(t, rigOpt{noBackend: true, noFrontend: true})
 	// A vhost written by hand: idx 0, dev-0 with wwn0 at 0:0:0:0 in state 5.
 	be := "/local/domain/0/backend/vscsi/5/0"
-	r.write(be+"/frontend", "/local/domain/5/device/vscsi/0")
-	r.write(be+"/frontend-id", "5")
-	r.write(be+"/online", "1")
-	r.write(be+"/state", "4")
-	r.write(be+"/feature-host", "0")
-	r.write(be+"/vscsi-devs/dev-0/p-dev", wwn0)
-	r.write(be+"/vscsi-devs/dev-0/v-dev", "0:0:0:0")
-	r.write(be+"/vscsi-devs/dev-0/state", "5")
-	r.write("/local/domain/5/device/vscsi/0/backend", "/local/domain/0/backend/vscsi/5/0")
-	r.write("/local/domain/5/device/vscsi/0/backend-id", "0")
-	r.write("/local/domain/5/device/vscsi/0/state", "4")
-	r.write("/libxl/5/vscsi/0/idx", "0")
-	r.write("/libxl/5/vscsi/0/next_vscsidev_id", "1")
+	r.Write(be+"/frontend", "/local/domain/5/device/vscsi/0")
+	r.Write(be+"/frontend-id", "5")
+	r.Write(be+"/online", "1")
+	r.Write(be+"/state", "4")
+	r.Write(be+"/feature-host", "0")
+	r.Write(be+"/vscsi-devs/dev-0/p-dev", wwn0)
+	r.Write(be+"/vscsi-devs/dev-0/v-dev", "0:0:0:0")
+	r.Write(be+"/vscsi-devs/dev-0/state", "5")
+	r.Write("/local/domain/5/device/vscsi/0/backend", "/local/domain/0/backend/vscsi/5/0")
+	r.Write("/local/domain/5/device/vscsi/0/backend-id", "0")
+	r.Write("/local/domain/5/device/vscsi/0/state", "4")
+	r.Write("/libxl/5/vscsi/0/idx", "0")
+	r.Write("/libxl/5/vscsi/0/next_vscsidev_id", "1")
 	_, err := r.ts.Apply(ctx(t), "guest5", writeCfg(t, "closing.cfg", wwn0+",0:0:0:0"))
 	var ce *plugin.AttachedConflictError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "in state 5") {
 		t.Errorf("apply over a closing device: %v", err)
 	}
 	// A connected device on a vhost being destroyed: refused too.
-	r.write(be+"/vscsi-devs/dev-0/state", "4")
-	r.write(be+"/state", "5")
+	r.Write(be+"/vscsi-devs/dev-0/state", "4")
+	r.Write(be+"/state", "5")
 	_, err = r.ts.Apply(ctx(t), "guest5", writeCfg(t, "closing.cfg", wwn0+",0:0:0:0"))
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "the vhost is in state 5") {
 		t.Errorf("apply over a closing vhost: %v", err)
 	}
 	// Sanity: the same tree with everything connected is skipped.
-	r.write(be+"/state", "4")
+	r.Write(be+"/state", "4")
 	if res, err := r.ts.Apply(ctx(t), "guest5", writeCfg(t, "closing.cfg", wwn0+",0:0:0:0")); err != nil || len(res.Already) != 1 || len(res.Writes) != 0 {
 		t.Errorf("apply over the connected hand-made device: %+v %v", res, err)
 	}
@@ -218,13 +218,13 @@ func TestApplyIdempotentHCTL(t *testing.T) {
 	if _, err := r.ts.Apply(ctx(t), "guest5", seed); err != nil {
 		t.Fatal(err)
 	}
-	before := r.srv.Dump()
+	before := r.Srv.Dump()
 	writes := r.countWrites()
 	res, err := r.ts.Apply(ctx(t), "guest5", seed)
 	if err != nil || writes.Load() != 0 || len(res.Already) != 2 || len(res.Added) != 0 {
 		t.Errorf("second apply of seed.cfg: %d writes, %+v, %v", writes.Load(), res, err)
 	}
-	if r.srv.Dump() != before {
+	if r.Srv.Dump() != before {
 		t.Errorf("second apply of seed.cfg changed xenstore")
 	}
 }

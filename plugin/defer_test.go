@@ -32,7 +32,7 @@ func TestDeferConnectPausedGuest(t *testing.T) {
 		t.Fatalf("Waits = %+v, want two vhosts with one device each", res.Waits)
 	}
 	for _, v := range []string{"0", "1"} {
-		if st := r.read("/local/domain/0/backend/vscsi/5/" + v + "/state"); st != "2" {
+		if st := r.Read("/local/domain/0/backend/vscsi/5/" + v + "/state"); st != "2" {
 			t.Errorf("vhost %s: backend state %s before unpause, want 2 (InitWait)", v, st)
 		}
 	}

@@ -53,7 +53,7 @@ func TestAttachDetachDestroy(t *testing.T) {
 		devStates(vs[0]) != "dev-0 0:0:0:0 "+wwn0+" 4/4" {
 		t.Fatalf("after create: %+v", vs)
 	}
-	if got := r.read("/local/domain/0/backend/vscsi/5/0/feature-sg-grant"); got != "128" {
+	if got := r.Read("/local/domain/0/backend/vscsi/5/0/feature-sg-grant"); got != "128" {
 		t.Errorf("backend peer did not probe: feature-sg-grant %q", got)
 	}
 
@@ -72,7 +72,7 @@ func TestAttachDetachDestroy(t *testing.T) {
 	if _, err := r.ts.Detach(ctx(t), "guest5", "0:0:0:0"); err != nil {
 		t.Fatalf("detach: %v", err)
 	}
-	if r.exists("/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-0") || r.exists("/local/domain/5/device/vscsi/0/vscsi-devs/dev-0") {
+	if r.Exists("/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-0") || r.Exists("/local/domain/5/device/vscsi/0/vscsi-devs/dev-0") {
 		t.Errorf("dev-0 nodes left after detach:\n%s", r.vscsiDump())
 	}
 	if _, err := r.ts.Detach(ctx(t), "guest5", "0:0:1:0"); err != nil {
@@ -286,11 +286,11 @@ func TestGuestDisappears(t *testing.T) {
 	r := newRig(t, rigOpt{beDelay: 150 * time.Millisecond, opts: plugin.Options{DestroyTimeout: 500 * time.Millisecond}})
 	before := r.vscsiDump()
 	go func() {
-		for !r.exists("/local/domain/0/backend/vscsi/5/0/feature-sg-grant") {
+		for !r.Exists("/local/domain/0/backend/vscsi/5/0/feature-sg-grant") {
 			time.Sleep(5 * time.Millisecond)
 		}
-		r.srv.ReleaseDomain(guest)
-		r.admin.Rm(xenif.NoTx, "/local/domain/5")
+		r.Srv.ReleaseDomain(guest)
+		r.Admin.Rm(xenif.NoTx, "/local/domain/5")
 	}()
 	_, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0")
 	if err == nil || !strings.Contains(err.Error(), "disappeared") {
@@ -360,19 +360,19 @@ func TestCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Domain 9 died without anyone removing its backend tree.
-	r.write("/local/domain/0/backend/vscsi/9/0/state", "6")
-	r.write("/local/domain/0/error/backend/vscsi/9/0/error", "x")
-	r.write("/libxl/9/vscsi/0/next_vscsidev_id", "1")
+	r.Write("/local/domain/0/backend/vscsi/9/0/state", "6")
+	r.Write("/local/domain/0/error/backend/vscsi/9/0/error", "x")
+	r.Write("/libxl/9/vscsi/0/next_vscsidev_id", "1")
 	ids, err := r.ts.Cleanup()
 	if err != nil || fmt.Sprint(ids) != "[9]" {
 		t.Fatalf("cleanup: %v %v", ids, err)
 	}
 	for _, p := range []string{"/local/domain/0/backend/vscsi/9", "/local/domain/0/error/backend/vscsi/9", "/libxl/9"} {
-		if r.exists(p) {
+		if r.Exists(p) {
 			t.Errorf("%s left", p)
 		}
 	}
-	if !r.exists("/local/domain/0/backend/vscsi/5/0/state") {
+	if !r.Exists("/local/domain/0/backend/vscsi/5/0/state") {
 		t.Errorf("the live domain's tree was removed")
 	}
 }
@@ -385,8 +385,8 @@ func TestDomainLookup(t *testing.T) {
 			t.Errorf("DomainID(%q) = %d, %v", in, got, err)
 		}
 	}
-	r.write("/local/domain/7/name", "twin")
-	r.write("/local/domain/8/name", "twin")
+	r.Write("/local/domain/7/name", "twin")
+	r.Write("/local/domain/8/name", "twin")
 	if _, err := r.ts.DomainID("twin"); !errors.Is(err, plugin.ErrAmbiguousDomain) || !strings.Contains(err.Error(), "[7 8]") {
 		t.Errorf("ambiguous: %v", err)
 	}
@@ -403,7 +403,7 @@ func TestDryRun(t *testing.T) {
 	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
 		t.Fatal(err)
 	}
-	before := r.srv.Dump()
+	before := r.Srv.Dump()
 	dry := plugin.New(r.store, plugin.Options{DryRun: true})
 	defer dry.Close()
 	res, err := dry.Attach(ctx(t), "guest5", wwn1, "0:0:1:0")
@@ -428,7 +428,7 @@ func TestDryRun(t *testing.T) {
 	if err != nil || len(res.Removes) != 3 {
 		t.Errorf("dry-run destroy: %v %+v", err, res)
 	}
-	if after := r.srv.Dump(); after != before {
+	if after := r.Srv.Dump(); after != before {
 		t.Errorf("dry run changed xenstore")
 	}
 }
@@ -600,7 +600,7 @@ func TestHotAddInInitWait(t *testing.T) {
 }
 
 func (r *rig) read2(p string) string {
-	v, _ := r.admin.Read(xenif.NoTx, p)
+	v, _ := r.Admin.Read(xenif.NoTx, p)
 	return v
 }
 
@@ -621,7 +621,7 @@ func TestHungFrontend(t *testing.T) {
 		t.Fatalf("hot-add with a hung frontend: %v", err)
 	}
 	vs := r.list()
-	if devStates(vs[0]) != "dev-0 0:0:0:0 "+wwn0+" 4/4" || vs[0].BackendState != 4 || r.exists("/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-1") {
+	if devStates(vs[0]) != "dev-0 0:0:0:0 "+wwn0+" 4/4" || vs[0].BackendState != 4 || r.Exists("/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-1") {
 		t.Errorf("after the hot-add rollback: %+v\n%s", vs, r.vscsiDump())
 	}
 
@@ -661,9 +661,9 @@ func TestCleanupOnRelease(t *testing.T) {
 		})
 	}()
 	// xl destroy: the guest's own tree goes, the domain is released.
-	r.admin.Rm(xenif.NoTx, "/local/domain/5")
-	r.admin.Rm(xenif.NoTx, "/libxl/5/device")
-	r.srv.ReleaseDomain(guest)
+	r.Admin.Rm(xenif.NoTx, "/local/domain/5")
+	r.Admin.Rm(xenif.NoTx, "/libxl/5/device")
+	r.Srv.ReleaseDomain(guest)
 	select {
 	case ids := <-reports:
 		if fmt.Sprint(ids) != "[5]" {
@@ -672,7 +672,7 @@ func TestCleanupOnRelease(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no cleanup after @releaseDomain")
 	}
-	if r.exists("/local/domain/0/backend/vscsi/5") || r.exists("/libxl/5") {
+	if r.Exists("/local/domain/0/backend/vscsi/5") || r.Exists("/libxl/5") {
 		t.Errorf("left behind:\n%s", r.vscsiDump())
 	}
 	cancel()

@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/govscsi/govscsi/cfgparse"
-	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xs"
-	"github.com/govscsi/govscsi/libxlgo/xsfake"
 	"github.com/govscsi/govscsi/plugin"
+	"github.com/govscsi/govscsi/plugin/internal/rigtest"
 	"github.com/govscsi/govscsi/tests/simpeer"
 )
 
@@ -22,22 +21,21 @@ const guest = 5
 // scripted backend (dom0) and frontend (domain 5) peers on their own
 // connections.
 type rig struct {
-	t       testing.TB
-	srv     *xsfake.Started
-	admin   *xsfake.Client // dom0 Go client for setup and checks
-	store   *xs.Handle
-	ts      *plugin.Toolstack
-	be      *simpeer.Backend
-	fe      *simpeer.Frontend
-	stopFE  func() error
-	failAdd func(string) bool
-	logf    func(string, ...any)
+	*rigtest.Host // the server and its dom0 client for setup and checks
+	t             testing.TB
+	store         *xs.Handle
+	ts            *plugin.Toolstack
+	be            *simpeer.Backend
+	fe            *simpeer.Frontend
+	stopFE        func() error
+	failAdd       func(string) bool
+	logf          func(string, ...any)
 }
 
 // startFrontend runs the scripted frontend (xen-scsifront loading).
 func (r *rig) startFrontend() {
 	r.t.Helper()
-	fs, err := r.srv.Connect(guest)
+	fs, err := r.Srv.Connect(guest)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -63,26 +61,13 @@ type rigOpt struct {
 
 func newRig(t testing.TB, o rigOpt) *rig {
 	t.Helper()
-	r := &rig{t: t, srv: xsfake.StartT(t)}
-	var err error
-	if r.admin, err = r.srv.Connect(0); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.admin.Close() })
-	n0 := xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
-	r.mkdir("/local/domain/0", n0)
-	r.write("/local/domain/0/name", "Domain-0")
-	r.mkdir("/local/domain/0/backend", n0)
+	r := &rig{Host: rigtest.NewHost(t), t: t}
 	// The backend type directory stays once created (nobody removes it).
-	r.mkdir("/local/domain/0/backend/vscsi", n0)
-	r.mkdir("/local/domain/5", xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: guest, Bits: xenif.PermRead}})
-	r.write("/local/domain/5/name", "guest5")
-	r.mkdir("/local/domain/5/device", xenif.Perms{{Domid: guest, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}})
-	r.mkdir("/libxl/5", n0)
-	r.srv.IntroduceDomain(guest)
+	r.Mkdir("/local/domain/0/backend/vscsi", rigtest.N0)
+	r.Guest(guest, "guest5")
 
 	// The peers.
-	bs, err := r.srv.Connect(0)
+	bs, err := r.Srv.Connect(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,43 +99,12 @@ func newRig(t testing.TB, o rigOpt) *rig {
 	return r
 }
 
-func (r *rig) mkdir(p string, perms xenif.Perms) {
-	r.t.Helper()
-	if err := r.admin.Mkdir(xenif.NoTx, p); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.admin.SetPerms(xenif.NoTx, p, perms); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *rig) write(p, v string) {
-	r.t.Helper()
-	if err := r.admin.Write(xenif.NoTx, p, v); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *rig) read(p string) string {
-	r.t.Helper()
-	v, err := r.admin.Read(xenif.NoTx, p)
-	if err != nil {
-		r.t.Fatalf("read %s: %v", p, err)
-	}
-	return v
-}
-
-func (r *rig) exists(p string) bool {
-	_, err := r.admin.Read(xenif.NoTx, p)
-	return err == nil
-}
-
 // vscsiDump is the part of the tree vscsi operations may touch: every line
 // of the server dump that mentions vscsi (backend, frontend, error and
 // toolstack nodes).
 func (r *rig) vscsiDump() string {
 	var out []string
-	for _, l := range strings.Split(r.srv.Dump(), "\n") {
+	for _, l := range strings.Split(r.Srv.Dump(), "\n") {
 		if strings.Contains(l, "vscsi") {
 			out = append(out, l)
 		}

@@ -6,22 +6,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/govscsi/govscsi/backend/ring"
 	"github.com/govscsi/govscsi/backend/server"
-	"github.com/govscsi/govscsi/backend/vscsiif"
 	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/hotplug"
 	"github.com/govscsi/govscsi/libxlgo/xenfake"
-	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xs"
 	"github.com/govscsi/govscsi/plugin"
+	"github.com/govscsi/govscsi/plugin/internal/rigtest"
 	"github.com/govscsi/govscsi/tests/simpeer"
 )
 
@@ -42,62 +39,24 @@ type userspaceRig struct {
 func newUserspaceRig(t testing.TB) *userspaceRig {
 	t.Helper()
 	r := newRig(t, rigOpt{noFrontend: true})
-	r.mkdir("/local/domain/0/backend/vscsiu", xenif.Perms{{Domid: 0, Bits: xenif.PermNone}})
-	u := &userspaceRig{rig: r, grants: xenfake.NewGrants()}
-	dir := t.TempDir()
-	u.img = filepath.Join(dir, "disk.img")
-	if err := os.WriteFile(u.img, make([]byte, 1<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := server.ParseConfig([]byte(fmt.Sprintf("domid: 0\nallow_paths: [%s]\nstats_socket: none\nmax_ram: 128M\ntimeouts: {shutdown: 2s, remove: 2s}\n", dir)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	beStore, err := xs.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := xenfake.NewEventHub()
-	u.srvBE, err = server.New(cfg, server.Deps{Store: beStore, Grants: u.grants,
-		OpenEvents: func() (xenif.EventChannel, error) { return hub.Open(0) },
-		Logger:     hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: tlogWriter{t}})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stopRun := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- u.srvBE.Run(runCtx) }()
-	stopBackend := func() {
-		stopRun()
-		select {
-		case err := <-runDone:
-			if err != nil {
-				t.Errorf("backend Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("backend Run did not return")
-		}
-		beStore.Close()
-	}
+	r.Mkdir("/local/domain/0/backend/vscsiu", rigtest.N0)
+	b := rigtest.StartBackend(t, "stats_socket: none\nmax_ram: 128M\ntimeouts: {shutdown: 2s, remove: 2s}\n",
+		hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: tlogWriter{t}}))
+	u := &userspaceRig{rig: r, srvBE: b.Server, grants: b.Grants, img: b.Img}
 
 	// The guest: one ring page and one unbound port (every vhost of the
 	// simpeer frontend writes the same ones: one userspace vhost at a time).
-	page := make([]byte, vscsiif.PageSize)
-	if _, err := ring.NewFront(page, vscsiif.RequestSize); err != nil {
-		t.Fatal(err)
-	}
-	ref := u.grants.Grant(guest, page, false)
-	port := hub.Guest(guest).AllocUnbound(0)
-	fs, err := r.srv.Connect(guest)
+	ref, port := b.GuestRing(t, guest)
+	fs, err := r.Srv.Connect(guest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.fe = &simpeer.Frontend{Store: fs, Domid: guest, RingRef: strconv.Itoa(int(ref)), EventChannel: strconv.Itoa(int(port)), Log: r.logf}
+	r.fe = &simpeer.Frontend{Store: fs, Domid: guest, RingRef: ref, EventChannel: port, Log: r.logf}
 	stopFE := simpeer.Start(r.fe.Run)
 	t.Cleanup(func() { stopFE(); fs.Close() })
 	// Cleanups run last first: the backend stops while the frontend still
 	// answers, so its vhosts close at once.
-	t.Cleanup(stopBackend)
+	t.Cleanup(b.Stop)
 
 	ustore, err := xs.Open(0)
 	if err != nil {
@@ -128,19 +87,19 @@ func TestUserspaceBackendEndToEnd(t *testing.T) {
 		t.Fatalf("created %v, want [1] (vhost 0 is taken by the vscsi backend)", res.Created)
 	}
 	be := "/local/domain/0/backend/vscsiu/5/1"
-	if got := u.read("/local/domain/5/device/vscsi/1/backend"); got != be {
+	if got := u.Read("/local/domain/5/device/vscsi/1/backend"); got != be {
 		t.Errorf("FE/backend %q, want %q", got, be)
 	}
-	if got := u.read(be + "/vscsi-devs/dev-0/p-dev"); got != "file:"+u.img {
+	if got := u.Read(be + "/vscsi-devs/dev-0/p-dev"); got != "file:"+u.img {
 		t.Errorf("p-dev %q", got)
 	}
-	if u.exists("/local/domain/0/backend/vscsi/5/1") {
+	if u.Exists("/local/domain/0/backend/vscsi/5/1") {
 		t.Errorf("userspace vhost written under backend/vscsi too")
 	}
 	if _, err := u.user.Attach(ctx(t), "guest5", "ram:64M", "1:0:1:0,ro"); err != nil {
 		t.Fatalf("userspace hot-add ram: %v\n%s", err, u.vscsiDump())
 	}
-	if got := u.read(be + "/vscsi-devs/dev-1/p-dev"); got != "ram:64M,ro" {
+	if got := u.Read(be + "/vscsi-devs/dev-1/p-dev"); got != "ram:64M,ro" {
 		t.Errorf("ram p-dev %q", got)
 	}
 
@@ -168,7 +127,7 @@ func TestUserspaceBackendEndToEnd(t *testing.T) {
 	if _, err := u.user.Detach(ctx(t), "guest5", "1:0:1:0"); err != nil {
 		t.Fatalf("detach ram: %v", err)
 	}
-	if u.exists(be+"/vscsi-devs/dev-1") || u.exists("/local/domain/5/device/vscsi/1/vscsi-devs/dev-1") {
+	if u.Exists(be+"/vscsi-devs/dev-1") || u.Exists("/local/domain/5/device/vscsi/1/vscsi-devs/dev-1") {
 		t.Errorf("dev-1 left after detach:\n%s", u.vscsiDump())
 	}
 	if bv := u.srvBE.Backend().Vhosts(); len(bv) != 1 || len(bv[0].Devices) != 1 {
@@ -179,10 +138,10 @@ func TestUserspaceBackendEndToEnd(t *testing.T) {
 	if _, err := u.ts.DestroyVHost(ctx(t), "guest5", 1); err != nil {
 		t.Fatalf("destroy vscsiu vhost: %v", err)
 	}
-	if u.exists(be) || u.exists("/local/domain/5/device/vscsi/1") {
+	if u.Exists(be) || u.Exists("/local/domain/5/device/vscsi/1") {
 		t.Errorf("vhost 1 left:\n%s", u.vscsiDump())
 	}
-	if !u.exists("/local/domain/0/backend/vscsi/5/0") {
+	if !u.Exists("/local/domain/0/backend/vscsi/5/0") {
 		t.Errorf("the vscsi vhost went too")
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -223,21 +182,20 @@ func TestUserspaceBackendRefuses(t *testing.T) {
 // types.
 func TestCleanupBothTypes(t *testing.T) {
 	r := newRig(t, rigOpt{noBackend: true, noFrontend: true})
-	n0 := xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
 	for _, p := range []string{"/local/domain/0/backend/vscsi/9/0/state", "/local/domain/0/backend/vscsiu/9/1/state", "/local/domain/0/error/backend/vscsiu/9/1/error", "/libxl/9/vscsi/1/idx"} {
-		r.write(p, "1")
+		r.Write(p, "1")
 	}
-	r.mkdir("/local/domain/0/backend/vscsiu/5", n0) // a live domain's: kept
+	r.Mkdir("/local/domain/0/backend/vscsiu/5", rigtest.N0) // a live domain's: kept
 	ids, err := r.ts.Cleanup()
 	if err != nil || fmt.Sprint(ids) != "[9]" {
 		t.Fatalf("cleanup: %v %v", ids, err)
 	}
 	for _, p := range []string{"/local/domain/0/backend/vscsi/9", "/local/domain/0/backend/vscsiu/9", "/local/domain/0/error/backend/vscsiu/9", "/libxl/9"} {
-		if r.exists(p) {
+		if r.Exists(p) {
 			t.Errorf("%s left", p)
 		}
 	}
-	if !r.exists("/local/domain/0/backend/vscsiu/5") {
+	if !r.Exists("/local/domain/0/backend/vscsiu/5") {
 		t.Errorf("live domain's directory removed")
 	}
 }
@@ -274,10 +232,10 @@ func TestHotplugPlannedPDevAndHotAdd(t *testing.T) {
 		t.Fatalf("hot-add of a planned p-dev: %v", err)
 	}
 	dp := "/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-1"
-	if got, want := r.read(dp+"/p-dev"), hotplug.PlannedPDev("/dev/sde"); got != want || res.Added[0].PDev != want {
+	if got, want := r.Read(dp+"/p-dev"), hotplug.PlannedPDev("/dev/sde"); got != want || res.Added[0].PDev != want {
 		t.Errorf("p-dev %q (result %q), want %q", got, res.Added[0].PDev, want)
 	}
-	if got := r.read(dp + "/p-devname"); got != "/dev/sde" {
+	if got := r.Read(dp + "/p-devname"); got != "/dev/sde" {
 		t.Errorf("p-devname %q", got)
 	}
 	if len(res.Warnings) == 0 || !strings.Contains(strings.Join(res.Warnings, "\n"), "hotplug script") {
@@ -333,7 +291,7 @@ func TestBackendTypeOverride(t *testing.T) {
 	if _, err := r.ts.Attach(ctx(t), "guest5", "ram:64M", "0:0:0:0"); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.read("/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-0/p-dev"); got != "ram:64M" {
+	if got := r.Read("/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-0/p-dev"); got != "ram:64M" {
 		t.Errorf("p-dev %q", got)
 	}
 	if vs := r.list(); len(vs) != 1 || vs[0].BackendType != "vscsi" || devStates(vs[0]) != "dev-0 0:0:0:0 ram:64M 4/4" {
@@ -356,7 +314,7 @@ func TestBackendTypeOverride(t *testing.T) {
 // toolstack against simpeer with Type vscsiu.
 func TestSimpeerServesVscsiu(t *testing.T) {
 	r := newRig(t, rigOpt{noBackend: true, opts: plugin.Options{Flavour: cfgparse.FlavourUserspace}})
-	bs, err := r.srv.Connect(0)
+	bs, err := r.Srv.Connect(0)
 	if err != nil {
 		t.Fatal(err)
 	}
