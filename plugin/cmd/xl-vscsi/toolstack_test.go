@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/govscsi/govscsi/libxlgo/xenif"
-	"github.com/govscsi/govscsi/libxlgo/xsfake"
+	"github.com/govscsi/govscsi/plugin/internal/rigtest"
 	"github.com/govscsi/govscsi/tests/simpeer"
 )
 
@@ -17,43 +17,23 @@ import (
 // frontends for domains 5 and 6, and a fake xl (shell, driving the real
 // xenstore-utils) that "creates" domain 6.
 type cliRig struct {
+	*rigtest.Host
 	t     *testing.T
-	srv   *xsfake.Started
-	admin *xsfake.Client
 	xlLog string
 }
 
 const pdevA, pdevB = "naa.5001405012345678:0", "naa.5001405012345678:1"
 
 func newCLIRig(t *testing.T, resolvable func(string) bool) *cliRig {
-	r := &cliRig{t: t, srv: xsfake.StartT(t)}
-	var err error
-	if r.admin, err = r.srv.Connect(0); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.admin.Close() })
-	set := func(p, v string, perms string) {
-		if err := r.admin.Write(xenif.NoTx, p, v); err != nil {
-			t.Fatal(err)
-		}
-		if perms != "" {
-			pp, _ := xenif.ParsePerms(perms)
-			if err := r.admin.SetPerms(xenif.NoTx, p, pp); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	set("/local/domain/0/name", "Domain-0", "")
-	set("/local/domain/0/backend/vscsi", "", "n0")
-	set("/local/domain/5", "", "n0 r5")
-	set("/local/domain/5/name", "guest5", "")
-	set("/local/domain/5/device", "", "n5 r0")
+	r := &cliRig{Host: rigtest.NewHost(t), t: t}
+	r.Mkdir("/local/domain/0/backend/vscsi", rigtest.N0)
+	r.Guest(5, "guest5")
 
-	bs, _ := r.srv.Connect(0)
+	bs, _ := r.Srv.Connect(0)
 	stop := simpeer.Start((&simpeer.Backend{Store: bs, Resolvable: resolvable, DevErrors: true}).Run)
 	t.Cleanup(func() { stop(); bs.Close() })
 	for _, d := range []uint32{5, 6} {
-		fs, _ := r.srv.Connect(d)
+		fs, _ := r.Srv.Connect(d)
 		stop := simpeer.Start((&simpeer.Frontend{Store: fs, Domid: d}).Run)
 		t.Cleanup(func() { stop(); fs.Close() })
 	}
@@ -98,7 +78,7 @@ func (r *cliRig) ok(args ...string) string {
 }
 
 func (r *cliRig) read(p string) string {
-	v, err := r.admin.Read(xenif.NoTx, p)
+	v, err := r.Admin.Read(xenif.NoTx, p)
 	if err != nil {
 		return "(" + err.Error() + ")"
 	}
@@ -128,7 +108,7 @@ func TestCLIAttachListDetach(t *testing.T) {
 	}
 
 	// Dry runs print and touch nothing.
-	before := r.srv.Dump()
+	before := r.Srv.Dump()
 	out = r.ok("scsi-detach", "--dry-run", "guest5", "0:0:0:0")
 	if want := "/local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-0/state = \"5\"\n/local/domain/0/backend/vscsi/5/0/state = \"7\"\n" +
 		"rm /local/domain/0/backend/vscsi/5/0/vscsi-devs/dev-0\nrm /local/domain/5/device/vscsi/0/vscsi-devs/dev-0\n"; out != want {
@@ -142,7 +122,7 @@ func TestCLIAttachListDetach(t *testing.T) {
 	if !strings.Contains(out, "vscsi-devs/dev-1/p-dev = \""+pdevB+"\"") {
 		t.Errorf("attach --dry-run:\n%s", out)
 	}
-	if r.srv.Dump() != before {
+	if r.Srv.Dump() != before {
 		t.Errorf("a dry run changed xenstore")
 	}
 
@@ -215,7 +195,7 @@ func TestCLIApplyCreateCleanup(t *testing.T) {
 	}
 
 	// A failing apply destroys the half-made domain.
-	r.admin.Rm(xenif.NoTx, "/local/domain/6")
+	r.Admin.Rm(xenif.NoTx, "/local/domain/6")
 	os.Remove(r.xlLog)
 	_, errs, code := r.run("create", bad)
 	log, _ = os.ReadFile(r.xlLog)
@@ -225,7 +205,7 @@ func TestCLIApplyCreateCleanup(t *testing.T) {
 	}
 
 	// Domain 6 is gone; its backend tree stays until cleanup (P26).
-	r.admin.Write(xenif.NoTx, "/local/domain/0/backend/vscsi/6/0/state", "6")
+	r.Admin.Write(xenif.NoTx, "/local/domain/0/backend/vscsi/6/0/state", "6")
 	out = r.ok("cleanup", "--dry-run")
 	if out != "would remove the vscsi nodes of vanished domain 6\n" {
 		t.Errorf("cleanup --dry-run: %q", out)

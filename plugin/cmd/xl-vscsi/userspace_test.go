@@ -1,25 +1,17 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/govscsi/govscsi/backend/ring"
-	"github.com/govscsi/govscsi/backend/server"
 	"github.com/govscsi/govscsi/backend/stats"
-	"github.com/govscsi/govscsi/backend/vscsiif"
-	"github.com/govscsi/govscsi/libxlgo/xenfake"
-	"github.com/govscsi/govscsi/libxlgo/xenif"
-	"github.com/govscsi/govscsi/libxlgo/xs"
+	"github.com/govscsi/govscsi/plugin/internal/rigtest"
 	"github.com/govscsi/govscsi/tests/simpeer"
 )
 
@@ -59,75 +51,27 @@ func TestCLIApplyDryRunUserspace(t *testing.T) {
 func TestCLIUserspaceBackendAndStats(t *testing.T) {
 	r := newCLIRig(t, nil)
 	const guest = 7
-	n0 := xenif.Perms{{Domid: 0}}
-	for p, perms := range map[string]xenif.Perms{
-		"/local/domain/0/backend/vscsiu": n0,
-		"/local/domain/7":                {{Domid: 0}, {Domid: guest, Bits: xenif.PermRead}},
-		"/local/domain/7/device":         {{Domid: guest}, {Domid: 0, Bits: xenif.PermRead}},
-	} {
-		if err := r.admin.Mkdir(xenif.NoTx, p); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.admin.SetPerms(xenif.NoTx, p, perms); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := r.admin.Write(xenif.NoTx, "/local/domain/7/name", "guest7"); err != nil {
-		t.Fatal(err)
-	}
-	r.srv.IntroduceDomain(guest)
+	r.Mkdir("/local/domain/0/backend/vscsiu", rigtest.N0)
+	r.Guest(guest, "guest7")
 
-	dir := t.TempDir()
-	img := filepath.Join(dir, "disk.img")
-	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// The stats socket's path must be short (107 bytes): not in t.TempDir.
 	sockDir, err := os.MkdirTemp("", "xlvs")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(sockDir)
 	sock := filepath.Join(sockDir, "stats.sock")
-	cfg, err := server.ParseConfig([]byte(fmt.Sprintf("domid: 0\nallow_paths: [%s]\nstats_socket: %s\nmax_ram: 16M\ntimeouts: {shutdown: 2s}\n", dir, sock)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	beStore, err := xs.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer beStore.Close()
-	grants, hub := xenfake.NewGrants(), xenfake.NewEventHub()
-	srv, err := server.New(cfg, server.Deps{Store: beStore, Grants: grants,
-		OpenEvents: func() (xenif.EventChannel, error) { return hub.Open(0) },
-		Logger:     hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- srv.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case <-runDone:
-		case <-time.After(10 * time.Second):
-			t.Error("backend did not stop")
-		}
-	}()
+	b := rigtest.StartBackend(t, fmt.Sprintf("stats_socket: %s\nmax_ram: 16M\ntimeouts: {shutdown: 2s}\n", sock), hclog.NewNullLogger())
+	defer b.Stop()
+	img := b.Img
 
-	page := make([]byte, vscsiif.PageSize)
-	if _, err := ring.NewFront(page, vscsiif.RequestSize); err != nil {
-		t.Fatal(err)
-	}
-	ref := grants.Grant(guest, page, false)
-	port := hub.Guest(guest).AllocUnbound(0)
-	gs, err := r.srv.Connect(guest)
+	ref, port := b.GuestRing(t, guest)
+	gs, err := r.Srv.Connect(guest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer gs.Close()
-	stopFE := simpeer.Start((&simpeer.Frontend{Store: gs, Domid: guest, RingRef: strconv.Itoa(int(ref)), EventChannel: strconv.Itoa(int(port))}).Run)
+	stopFE := simpeer.Start((&simpeer.Frontend{Store: gs, Domid: guest, RingRef: ref, EventChannel: port}).Run)
 	defer stopFE()
 
 	r.ok("scsi-attach", "--flavour", "userspace", "guest7", "ram:4M", "0:0:0:0")
