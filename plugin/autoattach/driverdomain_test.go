@@ -33,19 +33,19 @@ func TestDriverDomainBackend3(t *testing.T) {
 	}
 	bePath := "/local/domain/3/backend/vscsi/5/0"
 	fePath := "/local/domain/5/device/vscsi/0"
-	if got, _ := h.admin.Read(xenif.NoTx, fePath+"/backend"); got != bePath {
+	if got, _ := h.Admin.Read(xenif.NoTx, fePath+"/backend"); got != bePath {
 		t.Errorf("frontend's backend node %q, want %q", got, bePath)
 	}
-	if got, _ := h.admin.Read(xenif.NoTx, fePath+"/backend-id"); got != "3" {
+	if got, _ := h.Admin.Read(xenif.NoTx, fePath+"/backend-id"); got != "3" {
 		t.Errorf("backend-id %q", got)
 	}
 	// The dom3 peer wrote its own nodes (state, feature-sg-grant) and read
 	// the guest's ring-ref.
-	if got, _ := h.admin.Read(xenif.NoTx, bePath+"/feature-sg-grant"); got != "128" {
+	if got, _ := h.Admin.Read(xenif.NoTx, bePath+"/feature-sg-grant"); got != "128" {
 		t.Errorf("dom3 backend did not probe: feature-sg-grant %q", got)
 	}
 	perms := func(p string) xenif.Perms {
-		pp, err := h.admin.GetPerms(xenif.NoTx, p)
+		pp, err := h.Admin.GetPerms(xenif.NoTx, p)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -64,7 +64,7 @@ func TestDriverDomainBackend3(t *testing.T) {
 	// Seen from each domain: the guest reads its frontend and the
 	// backend's state but cannot write the backend tree; dom3 cannot
 	// write the guest's ring-ref.
-	g, err := h.srv.Connect(guest)
+	g, err := h.Srv.Connect(guest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestDriverDomainBackend3(t *testing.T) {
 	if err := g.Write(xenif.NoTx, bePath+"/vscsi-devs/dev-0/p-dev", "naa.0:0"); !errors.Is(err, syscall.EACCES) {
 		t.Errorf("guest writing the backend's p-dev: %v, want EACCES", err)
 	}
-	d3, err := h.srv.Connect(be)
+	d3, err := h.Srv.Connect(be)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestDriverDomainBackend3(t *testing.T) {
 	if left := h.vscsiOf(guest); len(left) != 0 {
 		t.Errorf("after release: %v", left)
 	}
-	if !h.exists("/local/domain/3/backend/vscsi") {
+	if !h.Exists("/local/domain/3/backend/vscsi") {
 		t.Errorf("the backend type directory went too")
 	}
 }

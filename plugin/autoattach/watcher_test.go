@@ -16,10 +16,10 @@ import (
 	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xs"
-	"github.com/govscsi/govscsi/libxlgo/xsfake"
 	"github.com/govscsi/govscsi/libxlgo/xswire"
 	"github.com/govscsi/govscsi/plugin"
 	"github.com/govscsi/govscsi/plugin/autoattach"
+	"github.com/govscsi/govscsi/plugin/internal/rigtest"
 	"github.com/govscsi/govscsi/tests/simpeer"
 	"github.com/hashicorp/go-hclog"
 )
@@ -35,9 +35,8 @@ const (
 // directories, and the watcher on Debian's libxenstore (two real
 // connections: one for its watches, one for the toolstack).
 type host struct {
+	*rigtest.Host
 	t        *testing.T
-	srv      *xsfake.Started
-	admin    *xsfake.Client
 	beDomid  uint32
 	dirs     []string
 	outcomes chan autoattach.Outcome
@@ -65,28 +64,18 @@ func (b *syncBuf) String() string {
 	return b.sb.String()
 }
 
-var n0 = xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
-
 func newHost(t *testing.T, beDomid uint32) *host {
 	t.Helper()
-	h := &host{t: t, srv: xsfake.StartT(t), beDomid: beDomid, outcomes: make(chan autoattach.Outcome, 64),
+	h := &host{Host: rigtest.NewHost(t), t: t, beDomid: beDomid, outcomes: make(chan autoattach.Outcome, 64),
 		cleaned: make(chan []uint32, 64), logs: &syncBuf{}}
-	var err error
-	if h.admin, err = h.srv.Connect(0); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.admin.Close() })
-	h.mkdir("/local/domain/0", n0)
-	h.write("/local/domain/0/name", "Domain-0")
-	h.mkdir("/local/domain/0/backend", n0)
 	if beDomid != 0 {
 		// A driver domain as libxl makes one: its home readable by it.
-		h.mkdir(home(beDomid), xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: beDomid, Bits: xenif.PermRead}})
-		h.write(home(beDomid)+"/name", "driver"+strconv.Itoa(int(beDomid)))
-		h.srv.IntroduceDomain(beDomid)
+		h.Mkdir(rigtest.Home(beDomid), xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: beDomid, Bits: xenif.PermRead}})
+		h.Write(rigtest.Home(beDomid)+"/name", "driver"+strconv.Itoa(int(beDomid)))
+		h.Srv.IntroduceDomain(beDomid)
 	}
 	// The backend peer, connected as the backend domain.
-	bs, err := h.srv.Connect(beDomid)
+	bs, err := h.Srv.Connect(beDomid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,30 +98,6 @@ func newHost(t *testing.T, beDomid uint32) *host {
 	return h
 }
 
-func home(d uint32) string { return "/local/domain/" + strconv.FormatUint(uint64(d), 10) }
-
-func (h *host) mkdir(p string, perms xenif.Perms) {
-	h.t.Helper()
-	if err := h.admin.Mkdir(xenif.NoTx, p); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.admin.SetPerms(xenif.NoTx, p, perms); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
-func (h *host) write(p, v string) {
-	h.t.Helper()
-	if err := h.admin.Write(xenif.NoTx, p, v); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
-func (h *host) exists(p string) bool {
-	_, err := h.admin.Read(xenif.NoTx, p)
-	return err == nil
-}
-
 // cfg writes an xl config into the first directory (dir 0) or /auto (1).
 func (h *host) cfg(dir int, file, body string) string {
 	h.t.Helper()
@@ -149,25 +114,25 @@ func (h *host) cfg(dir int, file, body string) string {
 func (h *host) guest(domid uint32, name, uuid string, noFE bool) {
 	h.t.Helper()
 	d := strconv.FormatUint(uint64(domid), 10)
-	err := xenif.Transact(h.admin, 5, func(tx xenif.Tx) error {
+	err := xenif.Transact(h.Admin, 5, func(tx xenif.Tx) error {
 		for _, n := range []struct {
 			path, value string
 			perms       xenif.Perms
 		}{
-			{home(domid), "", xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: domid, Bits: xenif.PermRead}}},
-			{home(domid) + "/name", name, nil},
-			{home(domid) + "/vm", "/vm/" + uuid, nil},
-			{home(domid) + "/device", "", xenif.Perms{{Domid: domid, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}}},
-			{"/libxl/" + d, "", n0},
+			{rigtest.Home(domid), "", xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: domid, Bits: xenif.PermRead}}},
+			{rigtest.Home(domid) + "/name", name, nil},
+			{rigtest.Home(domid) + "/vm", "/vm/" + uuid, nil},
+			{rigtest.Home(domid) + "/device", "", xenif.Perms{{Domid: domid, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}}},
+			{"/libxl/" + d, "", rigtest.N0},
 		} {
-			if n.path == home(domid)+"/vm" && uuid == "" {
+			if n.path == rigtest.Home(domid)+"/vm" && uuid == "" {
 				continue
 			}
-			if err := h.admin.Write(tx, n.path, n.value); err != nil {
+			if err := h.Admin.Write(tx, n.path, n.value); err != nil {
 				return err
 			}
 			if n.perms != nil {
-				if err := h.admin.SetPerms(tx, n.path, n.perms); err != nil {
+				if err := h.Admin.SetPerms(tx, n.path, n.perms); err != nil {
 					return err
 				}
 			}
@@ -178,7 +143,7 @@ func (h *host) guest(domid uint32, name, uuid string, noFE bool) {
 		h.t.Fatal(err)
 	}
 	if !noFE {
-		fs, err := h.srv.Connect(domid)
+		fs, err := h.Srv.Connect(domid)
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -186,19 +151,19 @@ func (h *host) guest(domid uint32, name, uuid string, noFE bool) {
 		stop := simpeer.Start(fe.Run)
 		h.t.Cleanup(func() { stop(); fs.Close() })
 	}
-	h.srv.IntroduceDomain(domid)
+	h.Srv.IntroduceDomain(domid)
 }
 
 // destroy is xl destroy of a domain without vscsi support: the home and
 // /libxl/<domid> go, the domain is released; the backend tree stays (P26).
 func (h *host) destroy(domid uint32) {
 	h.t.Helper()
-	for _, p := range []string{home(domid), "/libxl/" + strconv.FormatUint(uint64(domid), 10)} {
-		if err := h.admin.Rm(xenif.NoTx, p); err != nil {
+	for _, p := range []string{rigtest.Home(domid), "/libxl/" + strconv.FormatUint(uint64(domid), 10)} {
+		if err := h.Admin.Rm(xenif.NoTx, p); err != nil {
 			h.t.Fatal(err)
 		}
 	}
-	h.srv.ReleaseDomain(domid)
+	h.Srv.ReleaseDomain(domid)
 }
 
 // start runs a watcher (on two real libxenstore connections) until stop.
@@ -280,8 +245,8 @@ func (h *host) waitCleaned(domid uint32) {
 func (h *host) vscsiOf(domid uint32) []string {
 	d := strconv.FormatUint(uint64(domid), 10)
 	var out []string
-	for p := range h.srv.Snapshot() {
-		if strings.Contains(p, "/backend/vscsi/"+d) || strings.HasPrefix(p, home(domid)+"/device/vscsi") ||
+	for p := range h.Srv.Snapshot() {
+		if strings.Contains(p, "/backend/vscsi/"+d) || strings.HasPrefix(p, rigtest.Home(domid)+"/device/vscsi") ||
 			strings.HasPrefix(p, "/libxl/"+d+"/vscsi") {
 			out = append(out, p)
 		}
@@ -301,7 +266,7 @@ func (h *host) list(ts *plugin.Toolstack, domid uint32) []plugin.VHostStatus {
 
 // adminTS is a toolstack on the admin connection, for reading state.
 func (h *host) adminTS() *plugin.Toolstack {
-	c, err := h.srv.Connect(0)
+	c, err := h.Srv.Connect(0)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -417,7 +382,7 @@ func TestBadVSCSILine(t *testing.T) {
 	h := newHost(t, 0)
 	h.cfg(0, "bad.cfg", "name = \"bad\"\nvscsi = [ '"+wwn0+",0:0:0:0', '"+wwn1+",0:0:1:0,feature-hots' ]\n")
 	h.start()
-	before := h.srv.Dump()
+	before := h.Srv.Dump()
 	h.guest(9, "bad", "", false)
 	o := h.outcome(9)
 	if o.Action != autoattach.BadConfig || o.Err == nil || !strings.Contains(o.Err.Error(), "feature-hots") {
@@ -434,9 +399,9 @@ func TestBadVSCSILine(t *testing.T) {
 	}
 	// Only the domain's own creation (home, /libxl/9) changed the tree;
 	// vscsiOf above already checked /libxl/9/vscsi.
-	after := h.srv.Dump()
+	after := h.Srv.Dump()
 	for _, l := range strings.Split(after, "\n") {
-		if !strings.Contains(before, l) && !strings.HasPrefix(l, home(9)) && !strings.HasPrefix(l, "/libxl") {
+		if !strings.Contains(before, l) && !strings.HasPrefix(l, rigtest.Home(9)) && !strings.HasPrefix(l, "/libxl") {
 			t.Errorf("unexpected node: %s", l)
 		}
 	}
@@ -463,12 +428,12 @@ func TestRestartWritesNothingTwice(t *testing.T) {
 	if vs := h.list(ts, 5); !connected(vs, 2) {
 		t.Fatalf("guest5: %+v", vs)
 	}
-	snap := h.srv.Dump()
+	snap := h.Srv.Dump()
 
 	// Restart over an unchanged host: not one write.
 	var writes atomic.Int64
 	var what sync.Map
-	h.srv.SetOnRequest(func(domid uint32, m xswire.Msg) {
+	h.Srv.SetOnRequest(func(domid uint32, m xswire.Msg) {
 		switch m.Type {
 		case xswire.Write, xswire.Mkdir, xswire.Rm, xswire.SetPerms:
 			writes.Add(1)
@@ -485,10 +450,10 @@ func TestRestartWritesNothingTwice(t *testing.T) {
 	if n := writes.Load(); n != 0 {
 		what.Range(func(k, _ any) bool { t.Errorf("write after restart: %v", k); return true })
 	}
-	if got := h.srv.Dump(); got != snap {
+	if got := h.Srv.Dump(); got != snap {
 		t.Errorf("tree changed across the restart")
 	}
-	h.srv.SetOnRequest(nil)
+	h.Srv.SetOnRequest(nil)
 
 	// While no watcher runs: g6 is destroyed, g7 starts.
 	h.destroy(6)
@@ -519,7 +484,7 @@ func TestDomainGoneMidSetup(t *testing.T) {
 	be := "/local/domain/0/backend/vscsi/11/0/state"
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if v, err := h.admin.Read(xenif.NoTx, be); err == nil && v == "2" {
+		if v, err := h.Admin.Read(xenif.NoTx, be); err == nil && v == "2" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -541,7 +506,7 @@ func TestDomainGoneMidSetup(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if h.exists(home(11)) {
+	if h.Exists(rigtest.Home(11)) {
 		t.Errorf("the domain's home came back")
 	}
 }
@@ -553,15 +518,15 @@ func TestRenamedMidSetup(t *testing.T) {
 	h.cfg(0, "old.cfg", "name = \"old\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
 	h.cfg(0, "new.cfg", "name = \"new\"\nvscsi = [ '"+wwn1+",0:0:0:0' ]\n")
 	var reads atomic.Int32
-	renamer, err := h.srv.Connect(0)
+	renamer, err := h.Srv.Connect(0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer renamer.Close()
-	h.srv.SetOnRequest(func(domid uint32, m xswire.Msg) {
-		if m.Type == xswire.Read && strings.TrimRight(string(m.Payload), "\x00") == home(12)+"/name" {
+	h.Srv.SetOnRequest(func(domid uint32, m xswire.Msg) {
+		if m.Type == xswire.Read && strings.TrimRight(string(m.Payload), "\x00") == rigtest.Home(12)+"/name" {
 			if reads.Add(1) == 2 { // the re-read after the match
-				if err := renamer.Write(xenif.NoTx, home(12)+"/name", "new"); err != nil {
+				if err := renamer.Write(xenif.NoTx, rigtest.Home(12)+"/name", "new"); err != nil {
 					t.Error(err)
 				}
 			}
@@ -623,7 +588,7 @@ func TestUnappliableConfig(t *testing.T) {
 func TestRaceWithOtherToolstack(t *testing.T) {
 	h := newHost(t, 0)
 	p := h.cfg(0, "raced.cfg", "name = \"raced\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
-	other, err := h.srv.Connect(0)
+	other, err := h.Srv.Connect(0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -631,8 +596,8 @@ func TestRaceWithOtherToolstack(t *testing.T) {
 	defer func() { ots.Close(); other.Close() }()
 	var reads atomic.Int32
 	otherErr := make(chan error, 1)
-	h.srv.SetOnRequest(func(domid uint32, m xswire.Msg) {
-		if m.Type == xswire.Read && strings.TrimRight(string(m.Payload), "\x00") == home(15)+"/name" {
+	h.Srv.SetOnRequest(func(domid uint32, m xswire.Msg) {
+		if m.Type == xswire.Read && strings.TrimRight(string(m.Payload), "\x00") == rigtest.Home(15)+"/name" {
 			if reads.Add(1) == 2 { // the watcher's re-read, just before its Apply
 				_, err := ots.Apply(context.Background(), "15", p)
 				otherErr <- err
@@ -662,17 +627,17 @@ func TestUnnamedRetried(t *testing.T) {
 	h := newHost(t, 0)
 	h.cfg(0, "late.cfg", "name = \"late\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
 	h.start()
-	h.mkdir(home(16), xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: 16, Bits: xenif.PermRead}})
-	h.mkdir(home(16)+"/device", xenif.Perms{{Domid: 16, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}})
-	h.srv.IntroduceDomain(16)
+	h.Mkdir(rigtest.Home(16), xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: 16, Bits: xenif.PermRead}})
+	h.Mkdir(rigtest.Home(16)+"/device", xenif.Perms{{Domid: 16, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}})
+	h.Srv.IntroduceDomain(16)
 	if o := h.outcome(16); o.Action != autoattach.Unnamed {
 		t.Fatalf("outcome %+v", o)
 	}
 	if left := h.vscsiOf(16); len(left) != 0 {
 		t.Errorf("written: %v", left)
 	}
-	h.write(home(16)+"/name", "late")
-	fs, err := h.srv.Connect(16)
+	h.Write(rigtest.Home(16)+"/name", "late")
+	fs, err := h.Srv.Connect(16)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -697,7 +662,7 @@ func TestRenamedAfterNoConfig(t *testing.T) {
 	if left := h.vscsiOf(18); len(left) != 0 {
 		t.Errorf("written for the incoming domain: %v", left)
 	}
-	h.write(home(18)+"/name", "mig")
+	h.Write(rigtest.Home(18)+"/name", "mig")
 	o := h.outcome(18)
 	if o.Action != autoattach.Attached || o.Name != "mig" {
 		t.Fatalf("after the rename: %+v", o)
