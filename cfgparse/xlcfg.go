@@ -275,6 +275,14 @@ func isNumberChar(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c == 'x'
 }
 
+// span is the end of the run of bytes of d from i on that in accepts.
+func span(d []byte, i int, in func(byte) bool) int {
+	for i < len(d) && in(d[i]) {
+		i++
+	}
+	return i
+}
+
 func (lx *lexer) next() (token, *SyntaxError) {
 	d := lx.data
 	for lx.off < len(d) {
@@ -286,19 +294,11 @@ func (lx *lexer) next() (token, *SyntaxError) {
 			lx.off++
 			continue
 		case c >= 'a' && c <= 'z':
-			i := start + 1
-			for i < len(d) && isIdentChar(d[i]) {
-				i++
-			}
-			tok.kind, tok.str = tIdent, lx.src[start:i]
-			lx.off = i
+			lx.off = span(d, start+1, isIdentChar)
+			tok.kind, tok.str = tIdent, lx.src[start:lx.off]
 		case c >= '0' && c <= '9':
-			i := start + 1
-			for i < len(d) && isNumberChar(d[i]) {
-				i++
-			}
-			tok.kind, tok.str = tNumber, lx.src[start:i]
-			lx.off = i
+			lx.off = span(d, start+1, isNumberChar)
+			tok.kind, tok.str = tNumber, lx.src[start:lx.off]
 		case c == ',':
 			tok.kind, lx.off = tComma, start+1
 		case c == '[':
