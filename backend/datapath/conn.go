@@ -87,6 +87,9 @@ type Conn struct {
 	workers   int
 	running   bool // run was called: loop and workers exist
 	workersWG sync.WaitGroup
+	// finishing: worker commands that left their LUN and are not answered
+	// yet; the last one to answer pushes (workerUnlockAndPush).
+	finishing atomic.Int32
 	stopping  atomic.Bool
 	loopDone  chan struct{}
 	done      chan struct{}

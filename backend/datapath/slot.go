@@ -184,13 +184,14 @@ func (c *Conn) result(s *slot) (dl int, rslt int32, sense []byte, residual uint3
 // and the guest's pages are not touched: it may have reused them). Inline
 // commands complete in runGroup instead.
 func (c *Conn) complete(s *slot) {
+	c.finishing.Add(1)
 	dl, rslt, sense, residual := c.result(s)
 	c.mu.Lock()
 	if s.aborted || s.tmfHost != 0 || dl == 0 {
 		// Nothing to copy out (or the result is dropped): answer in the
 		// same critical section.
 		c.answerLocked(s, rslt, sense, residual)
-		c.unlockAndPush()
+		c.workerUnlockAndPush()
 		return
 	}
 	s.state = stateCompleting
@@ -201,7 +202,22 @@ func (c *Conn) complete(s *slot) {
 		c.counters.Rejected.Add(1)
 		rslt, sense, residual = vscsiif.Rslt(vscsiif.HostError, 0), nil, 0
 	}
-	c.finish(s, rslt, sense, residual)
+	c.mu.Lock()
+	c.answerLocked(s, rslt, sense, residual)
+	c.workerUnlockAndPush()
+}
+
+// workerUnlockAndPush is unlockAndPush for a worker that has just answered
+// its command: if other workers' commands have also left their LUNs and are
+// about to be answered, the last of them pushes for all (one notify instead
+// of one each). The count is taken when a command leaves its LUN, never
+// while it runs in it, so a response waits at most for another's copy-out.
+func (c *Conn) workerUnlockAndPush() {
+	if c.finishing.Add(-1) > 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.unlockAndPush()
 }
 
 const statusCheckCondition = 0x02
