@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/govscsi/govscsi/cfgparse"
-	"github.com/govscsi/govscsi/libxlgo/xs"
 	"github.com/govscsi/govscsi/libxlgo/xswire"
 	"github.com/govscsi/govscsi/plugin"
 )
@@ -171,13 +170,7 @@ func TestApplyAttachedButClosing(t *testing.T) {
 // from one Toolstack): all succeed, and the domain has one set of devices.
 func TestApplyRace(t *testing.T) {
 	r := newRig(t, rigOpt{})
-	other, err := xs.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	ts2 := plugin.New(other, plugin.Options{})
-	defer ts2.Close()
+	ts2 := r.otherToolstack()
 	cfg := writeCfg(t, "race.cfg", wwn0+",0:0:0:0", wwn1+",0:0:1:0", wwn2+",1:0:0:0")
 
 	tss := []*plugin.Toolstack{r.ts, ts2, r.ts, ts2}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
-	"github.com/govscsi/govscsi/libxlgo/xs"
 	"github.com/govscsi/govscsi/plugin"
 )
 
@@ -306,13 +305,7 @@ func TestGuestDisappears(t *testing.T) {
 // Toolstack: all succeed with distinct dev ids.
 func TestRacingAttaches(t *testing.T) {
 	r := newRig(t, rigOpt{})
-	other, err := xs.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	ts2 := plugin.New(other, plugin.Options{})
-	defer ts2.Close()
+	ts2 := r.otherToolstack()
 
 	// Both create vdev host 0 at once: one creates, the other hot-adds.
 	var wg sync.WaitGroup
@@ -574,13 +567,7 @@ func TestHotAddInInitWait(t *testing.T) {
 	for r.read2("/local/domain/0/backend/vscsi/5/0/state") != "2" {
 		time.Sleep(5 * time.Millisecond)
 	}
-	other, err := xs.Open(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	ts2 := plugin.New(other, plugin.Options{})
-	defer ts2.Close()
+	ts2 := r.otherToolstack()
 	res, err := ts2.Attach(ctx(t), "guest5", wwn1, "0:0:1:0")
 	if err != nil || !res.Pending || len(res.Created) != 0 {
 		t.Fatalf("hot-add in InitWait: %+v %v", res, err)

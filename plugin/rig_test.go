@@ -118,6 +118,19 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
+// otherToolstack is a second toolstack on its own libxenstore connection:
+// another process's worth, for races.
+func (r *rig) otherToolstack() *plugin.Toolstack {
+	r.t.Helper()
+	other, err := xs.Open(0)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ts := plugin.New(other, plugin.Options{})
+	r.t.Cleanup(func() { ts.Close(); other.Close() })
+	return ts
+}
+
 func (r *rig) list() []plugin.VHostStatus {
 	r.t.Helper()
 	vs, err := r.ts.List(guest)
