@@ -12,6 +12,7 @@ import (
 
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xsfake"
+	"github.com/govscsi/govscsi/plugin/internal/rigtest"
 	"github.com/govscsi/govscsi/tests/simpeer"
 )
 
@@ -25,38 +26,23 @@ func build(t *testing.T) string {
 	return bin
 }
 
-var n0 = xenif.Perms{{Domid: 0, Bits: xenif.PermNone}}
-
 // host: an xsfake server with dom0, the scripted backend, and guest 5
-// ("guest5") with its scripted frontend, introduced.
+// ("guest5", introduced) with its scripted frontend.
 func host(t *testing.T) (*xsfake.Started, *xsfake.Client) {
-	srv := xsfake.StartT(t)
-	a, err := srv.Connect(0)
+	h := rigtest.NewHost(t)
+	h.Guest(5, "guest5")
+	bs, err := h.Srv.Connect(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { a.Close() })
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(a.Write(xenif.NoTx, "/local/domain/0/name", "Domain-0"))
-	must(a.Mkdir(xenif.NoTx, "/local/domain/5"))
-	must(a.SetPerms(xenif.NoTx, "/local/domain/5", xenif.Perms{{Domid: 0}, {Domid: 5, Bits: xenif.PermRead}}))
-	must(a.Write(xenif.NoTx, "/local/domain/5/name", "guest5"))
-	must(a.Mkdir(xenif.NoTx, "/local/domain/5/device"))
-	must(a.SetPerms(xenif.NoTx, "/local/domain/5/device", xenif.Perms{{Domid: 5}, {Domid: 0, Bits: xenif.PermRead}}))
-	bs, err := srv.Connect(0)
-	must(err)
 	stopBE := simpeer.Start((&simpeer.Backend{Store: bs}).Run)
-	fs, err := srv.Connect(5)
-	must(err)
+	fs, err := h.Srv.Connect(5)
+	if err != nil {
+		t.Fatal(err)
+	}
 	stopFE := simpeer.Start((&simpeer.Frontend{Store: fs, Domid: 5, RingRef: "8", EventChannel: "9"}).Run)
 	t.Cleanup(func() { stopFE(); stopBE(); fs.Close(); bs.Close() })
-	srv.IntroduceDomain(5)
-	return srv, a
+	return h.Srv, h.Admin
 }
 
 func writeFile(t *testing.T, p, body string) {
