@@ -189,8 +189,8 @@ func (c *Conn) runGroup() {
 		// goroutine after the group, and Stop waits for it.
 		s.res = scsi.Result{}
 		s.panics = !c.runLUN(s)
-		var dl int
-		dl, s.rslt, s.sense, s.residual = c.result(s)
+		dl, rslt, sense, residual := c.result(s)
+		s.rslt, s.sense, s.residual = rslt, s.senseBuf[:copy(s.senseBuf[:], sense)], residual
 		if dl > 0 {
 			c.addDataOps(s, dl, true)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govscsi/govscsi/backend/scsi"
 	"github.com/govscsi/govscsi/backend/vscsiif"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 )
@@ -650,4 +651,39 @@ func TestWorkerResponsesCoalesce(t *testing.T) {
 		t.Fatal("read data differs")
 	}
 	f.quiet(10 * time.Millisecond)
+}
+
+// reusedSenseLUN fails every command with CHECK CONDITION, returning sense
+// from one buffer it reuses for the next command, with the ASC taken from
+// CDB byte 2 (as a LUN may: the Result contract does not hand the sense
+// over).
+type reusedSenseLUN struct{ buf []byte }
+
+func (l *reusedSenseLUN) Execute(cmd *scsi.Command, res *scsi.Result) {
+	copy(l.buf, illegalRequest)
+	l.buf[12] = cmd.CDB[2]
+	res.Status, res.Sense = statusCheckCondition, l.buf
+}
+
+func (l *reusedSenseLUN) Close() error { return nil }
+
+// TestBatchSenseNotShared: inline commands of one batch run before any of
+// them is answered; each response still carries its own command's sense.
+func TestBatchSenseNotShared(t *testing.T) {
+	r := newBatchRig(t, nil)
+	r.f.table.Set(lun0, Entry{LUN: &reusedSenseLUN{buf: make([]byte, len(illegalRequest))}, Inline: true})
+	var reqs []vscsiif.Request
+	for i := 0; i < 8; i++ {
+		q := rw(uint16(i), opTUR, vscsiif.DMANone, 0, 0)
+		q.CDB[2] = byte(0x40 + i)
+		reqs = append(reqs, q)
+	}
+	got, _ := r.run(t, reqs...)
+	for i := 0; i < 8; i++ {
+		rsp := got[uint16(i)]
+		expectRslt(t, rsp, uint16(i), vscsiif.Rslt(0, statusCheckCondition))
+		if rsp.SenseLen != uint8(len(illegalRequest)) || rsp.Sense[12] != byte(0x40+i) {
+			t.Errorf("rqid %d: sense % x, want ASC %#x", i, rsp.Sense[:rsp.SenseLen], 0x40+i)
+		}
+	}
 }

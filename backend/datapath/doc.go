@@ -14,7 +14,11 @@
 // Hot path design (a 16-slot ring makes latency matter more than bandwidth):
 // every request occupies a preallocated slot holding its private request
 // copy, segment list, grant-copy ops and data buffer, so the steady state
-// allocates nothing. A LUN marked Inline (RAM or page-cache backed) runs on
+// allocates nothing. Grant copies are batched across the requests of one
+// ring drain (batch.go): one call for all indirect SG lists, one for all
+// write data, one for the read data of all inline commands, since on real
+// Xen each call is an ioctl and hypercalls (a failed op still fails only its
+// own request). A LUN marked Inline (RAM or page-cache backed) runs on
 // the ring goroutine and its responses are pushed in one batch per drain;
 // other LUNs run on a small worker pool so a slow device never stalls the
 // ring, and ABORT / LUN RESET never block the ring (P22): commands not yet

@@ -41,9 +41,12 @@ type slot struct {
 	opLo, opHi int
 	copyFailed bool
 	// An inline command's response, staged until its data is copied out.
+	// The sense is copied: the LUN may reuse its buffer for the next
+	// command of the group.
 	rslt     int32
 	sense    []byte
 	residual uint32
+	senseBuf [vscsiif.SenseBufferSize]byte
 	cmd      scsi.Command
 	res      scsi.Result
 	panics   bool // the LUN panicked on this command
