@@ -687,3 +687,64 @@ func TestBatchSenseNotShared(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchChunks: a group with more data than groupChunkBytes moves it in
+// chunks (one write-in and one read-out call each), every byte in place:
+// two 512 KiB indirect reads, then sixteen 64 KiB direct writes read back.
+func TestBatchChunks(t *testing.T) {
+	r := newBatchRig(t, nil)
+	lun := newMemLUN(4096) // 2 MiB
+	fill(lun.data, 9)
+	r.f.table.Set(lun0, Entry{LUN: lun, Inline: true})
+
+	var reqs []vscsiif.Request
+	var pages [][][]byte
+	for i := 0; i < 2; i++ {
+		list, lref := r.f.dataPage(0, true)
+		var ps [][]byte
+		for k := 0; k < 128; k++ {
+			p, ref := r.f.dataPage(0xee, false)
+			ps = append(ps, p)
+			seg(ref, 0, 4096).Encode(list[k*8:])
+		}
+		q := rw(uint16(i), opRead10, vscsiif.DMAFromDevice, uint32(i*1024), 1024, seg(lref, 0, 128*8))
+		q.NrSegments = vscsiif.SGGrant | 1
+		reqs = append(reqs, q)
+		pages = append(pages, ps)
+	}
+	got, calls := r.run(t, reqs...)
+	if want := uint64(1 + 2); calls != want {
+		t.Errorf("2 x 512 KiB reads: %d grant-copy calls, want %d (SG lists, one read-out per chunk)", calls, want)
+	}
+	for i, ps := range pages {
+		expectRslt(t, got[uint16(i)], uint16(i), rsltGood)
+		if !bytes.Equal(bytes.Join(ps, nil), lun.data[i*512<<10:(i+1)*512<<10]) {
+			t.Errorf("read %d: data differs", i)
+		}
+	}
+
+	const per = 64 << 10
+	reqs, pages = nil, nil
+	for i := 0; i < 16; i++ {
+		var ps [][]byte
+		var segs []vscsiif.Segment
+		for k := 0; k < per/4096; k++ {
+			p, ref := r.f.dataPage(0, true)
+			fill(p, i*100+k)
+			ps = append(ps, p)
+			segs = append(segs, seg(ref, 0, 4096))
+		}
+		reqs = append(reqs, rw(uint16(i), opWrite10, vscsiif.DMAToDevice, uint32(i*per/blockSize), per/blockSize, segs...))
+		pages = append(pages, ps)
+	}
+	got, calls = r.run(t, reqs...)
+	if want := uint64(16 * per / groupChunkBytes); calls != want {
+		t.Errorf("16 x 64 KiB writes: %d grant-copy calls, want %d (one write-in per chunk)", calls, want)
+	}
+	for i, ps := range pages {
+		expectRslt(t, got[uint16(i)], uint16(i), rsltGood)
+		if !bytes.Equal(bytes.Join(ps, nil), lun.data[i*per:(i+1)*per]) {
+			t.Errorf("write %d: data differs", i)
+		}
+	}
+}
