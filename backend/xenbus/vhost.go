@@ -349,6 +349,12 @@ func (v *vhost) frontendChanged(fs int) bool {
 			v.reprobe()
 		}
 	case StateInitialised:
+		if online, _ := v.read(v.be + "/online"); online == "1" && (v.state == StateClosed || v.state == StateClosing) {
+			// A new frontend instance that skipped Initialising: Linux's
+			// xenbus unbind + bind goes Closed -> Initialised. It has no
+			// LUNs yet, so offer the devices again as for a reload (P15).
+			v.resetForNewFrontend()
+		}
 		if v.failed {
 			return false
 		}
@@ -392,6 +398,14 @@ func (v *vhost) frontendChanged(fs int) bool {
 // devices the old frontend had are offered to the new one again.
 func (v *vhost) reprobe() {
 	v.log.Info("frontend restarted: back to InitWait")
+	v.resetForNewFrontend()
+	v.setState(StateInitWait)
+}
+
+// resetForNewFrontend forgets the old frontend instance: the ring, a
+// fatal error it caused, and which devices it had (connected devices go
+// back to Initialised so the new instance adds them).
+func (v *vhost) resetForNewFrontend() {
 	v.disconnect()
 	v.failed = false
 	v.lastErr = ""
@@ -403,7 +417,6 @@ func (v *vhost) reprobe() {
 		}
 	}
 	_ = v.writeIn(v.be, "feature-sg-grant", strconv.Itoa(v.b.cfg.MaxSegments))
-	v.setState(StateInitWait)
 }
 
 // connect reads the ring details and starts the data path. On failure it

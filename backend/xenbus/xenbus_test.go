@@ -131,7 +131,8 @@ func TestHotAddAndRemove(t *testing.T) {
 }
 
 // TestFrontendReload: the guest unloads and reloads xen-scsifront (or
-// kexecs): Closing, Closed, Initialising, a new ring, Initialised (P15).
+// kexecs): Closing, Closed, Initialising, a new ring, Initialised (P15);
+// and a rebind that skips Initialising.
 func TestFrontendReload(t *testing.T) {
 	r := newRig(t)
 	r.start()
@@ -171,6 +172,14 @@ func TestFrontendReload(t *testing.T) {
 	w(fe+"/state", "6")
 	r.waitValue(be+"/state", "6")
 	eventually(t, "ring unmapped after a direct Closed", func() bool { return r.grants.Mapped() == 0 })
+
+	// Linux's xenbus unbind + bind of the device (sysfs) goes from Closed
+	// straight to Initialised with a new ring, never writing Initialising:
+	// the new frontend instance has no LUNs, so the devices must be
+	// offered again (state 3) as for a reload.
+	g.newRing()
+	connect()
+	g.writeRead(a0, 0, 0x33)
 }
 
 func TestHostileFrontendValues(t *testing.T) {
