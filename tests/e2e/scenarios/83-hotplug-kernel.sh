@@ -8,8 +8,8 @@
 # write and read it; destroy-vhost's remove tears down exactly what add made
 # (configfs compared before/after, the script's record removed). A p-dev LIO
 # lacks with no p-devname fails naming it, leaving xenstore as it was.
-# (Based on the hotplug engineer's draft hotplug/testdata/60-hotplug-kernel.sh;
-# its udev half needs udevd, which the rig's dom0 does not run: not covered.)
+# (The udev half of the hotplug script needs udevd, which the rig's dom0 does
+# not run: covered by hotplug/'s unit tests only.)
 # timeout: 400
 have vscsi-hotplug || pending "build/vscsi-hotplug not built"
 have vscsi-govscsi || pending "hotplug/scripts/vscsi-govscsi not staged in /rig/bin"
