@@ -70,22 +70,23 @@ func (c *Conn) endOps(s *slot) {
 // slots with a failed op (copyFailed).
 func (c *Conn) runCopies() {
 	ops := c.cb.ops
-	if len(ops) > 0 {
-		if err := c.grants.GrantCopy(ops); err != nil {
-			// The call failed as a whole (the device, not an op): give
-			// each request its own call so one cannot fail another.
-			for _, s := range c.cb.slots {
-				if c.grantCopy(ops[s.opLo:s.opHi]) != nil {
-					s.copyFailed = true
-				}
+	if len(ops) == 0 {
+		return
+	}
+	if err := c.grants.GrantCopy(ops); err != nil {
+		// The call failed as a whole (the device, not an op): give each
+		// request its own call so one cannot fail another.
+		for _, s := range c.cb.slots {
+			if c.grantCopy(ops[s.opLo:s.opHi]) != nil {
+				s.copyFailed = true
 			}
-		} else {
-			for _, s := range c.cb.slots {
-				for i := s.opLo; i < s.opHi; i++ {
-					if ops[i].Status != xenif.GNTSTOkay {
-						s.copyFailed = true
-						break
-					}
+		}
+	} else {
+		for _, s := range c.cb.slots {
+			for i := s.opLo; i < s.opHi; i++ {
+				if ops[i].Status != xenif.GNTSTOkay {
+					s.copyFailed = true
+					break
 				}
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -746,5 +747,96 @@ func TestBatchChunks(t *testing.T) {
 		if !bytes.Equal(bytes.Join(ps, nil), lun.data[i*per:(i+1)*per]) {
 			t.Errorf("write %d: data differs", i)
 		}
+	}
+}
+
+// inGate holds the first copy from the guest until released: the loop is
+// then between looking its requests' LUNs up and running them.
+type inGate struct {
+	GrantDevice
+	entered chan struct{}
+	gate    chan struct{}
+	once    sync.Once
+}
+
+func (g *inGate) GrantCopy(ops []xenif.GrantCopyOp) error {
+	if len(ops) > 0 && !ops[0].ToGuest {
+		g.once.Do(func() {
+			g.entered <- struct{}{}
+			<-g.gate
+		})
+	}
+	return g.GrantDevice.GrantCopy(ops)
+}
+
+// TestWaitIdleCoversDispatch: hot remove (Table.Remove, WaitIdle, Close)
+// while the loop has already resolved a request to the LUN but is still
+// copying its data in: WaitIdle must wait for that command too, or the
+// LUN would be closed under it.
+func TestWaitIdleCoversDispatch(t *testing.T) {
+	for _, inline := range inlineModes {
+		t.Run(modeName(inline), func(t *testing.T) {
+			f := newTestFront(t)
+			lun := newMemLUN(8)
+			f.table.Set(lun0, Entry{LUN: lun, Inline: inline})
+			g := &inGate{GrantDevice: f.grants, entered: make(chan struct{}, 1), gate: make(chan struct{})}
+			cfg := f.config(2)
+			cfg.Grants = g
+			c, err := Start(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.stop(c) })
+			var opened sync.Once
+			open := func() { opened.Do(func() { close(g.gate) }) }
+			t.Cleanup(open) // runs before the Stop above if the test fails early
+			_, ref := f.dataPage(0x5a, true)
+			f.send(rw(1, opWrite10, vscsiif.DMAToDevice, 0, 1, seg(ref, 0, 512)))
+			<-g.entered
+			f.table.Remove(lun0)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+			defer cancel()
+			if err := c.WaitIdle(ctx, lun0); err == nil {
+				t.Fatal("WaitIdle returned while a command resolved to the LUN was still being dispatched")
+			}
+			open()
+			ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel2()
+			if err := c.WaitIdle(ctx2, lun0); err != nil {
+				t.Fatal(err)
+			}
+			lun.mu.Lock()
+			landed := lun.data[0] == 0x5a
+			lun.mu.Unlock()
+			if !landed {
+				t.Fatal("WaitIdle returned before the command ran")
+			}
+			expectRslt(t, f.recv(1)[0], 1, rsltGood)
+		})
+	}
+}
+
+// TestWaitIdleWaitsForReset: a LUN RESET whose Reset is still running
+// keeps the LUN in use for hot remove.
+func TestWaitIdleWaitsForReset(t *testing.T) {
+	f := newTestFront(t)
+	lun := newTMLUN()
+	f.table.Set(lun0, Entry{LUN: lun})
+	c := f.start(2)
+	f.send(vscsiif.Request{Rqid: 1, Act: vscsiif.ActSCSIReset})
+	<-lun.resetIn
+	f.table.Remove(lun0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	err := c.WaitIdle(ctx, lun0)
+	lun.resetOut <- nil
+	if err == nil {
+		t.Fatal("WaitIdle returned while the LUN's Reset was running")
+	}
+	expectRslt(t, f.recv(1)[0], 1, vscsiif.RsltResetSuccess)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := c.WaitIdle(ctx2, lun0); err != nil {
+		t.Fatal(err)
 	}
 }

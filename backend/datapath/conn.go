@@ -78,9 +78,10 @@ type Conn struct {
 	mu       sync.Mutex
 	slots    []*slot
 	free     []*slot
-	starved  bool // the loop stopped consuming for lack of free slots
-	batching bool // the loop is draining: inline responses wait for one push
-	ringGone bool // ring unmapped or dead: never touch it again
+	starved  bool   // the loop stopped consuming for lack of free slots
+	batching bool   // the loop is draining: inline responses wait for one push
+	batchSeq uint64 // drain batches started (WaitIdle tells them apart)
+	ringGone bool   // ring unmapped or dead: never touch it again
 	closed   bool
 
 	work      chan *slot
@@ -319,12 +320,19 @@ func (c *Conn) stop(ctx context.Context) error {
 // connection (for hot remove: Table.Remove, then WaitIdle, then Close the
 // LUN), or when ctx ends. Commands already answered by an ABORT but still
 // inside the LUN count as in flight: the LUN must not be closed under them.
+// So do a LUN RESET of a that is still running, and the drain batch in
+// progress when WaitIdle is called: it may have looked a up before the
+// Remove and still be copying data in; batches started later cannot find a
+// any more.
 func (c *Conn) WaitIdle(ctx context.Context, a Addr) error {
+	c.mu.Lock()
+	inBatch, seq := c.batching, c.batchSeq
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
-		busy := false
+		busy := inBatch && c.batching && c.batchSeq == seq
 		for _, s := range c.slots {
-			if (s.state == stateRunning || s.state == stateCompleting) && s.addr == a {
+			if (s.state == stateRunning || s.state == stateCompleting || s.resetting()) && s.addr == a {
 				busy = true
 				break
 			}
@@ -471,6 +479,7 @@ func (c *Conn) drain() (drainResult, error) {
 		}
 		c.starved = n > 0
 		c.batching = true
+		c.batchSeq++
 		c.mu.Unlock()
 
 		c.counters.Requests.Add(uint64(len(batch)))

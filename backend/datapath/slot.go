@@ -80,6 +80,12 @@ func newSlot(idx, maxSegs int, sgl []byte) *slot {
 	}
 }
 
+// resetting: s is a LUN RESET not answered yet (its LUN's Reset may still
+// run). Call with mu held.
+func (s *slot) resetting() bool {
+	return s.state == stateTMF && s.req.Act == vscsiif.ActSCSIReset
+}
+
 // errGrantCopy: a grant-copy op failed (bad ref, wrong domain, read-only
 // page...). The request gets DID_ERROR; nothing partial is ever reported.
 var errGrantCopy = errors.New("datapath: grant copy failed")
@@ -348,6 +354,7 @@ func (c *Conn) tmf(s *slot) {
 		}
 	case vscsiif.ActSCSIReset:
 		addr := Addr{Channel: r.Channel, Target: r.ID, LUN: r.LUN}
+		s.addr = addr // under mu: WaitIdle waits for a running Reset
 		e, ok := c.resolver.Lookup(addr)
 		if !ok {
 			s.tmfRslt = vscsiif.RsltResetFailed
