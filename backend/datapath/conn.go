@@ -54,6 +54,11 @@ type Config struct {
 	Workers int
 	// Logger receives protocol errors (rate-limited); nil discards them.
 	Logger hclog.Logger
+
+	// pollOnly makes the loop wait with poll(2) on Events.Fd() plus an
+	// eventfd instead of WaitPending (tests: every xenif.EventChannel has
+	// WaitPending, so nothing else reaches the fallback).
+	pollOnly bool
 }
 
 // ErrRing wraps every ring protocol violation reported by Err.
@@ -71,6 +76,7 @@ type Conn struct {
 	grants   GrantDevice
 	events   xenif.EventChannel
 	wake     *waker
+	netpoll  bool // the loop waits in WaitPending (else poll(2), waker.wait)
 
 	// mu guards the ring's response side and all slot state. The loop
 	// goroutine is the only consumer of requests but takes mu for that too,
@@ -156,8 +162,9 @@ func newConn(cfg Config) (*Conn, error) {
 		c.grants.Unmap(page) //nolint:errcheck // already failing
 		return nil, err
 	}
-	_, netpoll := c.events.(pendingWaiter)
-	if c.wake, err = newWaker(!netpoll); err != nil {
+	_, c.netpoll = c.events.(pendingWaiter)
+	c.netpoll = c.netpoll && !cfg.pollOnly
+	if c.wake, err = newWaker(!c.netpoll); err != nil {
 		c.grants.Unmap(page) //nolint:errcheck // already failing
 		return nil, err
 	}
@@ -372,7 +379,8 @@ const (
 // returns without unmasking.
 func (c *Conn) loop() {
 	defer close(c.loopDone)
-	wp, netpoll := c.events.(pendingWaiter)
+	wp, _ := c.events.(pendingWaiter)
+	netpoll := c.netpoll
 	for {
 		// The first pass also picks up requests queued before we bound.
 		if !c.service() || c.stopping.Load() {

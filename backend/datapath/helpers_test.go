@@ -11,7 +11,6 @@ import (
 	"github.com/govscsi/govscsi/backend/scsi"
 	"github.com/govscsi/govscsi/backend/vscsiif"
 	"github.com/govscsi/govscsi/libxlgo/xenfake"
-	"github.com/govscsi/govscsi/libxlgo/xenif"
 )
 
 const guestDom = 7
@@ -60,16 +59,9 @@ func newTestFront(t testing.TB) *testFront {
 }
 
 func (f *testFront) config(workers int) Config {
-	var ev xenif.EventChannel = f.events
-	if f.pollOnly {
-		ev = pollOnly{f.events}
-	}
 	return Config{FrontendDomid: guestDom, RingRef: f.ringRef, RemotePort: f.gport,
-		Grants: f.grants, Events: ev, Resolver: f.table, Workers: workers}
+		Grants: f.grants, Events: f.events, Resolver: f.table, Workers: workers, pollOnly: f.pollOnly}
 }
-
-// pollOnly hides WaitPending, forcing the loop's poll(2) fallback.
-type pollOnly struct{ xenif.EventChannel }
 
 // start runs a connection with its goroutines; the cleanup checks that Stop
 // released the ring mapping and the port.

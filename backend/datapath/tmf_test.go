@@ -382,6 +382,9 @@ func testSlotStarvation(t *testing.T, pollOnly bool) {
 	f.table.Set(lun0, Entry{LUN: newMemLUN(64), Inline: true})
 	f.table.Set(Addr{0, 1, 0}, Entry{LUN: slow})
 	c := f.start(1) // one worker: the commands queued behind it stay queued
+	if c.netpoll == pollOnly || (c.wake.fd >= 0) != pollOnly {
+		t.Fatalf("pollOnly %v: loop uses netpoll %v, eventfd %d", pollOnly, c.netpoll, c.wake.fd)
+	}
 	_, ref := f.dataPage(0, false)
 	for i := 0; i < 50; i++ {
 		f.send(rw(uint16(i%16), opRead10, vscsiif.DMAFromDevice, 0, 1, seg(ref, 0, 512)))
