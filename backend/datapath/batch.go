@@ -247,9 +247,17 @@ func (c *Conn) addSGLOps(s *slot) {
 	pos := 0
 	for i := 0; i < n; i++ {
 		seg := r.Seg[i]
+		end := pos + int(seg.Length)
+		if end > len(s.sgl) {
+			// Validate bounds the pieces by maxSegs; s.sgl's capacity runs
+			// on into the next slot's list, so never rely on the slice
+			// bounds check here.
+			s.copyFailed = true
+			break
+		}
 		c.addOp(xenif.GrantCopyOp{Ref: seg.Gref, Domid: c.cfg.FrontendDomid,
-			Offset: seg.Offset, Local: s.sgl[pos : pos+int(seg.Length)]})
-		pos += int(seg.Length)
+			Offset: seg.Offset, Local: s.sgl[pos:end]})
+		pos = end
 	}
 	c.endOps(s)
 }

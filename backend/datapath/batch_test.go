@@ -332,7 +332,8 @@ func TestBatchAbortWithVictim(t *testing.T) {
 	})
 	t.Run("workers/read", func(t *testing.T) {
 		f := newTestFront(t)
-		lun := &gateLUN{mem: newMemLUN(8), started: make(chan struct{}, 1), release: make(chan struct{})}
+		lun := &abortableGateLUN{gateLUN: gateLUN{mem: newMemLUN(8), started: make(chan struct{}, 1),
+			release: make(chan struct{})}, aborted: make(chan uint64, 1)}
 		fill(lun.mem.data, 5)
 		f.table.Set(lun0, Entry{LUN: lun})
 		f.table.Set(Addr{0, 1, 0}, Entry{LUN: newMemLUN(8), Inline: true})
@@ -342,18 +343,32 @@ func TestBatchAbortWithVictim(t *testing.T) {
 		other.ID = 1
 		f.send(rw(1, opRead10, vscsiif.DMAFromDevice, 0, 8, seg(ref, 0, 4096)),
 			vscsiif.Request{Rqid: 2, Act: vscsiif.ActSCSIAbort, RefRqid: 1}, other)
-		select {
-		case <-lun.started: // a worker took it before the ABORT: the ABORT waits
-		case <-time.After(50 * time.Millisecond): // dropped while queued
-		}
-		close(lun.release)
+		// Either a worker took the victim before the ABORT (then the ABORT
+		// tells the LUN, and waits until the LUN returns), or the ABORT
+		// dropped it while queued (both answered at once). Release the LUN
+		// only once the ABORT has claimed the victim.
 		var order []uint16
 		byID := map[uint16]vscsiif.Response{}
-		for _, rsp := range f.recv(3) {
-			byID[rsp.Rqid] = rsp
-			if rsp.Rqid != 3 {
-				order = append(order, rsp.Rqid)
+		released := false
+		for deadline := time.Now().Add(10 * time.Second); len(byID) < 3; {
+			if time.Now().After(deadline) {
+				t.Fatalf("responses so far: %v", byID)
 			}
+			select {
+			case <-lun.aborted:
+				close(lun.release)
+				released = true
+			default:
+			}
+			for _, rsp := range f.pollResponses(time.Millisecond) {
+				byID[rsp.Rqid] = rsp
+				if rsp.Rqid != 3 {
+					order = append(order, rsp.Rqid)
+				}
+			}
+		}
+		if !released {
+			close(lun.release)
 		}
 		if len(order) != 2 || order[0] != 1 || order[1] != 2 {
 			t.Fatalf("victim and ABORT answered in order %v, want [1 2]", order)
@@ -373,21 +388,33 @@ func TestBatchAbortWithVictim(t *testing.T) {
 	})
 	t.Run("workers/write", func(t *testing.T) {
 		f := newTestFront(t)
-		lun := &gateLUN{mem: newMemLUN(8), started: make(chan struct{}, 1), release: make(chan struct{})}
+		lun := &abortableGateLUN{gateLUN: gateLUN{mem: newMemLUN(8), started: make(chan struct{}, 1),
+			release: make(chan struct{})}, aborted: make(chan uint64, 1)}
 		f.table.Set(lun0, Entry{LUN: lun})
 		c := f.start(4)
 		_, oldRef := f.dataPage(0xaa, true)
 		_, newRef := f.dataPage(0xbb, true)
 		f.send(rw(1, opWrite10, vscsiif.DMAToDevice, 2, 1, seg(oldRef, 0, 512)),
 			vscsiif.Request{Rqid: 2, Act: vscsiif.ActSCSIAbort, RefRqid: 1})
-		// As the guest does: re-issue only once the ABORT succeeded. If it
-		// did not within a moment, the old write is in the LUN: let it go.
-		got := f.pollResponses(30 * time.Millisecond)
+		// As the guest does: re-issue only once the ABORT succeeded. If the
+		// old write is in the LUN, the ABORT claims it and must wait for it:
+		// let the LUN go only then.
+		var got []vscsiif.Response
 		released := false
-		if len(got) < 2 {
-			close(lun.release)
-			released = true
-			got = append(got, f.recv(2-len(got))...)
+		for deadline := time.Now().Add(10 * time.Second); len(got) < 2; {
+			if time.Now().After(deadline) {
+				t.Fatalf("responses so far: %v", got)
+			}
+			select {
+			case <-lun.aborted:
+				if len(got) != 0 {
+					t.Fatalf("answered %v before the aborted write left the LUN", got)
+				}
+				close(lun.release)
+				released = true
+			default:
+			}
+			got = append(got, f.pollResponses(time.Millisecond)...)
 		}
 		expectRslt(t, got[0], 1, vscsiif.Rslt(vscsiif.HostAbort, 0))
 		expectRslt(t, got[1], 2, vscsiif.RsltResetSuccess)
@@ -408,6 +435,16 @@ func TestBatchAbortWithVictim(t *testing.T) {
 		}
 	})
 }
+
+// abortableGateLUN is a gateLUN that reports ABORTs of its running
+// commands.
+type abortableGateLUN struct {
+	gateLUN
+	aborted chan uint64
+}
+
+func (l *abortableGateLUN) Abort(tag uint64) bool { l.aborted <- tag; return false }
+func (l *abortableGateLUN) Reset() error          { return nil }
 
 // batchSpec describes one request of a random batch, independent of the
 // refs a particular rig hands out, so one batch can be replayed on two rigs.
@@ -639,7 +676,12 @@ func TestWorkerResponsesCoalesce(t *testing.T) {
 	f.send(rw(1, opRead10, vscsiif.DMAFromDevice, 0, 8, seg(ref, 0, 4096)))
 	<-g.entered // rqid 1 is copying its data out
 	f.send(rw(2, opTUR, vscsiif.DMANone, 0, 0))
-	time.Sleep(10 * time.Millisecond) // rqid 2 answered meanwhile
+	for deadline := time.Now().Add(10 * time.Second); c.Stats().Responses.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("rqid 2 not answered while rqid 1 copies out")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	close(g.gate)
 	got := f.recv(2)
 	byID := map[uint16]vscsiif.Response{}
