@@ -32,7 +32,7 @@ func BenchmarkReconnectCycle(b *testing.B) {
 		w(fe+"/state", "3")
 		r.waitValue(be+"/state", "4")
 		w(fe+"/state", "6")
-		r.waitValue(be+"/state", "6")
+		r.waitValue(be+"/state", "2") // via Closed, ready for the next frontend
 		w(fe+"/state", "1")
 		r.waitValue(be+"/state", "2")
 	}

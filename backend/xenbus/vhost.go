@@ -382,6 +382,16 @@ func (v *vhost) frontendChanged(fs int) bool {
 		v.disconnect()
 		v.setState(StateClosed)
 		v.removing = false
+		// Ready for the next frontend instance (P15) unless the toolstack
+		// is removing the vhost (online=0: step unregisters it) or it
+		// failed (the error node stays for the admin). A Linux frontend
+		// re-probed after unbind/bind or a module reload writes
+		// Initialised at once and treats a backend it finds Closed as
+		// "missed Closing": it closes again. So the backend must already
+		// wait in InitWait, which an old frontend ignores.
+		if online, _ := v.read(v.be + "/online"); online == "1" && !v.failed {
+			v.reprobe()
+		}
 	case StateReconfiguring:
 		if v.failed {
 			return false

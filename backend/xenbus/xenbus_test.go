@@ -157,12 +157,17 @@ func TestFrontendReload(t *testing.T) {
 	g.writeRead(a0, 0, 0x11)
 	w(fe+"/state", "5")
 	r.waitValue(be+"/state", "5")
+	// Closed (online=1, no failure): the backend passes through Closed
+	// and waits for the next frontend instance in InitWait, its device
+	// offered again (state 3).
 	w(fe+"/state", "6")
-	r.waitValue(be+"/state", "6")
+	r.waitValue(be+"/state", "2")
+	r.waitValue(be+"/vscsi-devs/dev-0/state", "3")
 	eventually(t, "ring unmapped", func() bool { return r.grants.Mapped() == 0 })
+	// kexec's xenbus_reset_frontend: Initialising; the backend stays in
+	// InitWait.
 	w(fe+"/state", "1")
 	r.waitValue(be+"/state", "2")
-	// The reloaded frontend sees the device offered again (state 3).
 	r.waitValue(be+"/vscsi-devs/dev-0/state", "3")
 	g.newRing()
 	connect()
@@ -170,13 +175,12 @@ func TestFrontendReload(t *testing.T) {
 
 	// FE Closed without Closing first: still disconnects.
 	w(fe+"/state", "6")
-	r.waitValue(be+"/state", "6")
+	r.waitValue(be+"/state", "2")
 	eventually(t, "ring unmapped after a direct Closed", func() bool { return r.grants.Mapped() == 0 })
 
-	// Linux's xenbus unbind + bind of the device (sysfs) goes from Closed
-	// straight to Initialised with a new ring, never writing Initialising:
-	// the new frontend instance has no LUNs, so the devices must be
-	// offered again (state 3) as for a reload.
+	// Linux's xenbus unbind + bind of the device (sysfs), or a module
+	// reload, goes from Closed straight to Initialised with a new ring,
+	// never writing Initialising.
 	g.newRing()
 	connect()
 	g.writeRead(a0, 0, 0x33)
