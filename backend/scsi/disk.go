@@ -15,9 +15,20 @@ import (
 type Store = store.Store
 
 // MaxTransferBytes is the most one vscsiif request can carry: 128 grant
-// segments of 4 KiB (feature-sg-grant). Block limits VPD advertises it so the
-// guest never builds a bigger command.
+// segments of 4 KiB (feature-sg-grant). A command asking for more is refused.
 const MaxTransferBytes = 128 * 4096
+
+// AdvertisedTransferBytes is the MAXIMUM and OPTIMAL TRANSFER LENGTH the
+// Block Limits VPD reports by default: half of what a request can carry.
+// Linux's xen-scsifront sizes a command by the pages its scatterlist
+// touches but lets the block layer build commands of sg_tablesize (128)
+// segments and 1016 sectors: a 508 KiB command on a 1 KiB-block ext4 (the
+// mkfs default below 512 MiB) starts mid-page and its segments end
+// mid-page, so it touches more than 128 pages and fails with DID_ERROR
+// ("Unable to map request_buffer", I/O errors, lost writes; seen on the
+// rig). With 256 KiB commands (65 pages at most) 63 segments may end
+// mid-page before that can happen.
+const AdvertisedTransferBytes = 256 << 10
 
 // DiskOptions configures NewDisk. The zero value is a usable disk.
 type DiskOptions struct {
@@ -52,6 +63,10 @@ type DiskOptions struct {
 	// (default and cap: what feature-sg-grant 128 carries, MaxTransferBytes;
 	// set it to the datapath's segment limit * 4096 if that is smaller).
 	MaxTransferBytes int
+	// AdvertisedTransferBytes is what Block Limits reports as the maximum
+	// and optimal transfer (default AdvertisedTransferBytes; never more
+	// than MaxTransferBytes).
+	AdvertisedTransferBytes int
 	// LUN is this disk's own number; ReportLUNs lists the LUNs of its
 	// (channel, target) for REPORT LUNS. Nil reports only LUN.
 	LUN        uint64
@@ -132,7 +147,8 @@ type Disk struct {
 	ro        bool
 	rotating  bool
 	wceDef    bool
-	maxXfer   uint32 // blocks
+	maxXfer   uint32 // blocks accepted in one command
+	advXfer   uint32 // blocks reported in Block Limits
 	maxUnmap  uint32 // blocks
 	lun       uint64
 	peers     func() []uint64
@@ -200,6 +216,11 @@ func newDisk(st Store, opts DiskOptions) *Disk {
 		xfer = MaxTransferBytes
 	}
 	d.maxXfer = max(1, uint32(xfer)/d.lbs)
+	adv := opts.AdvertisedTransferBytes
+	if adv <= 0 {
+		adv = AdvertisedTransferBytes
+	}
+	d.advXfer = min(d.maxXfer, max(1, uint32(adv)/d.lbs))
 	d.maxUnmap = opts.MaxUnmapBlocks
 	if d.maxUnmap == 0 {
 		d.maxUnmap = 1 << 20

@@ -119,8 +119,11 @@ func TestInquiryVPD(t *testing.T) {
 				if len(bl) != 64 || bl[4]&1 == 0 {
 					t.Fatalf("block limits len %d WSNZ %v", len(bl), bl[4]&1)
 				}
-				if got, want := be32(bl[8:]), uint32(MaxTransferBytes/lbs); got != want {
+				if got, want := be32(bl[8:]), uint32(AdvertisedTransferBytes/lbs); got != want {
 					t.Fatalf("max transfer %d, want %d", got, want)
+				}
+				if got, want := be32(bl[12:]), uint32(AdvertisedTransferBytes/lbs); got != want {
+					t.Fatalf("optimal transfer %d, want %d", got, want)
 				}
 				if got, want := be16(bl[6:]), uint16(4096/lbs); got != want {
 					t.Fatalf("optimal granularity %d, want %d", got, want)
@@ -969,6 +972,27 @@ func TestConcurrentIO(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
+}
+
+// TestAdvertisedTransfer: Block Limits reports 256 KiB (so xen-scsifront
+// never builds a command touching more pages than it can grant), while a
+// command up to what one request carries (512 KiB) is still served, and
+// the advertised value never exceeds the accepted one.
+func TestAdvertisedTransfer(t *testing.T) {
+	d, _ := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{})
+	if bl := vpd(t, d, 0xB0); be32(bl[8:]) != 512 || be32(bl[12:]) != 512 {
+		t.Fatalf("max/optimal transfer %d/%d blocks, want 512/512 (256 KiB)", be32(bl[8:]), be32(bl[12:]))
+	}
+	wantGood(t, run(t, d, DirFromDevice, make([]byte, MaxTransferBytes), cdb10(OpRead10, 0, 0, MaxTransferBytes/512)...))
+	wantSense(t, run(t, d, DirFromDevice, make([]byte, MaxTransferBytes+512), cdb10(OpRead10, 0, 0, MaxTransferBytes/512+1)...), KeyIllegalRequest, 0x24, 0)
+	e, _ := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{MaxTransferBytes: 128 << 10, AdvertisedTransferBytes: 1 << 20})
+	if bl := vpd(t, e, 0xB0); be32(bl[8:]) != 256 {
+		t.Fatalf("advertised %d blocks with MaxTransferBytes 128 KiB, want 256", be32(bl[8:]))
+	}
+	f, _ := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{AdvertisedTransferBytes: 64 << 10})
+	if bl := vpd(t, f, 0xB0); be32(bl[8:]) != 128 {
+		t.Fatalf("advertised %d blocks, want 128 (64 KiB)", be32(bl[8:]))
+	}
 }
 
 func TestMaxTransferOptionAndEmptyStore(t *testing.T) {

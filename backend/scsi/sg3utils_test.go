@@ -60,7 +60,7 @@ func TestSg3UtilsDecodesOurPages(t *testing.T) {
 		"vendor id: GOVSCSI", "vendor specific: SN-0042")
 	want(decode("sg_vpd", inquiry(true, 0xB0, 255)),
 		"Write same non-zero (WSNZ): 1", "Optimal transfer length granularity: 8 blocks",
-		"Maximum transfer length: 1024 blocks", "Maximum unmap LBA count: 1048576",
+		"Maximum transfer length: 512 blocks", "Optimal transfer length: 512 blocks", "Maximum unmap LBA count: 1048576",
 		"Maximum unmap block descriptor count: 256", "Maximum write same length: 0x100000 blocks")
 	want(decode("sg_vpd", inquiry(true, 0xB1, 255)), "Non-rotating medium")
 	want(decode("sg_vpd", inquiry(true, 0xB2, 255)),

@@ -124,8 +124,8 @@ func (d *Disk) blockLimits() []byte {
 	b[0] = 0x01 // WSNZ: WRITE SAME with 0 blocks is refused
 	gran := uint16(1) << d.physExp
 	be.PutUint16(b[2:], gran)      // OPTIMAL TRANSFER LENGTH GRANULARITY
-	be.PutUint32(b[4:], d.maxXfer) // MAXIMUM TRANSFER LENGTH
-	be.PutUint32(b[8:], d.maxXfer) // OPTIMAL TRANSFER LENGTH
+	be.PutUint32(b[4:], d.advXfer) // MAXIMUM TRANSFER LENGTH
+	be.PutUint32(b[8:], d.advXfer) // OPTIMAL TRANSFER LENGTH
 	be.PutUint32(b[12:], d.maxXfer)
 	if d.disc != nil {
 		be.PutUint32(b[16:], d.maxUnmap)          // MAXIMUM UNMAP LBA COUNT

@@ -24,7 +24,8 @@ g=$GUEST_NAME
 # ours and the kernel's at once only if they use different type directories:
 # xen-scsiback would take any backend/vscsi vhost, ours included (P3)
 if [[ $type == vscsi ]]; then mode=sequential; else mode=alternating; fi
-note "backend type of ours: $type, mode: $mode"
+clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)
+note "backend type of ours: $type, mode: $mode, dom0 clocksource: $clocksource"
 
 dev_us='' dev_k=''
 attach_ours() {
@@ -107,11 +108,11 @@ fi
 
 res=$(result_file results-perf-compare.json)
 jq -s --arg mode "$mode" --arg type "$type" --arg secs "$SECS" --arg kernel "$(uname -r)" \
-	--arg xen "$(xl info | awk '/^xen_version/{print $3}')" --arg nr "$(nproc)" '
+	--arg xen "$(xl info | awk '/^xen_version/{print $3}')" --arg nr "$(nproc)" --arg cs "$clocksource" '
 	def med: sort | .[(length / 2 | floor)];
 	def stat(f): [.[] | f] | {median: med, min: min, max: max, n: length};
 	(map(select(.backend == "idle")) | (map(.dom0_busy_s) | add) / (map(.wall_s) | add)) as $idle_rate |
-	{mode: $mode, backend_type_ours: $type, kernel: $kernel, xen: $xen, dom0_cpus: ($nr | tonumber),
+	{mode: $mode, backend_type_ours: $type, dom0_clocksource: $cs, kernel: $kernel, xen: $xen, dom0_cpus: ($nr | tonumber),
 	 accel: "QEMU TCG, 2 shared host cores: compare backends only within this rig",
 	 ours: "vscsi-backend, ram:256M", theirs: "xen-scsiback + LIO rd_mcp 256 MiB",
 	 seconds_per_job: ($secs | tonumber), idle_dom0_busy_per_s: $idle_rate, runs: .,
