@@ -88,7 +88,7 @@ r=0
 if [[ $mode == alternating ]]; then
 	attach_ours
 	attach_kernel
-	note "ours: $dev_us, kernel: $dev_k"
+	note "ours: $dev_us, kernel: $dev_k; guest max_sectors_kb ours $(guest_run "cat /sys/block/${dev_us#/dev/}/queue/max_sectors_kb"), kernel $(guest_run "cat /sys/block/${dev_k#/dev/}/queue/max_sectors_kb")"
 	for r in $(seq 1 "$RUNS"); do
 		idle
 		if ((r % 2)); then round ours "$dev_us"; round kernel "$dev_k"; else round kernel "$dev_k"; round ours "$dev_us"; fi
