@@ -88,21 +88,8 @@ us_daemon_stop() {
 	((rc == 0)) || { note "vscsi-backend exited with status $rc"; return 1; }
 }
 
-us_stats() {
-	python3 - "$US_SOCK" <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(10)
-s.connect(sys.argv[1])
-s.sendall(b'{"op":"stats"}\n')
-buf = b""
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    buf += b
-sys.stdout.write(buf.decode())
-EOF
+us_stats() { # the daemon's snapshot through the product's own command
+	xl-vscsi stats --json --socket "$US_SOCK"
 }
 
 # us_guest_start NAME: like guest_start, from g1.cfg with name NAME (and no

@@ -149,11 +149,13 @@ n=$(guest_run 'dmesg | grep -c "Unable to map request_buffer"')
 note "mkfs.ext4 + e2fsck -fn clean + file read back on the file LUN; no command the guest could not map"
 
 # stats: the daemon counted the guest's I/O
-if xl-vscsi help stats >/dev/null 2>&1; then
-	note "xl-vscsi stats: $(xl-vscsi stats 2>&1 | head -5 | tr '\n' ';')"
-else
-	note "xl-vscsi stats does not exist yet: reading the daemon's stats socket directly"
-fi
+out=$(xl-vscsi stats --socket "$US_SOCK" 2>&1) || fail "xl-vscsi stats: $out"
+note "xl-vscsi stats:"
+# shellcheck disable=SC2001 # indent every line
+sed 's/^/    /' <<<"$out"
+for p in "file:$img" "block:$blk" ram:64M; do
+	grep -q " $p\$" <<<"$out" || fail "xl-vscsi stats: no row for $p: $out"
+done
 st=$(us_stats) || fail "stats socket: $st"
 jq -e '(.luns | length) == 3 and all(.luns[]; .commands > 0 and .errors == 0)' <<<"$st" >/dev/null ||
 	fail "stats: want 3 LUNs with commands and no errors: $(jq -c '[.luns[] | {ctl, pdev, commands, errors}]' <<<"$st")"
