@@ -4,7 +4,7 @@
 // libxenstore, /dev/xen/gntdev and /dev/xen/evtchn, and starts with no
 // vhosts, waiting for the toolstack to create them.
 //
-//	vscsi-backend [--config FILE] [--foreground] [--log-level LEVEL]
+//	vscsi-backend [--config FILE] [--foreground] [--log-level LEVEL] [--cpu-profile FILE]
 //
 // SIGTERM and SIGINT close every vhost cleanly (BE Closing, the frontend
 // closes, grants unmapped, BE Closed) and exit 0. docs/backend.md
@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -41,6 +42,7 @@ func run(args []string, stderr io.Writer) int {
 	foreground := fs.Bool("foreground", false, "log human-readable lines to stderr (default: JSON lines, for journald); the daemon never forks")
 	logLevel := fs.String("log-level", "", "override the configured log level (trace, debug, info, warn, error)")
 	checkOnly := fs.Bool("check-config", false, "parse the configuration, print it and exit")
+	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile (pprof) to `file` until the daemon exits (performance work)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -94,6 +96,17 @@ func run(args []string, stderr io.Writer) int {
 		ev.Close()
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			log.Error("cannot write the CPU profile", "file", *cpuProfile, "error", err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	srv, err := server.New(cfg, server.Deps{Store: store, Grants: grants, OpenEvents: openEvents, Logger: log})
 	if err != nil {
 		log.Error("cannot start", "error", err)

@@ -17,6 +17,12 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmpfs /tmp
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+# Be an init for `xl reboot` / `xl shutdown`: the guest kernel execs
+# /sbin/reboot or /sbin/poweroff, and busybox's versions signal PID 1
+# (TERM: reboot, USR2: poweroff, USR1: halt). The trap runs once the
+# current command ends.
+trap 'echo "GUEST: reboot"; sync; exec /bin/busybox reboot -f' TERM
+trap 'echo "GUEST: poweroff"; sync; exec /bin/busybox poweroff -f' USR1 USR2
 echo "GUEST: $(uname -r) up $(cut -d' ' -f1 /proc/uptime) s, $(grep MemTotal /proc/meminfo)"
 while read -r m; do
 	insmod "/mods/$m" 2>/dev/null || echo "GUEST: insmod $m failed (fine if built in)"
