@@ -101,6 +101,18 @@ func TestWrapCounts(t *testing.T) {
 	if g.IOPS <= 0 {
 		t.Errorf("IOPS %v", g.IOPS)
 	}
+	// Latency is sampled: commands 1, 9, 17, ... are timed.
+	inner.delay = 0
+	for range 2*LatencySample - 3 {
+		l.Execute(&scsi.Command{Dir: scsi.DirNone}, &res)
+	}
+	var timed uint64
+	for i := range w(l).e.c.hist {
+		timed += w(l).e.c.hist[i].Load()
+	}
+	if n := r.LUNs()[0].Commands; n != 2*LatencySample || timed != 2 {
+		t.Errorf("%d commands, %d timed; want %d and 2", n, timed, 2*LatencySample)
+	}
 	l.Close()
 	if !inner.closed || len(r.LUNs()) != 0 {
 		t.Errorf("Close: inner closed %v, %d LUNs left", inner.closed, len(r.LUNs()))
@@ -198,4 +210,12 @@ func TestSocketRoundTrip(t *testing.T) {
 	if _, err := Fetch(context.Background(), sock); err == nil || !errors.Is(err, os.ErrNotExist) && !strings.Contains(err.Error(), "refused") {
 		t.Logf("Fetch after stop: %v", err)
 	}
+}
+
+// w is the counting wrapper behind a LUN Wrap returned.
+func w(l scsi.LUN) *countingLUN {
+	if tm, ok := l.(*countingTMLUN); ok {
+		return tm.countingLUN
+	}
+	return l.(*countingLUN)
 }

@@ -66,7 +66,9 @@ EOF
 	log=$(result_file "vscsi-backend-${RIG_SCENARIO:-shell}.log")
 	us_daemon_stop || return 1 # one daemon per backend type
 	rm -f "$US_SOCK"
-	vscsi-backend --config "$US_CONF" --foreground >>"$log" 2>&1 &
+	# US_DAEMON_ENV / US_DAEMON_ARGS: extra environment and flags (perf work)
+	# shellcheck disable=SC2086 # word lists on purpose
+	env ${US_DAEMON_ENV:-} vscsi-backend --config "$US_CONF" --foreground ${US_DAEMON_ARGS:-} >>"$log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$US_PIDFILE"
 	if ! wait_for 30 test -S "$US_SOCK"; then
