@@ -305,18 +305,6 @@ func (c *Conn) segmentsReady(s *slot) error {
 func (c *Conn) addDataOps(s *slot, n int, toGuest bool) {
 	c.reserveOps(len(s.segs))
 	c.beginOps(s)
-	pos := 0
-	for _, seg := range s.segs {
-		if pos >= n {
-			break
-		}
-		l := min(int(seg.Length), n-pos)
-		if l == 0 {
-			continue
-		}
-		c.addOp(xenif.GrantCopyOp{Ref: seg.Gref, Domid: c.cfg.FrontendDomid,
-			Offset: seg.Offset, ToGuest: toGuest, Local: s.buf[pos : pos+l]})
-		pos += l
-	}
+	c.cb.ops = c.appendDataOps(c.cb.ops, s, n, toGuest)
 	c.endOps(s)
 }

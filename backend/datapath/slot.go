@@ -108,7 +108,18 @@ func dirFromDMA(d uint8) scsi.Direction {
 // copyData moves the first n bytes of the data buffer to (toGuest) or from
 // the guest's segments, in one grant-copy batch.
 func (c *Conn) copyData(s *slot, n int, toGuest bool) error {
-	ops := s.ops[:0]
+	ops := c.appendDataOps(s.ops[:0], s, n, toGuest)
+	if len(ops) == 0 {
+		return nil
+	}
+	return c.grantCopy(ops)
+}
+
+// appendDataOps appends to ops the grant copies that move the first n bytes
+// of s's data buffer to (toGuest) or from the guest's segments, one op per
+// segment (empty segments skipped). Both the per-request and the batched
+// paths build their data ops here.
+func (c *Conn) appendDataOps(ops []xenif.GrantCopyOp, s *slot, n int, toGuest bool) []xenif.GrantCopyOp {
 	pos := 0
 	for _, seg := range s.segs {
 		if pos >= n {
@@ -122,10 +133,7 @@ func (c *Conn) copyData(s *slot, n int, toGuest bool) error {
 			Offset: seg.Offset, ToGuest: toGuest, Local: s.buf[pos : pos+l]})
 		pos += l
 	}
-	if len(ops) == 0 {
-		return nil
-	}
-	return c.grantCopy(ops)
+	return ops
 }
 
 func (c *Conn) grantCopy(ops []xenif.GrantCopyOp) error {
