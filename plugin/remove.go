@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strconv"
 	"syscall"
@@ -351,7 +352,10 @@ func (t *Toolstack) destroyVHost(ctx context.Context, domid uint32, vhost int, f
 		}
 		// The domain's directories are removed once empty; with vhosts of
 		// another backend type left, device/vscsi stays (it has children).
-		for _, p := range []string{cfgparse.BackendRoot(d), cfgparse.FrontendRoot(d), metaRoot(domid)} {
+		// So are the parents of the error node, which a backend creates
+		// with it (xenbus_dev_error), domain level first.
+		errDom := path.Dir(errPath)
+		for _, p := range []string{cfgparse.BackendRoot(d), cfgparse.FrontendRoot(d), metaRoot(domid), errDom, path.Dir(errDom)} {
 			if err := rmIfEmpty(t.s, tx, p); err != nil {
 				return err
 			}
