@@ -416,23 +416,7 @@ func TestBatchAbortWithVictim(t *testing.T) {
 			}
 			got = append(got, f.pollResponses(time.Millisecond)...)
 		}
-		expectRslt(t, got[0], 1, vscsiif.Rslt(vscsiif.HostAbort, 0))
-		expectRslt(t, got[1], 2, vscsiif.RsltResetSuccess)
-		f.send(rw(3, opWrite10, vscsiif.DMAToDevice, 2, 1, seg(newRef, 0, 512)))
-		expectRslt(t, f.recv(1)[0], 3, rsltGood)
-		if !released {
-			close(lun.release)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := c.WaitIdle(ctx, lun0); err != nil {
-			t.Fatal(err)
-		}
-		lun.mem.mu.Lock()
-		defer lun.mem.mu.Unlock()
-		if !bytes.Equal(lun.mem.data[2*blockSize:3*blockSize], bytes.Repeat([]byte{0xbb}, blockSize)) {
-			t.Fatal("the aborted write landed after the newer one")
-		}
+		expectNewerWriteWins(t, f, c, &lun.gateLUN, got, newRef, released)
 	})
 }
 

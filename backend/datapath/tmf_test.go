@@ -298,6 +298,16 @@ func TestAbortedWriteNeverLandsLate(t *testing.T) {
 		released = true
 		got = append(got, f.recv(2-len(got))...)
 	}
+	expectNewerWriteWins(t, f, c, lun, got, newRef, released)
+}
+
+// expectNewerWriteWins finishes an aborted-write test: got holds the
+// answers to WRITE rqid 1 (block 2) and its ABORT rqid 2, which must be
+// DID_ABORT and success; the guest then writes newRef's 0xbb to block 2,
+// the gated LUN is let go (unless released already), and block 2 must end
+// up holding the newer data.
+func expectNewerWriteWins(t *testing.T, f *testFront, c *Conn, lun *gateLUN, got []vscsiif.Response, newRef uint32, released bool) {
+	t.Helper()
 	expectRslt(t, got[0], 1, vscsiif.Rslt(vscsiif.HostAbort, 0))
 	expectRslt(t, got[1], 2, vscsiif.RsltResetSuccess)
 	f.send(rw(3, opWrite10, vscsiif.DMAToDevice, 2, 1, seg(newRef, 0, 512)))
