@@ -215,3 +215,41 @@ func TestFromFdBadFd(t *testing.T) {
 		t.Errorf("FromFd(-1) = %v, %v; want EBADF", h, err)
 	}
 }
+
+// TestWaitPendingReusedContext: a data path waits with one ctx for every
+// event (one cancel registration, kept across calls). Events still arrive
+// through it, cancelling it wakes a parked wait, and a later wait with
+// another ctx is not hit by the deadline the cancellation left.
+func TestWaitPendingReusedContext(t *testing.T) {
+	h, peer := fakeDevice(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, port := range []uint32{3, 4, 5} {
+		raise(t, peer, port)
+		if p, err := h.WaitPending(ctx); err != nil || p != port {
+			t.Fatalf("WaitPending = %d, %v; want %d", p, err, port)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.WaitPending(ctx)
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled wait: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelling the reused ctx did not wake the wait")
+	}
+	if _, err := h.WaitPending(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait on the cancelled ctx: %v", err)
+	}
+	raise(t, peer, 9)
+	if p, err := h.WaitPending(ctxFor(t, 5*time.Second)); err != nil || p != 9 {
+		t.Fatalf("wait with a new ctx after the cancellation = %d, %v; want 9", p, err)
+	}
+}
