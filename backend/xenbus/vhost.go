@@ -346,7 +346,7 @@ func (v *vhost) frontendChanged(fs int) bool {
 		return true
 	case StateInitialising:
 		if v.state == StateClosed || v.state == StateClosing || v.state == StateConnected || v.state == StateReconfigured {
-			v.reprobe()
+			v.reprobe("frontend restarted")
 		}
 	case StateInitialised:
 		if online, _ := v.read(v.be + "/online"); online == "1" && (v.state == StateClosed || v.state == StateClosing) {
@@ -390,7 +390,7 @@ func (v *vhost) frontendChanged(fs int) bool {
 		// "missed Closing": it closes again. So the backend must already
 		// wait in InitWait, which an old frontend ignores.
 		if online, _ := v.read(v.be + "/online"); online == "1" && !v.failed {
-			v.reprobe()
+			v.reprobe("frontend closed, vhost still online")
 		}
 	case StateReconfiguring:
 		if v.failed {
@@ -406,8 +406,8 @@ func (v *vhost) frontendChanged(fs int) bool {
 
 // reprobe goes back to InitWait for a frontend that starts over (P15):
 // devices the old frontend had are offered to the new one again.
-func (v *vhost) reprobe() {
-	v.log.Info("frontend restarted: back to InitWait")
+func (v *vhost) reprobe(why string) {
+	v.log.Info(why + ": back to InitWait")
 	v.resetForNewFrontend()
 	v.setState(StateInitWait)
 }
