@@ -144,6 +144,9 @@ func TestFdPollsReadableWhenPending(t *testing.T) {
 	poll := func() bool {
 		pfd := []unix.PollFd{{Fd: int32(h.Fd()), Events: unix.POLLIN}}
 		n, err := unix.Poll(pfd, 0)
+		for err == unix.EINTR { // the Go runtime's preemption signal
+			n, err = unix.Poll(pfd, 0)
+		}
 		return err == nil && n == 1
 	}
 	if poll() {

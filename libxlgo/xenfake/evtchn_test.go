@@ -17,6 +17,9 @@ func readable(t *testing.T, fd int) bool {
 	t.Helper()
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	n, err := unix.Poll(pfd, 0)
+	for err == unix.EINTR { // the Go runtime's preemption signal
+		n, err = unix.Poll(pfd, 0)
+	}
 	if err != nil {
 		t.Fatalf("poll: %v", err)
 	}

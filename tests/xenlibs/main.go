@@ -429,6 +429,9 @@ func waitFor(e *evtchn.Handle, d time.Duration) (uint32, error) {
 func readable(fd int) bool {
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	n, err := unix.Poll(pfd, 0)
+	for err == unix.EINTR { // the Go runtime's preemption signal
+		n, err = unix.Poll(pfd, 0)
+	}
 	return err == nil && n == 1
 }
 
