@@ -15,7 +15,14 @@ import (
 // grant copy (xenfake) -> null LUN -> response -> push), and the frontend
 // reading the responses. Batches of 16 (a full ring). One op = one request.
 // The frontend polls (never re-arms rsp_event), as a busy guest does.
-func BenchmarkRingNullLUN(b *testing.B) {
+func BenchmarkRingNullLUN(b *testing.B) { benchRingNullLUN(b, false) }
+
+// BenchmarkRingNullLUNJournal is BenchmarkRingNullLUN with the in-flight
+// journal (a file in the test's temporary directory, mapped shared): the
+// cost of crash recovery per request.
+func BenchmarkRingNullLUNJournal(b *testing.B) { benchRingNullLUN(b, true) }
+
+func benchRingNullLUN(b *testing.B, withJournal bool) {
 	for _, bc := range []struct {
 		name string
 		dir  uint8
@@ -29,7 +36,11 @@ func BenchmarkRingNullLUN(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newTestFront(b)
 			f.table.Set(lun0, Entry{LUN: nullLUN{}, Inline: true})
-			c, err := newConn(f.config(1))
+			cfg := f.config(1)
+			if withJournal {
+				cfg.JournalPath = f.journalPath()
+			}
+			c, err := newConn(cfg)
 			if err != nil {
 				b.Fatal(err)
 			}

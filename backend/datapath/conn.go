@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/govscsi/govscsi/backend/journal"
 	"github.com/govscsi/govscsi/backend/ring"
 	"github.com/govscsi/govscsi/backend/vscsiif"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
@@ -55,10 +59,28 @@ type Config struct {
 	// Logger receives protocol errors (rate-limited); nil discards them.
 	Logger hclog.Logger
 
+	// JournalPath, when set, is the in-flight journal of this ring
+	// (package journal): a file on tmpfs through which the next process
+	// answers the requests this one took from the ring and did not
+	// answer. Without it a crash loses them (the guest's SCSI error
+	// handling has to recover).
+	JournalPath string
+	// Resume attaches to a ring a previous process served (a daemon
+	// restart under a connected guest): requests that process left
+	// unanswered in the journal are executed again before any new one,
+	// consumption continues where it stopped, and the frontend gets one
+	// event (it may have notified while no backend was bound). Without
+	// Resume the journal is started afresh.
+	Resume bool
+
 	// pollOnly makes the loop wait with poll(2) on Events.Fd() plus an
 	// eventfd instead of WaitPending (tests: every xenif.EventChannel has
 	// WaitPending, so nothing else reaches the fallback).
 	pollOnly bool
+	// crashAt, in tests, is called at the journal's ordering points with
+	// mu held; returning true makes the connection die there as a killed
+	// process would (nothing more reaches the ring or the journal).
+	crashAt func(point string) bool
 }
 
 // ErrRing wraps every ring protocol violation reported by Err.
@@ -84,10 +106,14 @@ type Conn struct {
 	mu       sync.Mutex
 	slots    []*slot
 	free     []*slot
-	starved  bool   // the loop stopped consuming for lack of free slots
-	batching bool   // the loop is draining: inline responses wait for one push
-	batchSeq uint64 // drain batches started (WaitIdle tells them apart)
-	ringGone bool   // ring unmapped or dead: never touch it again
+	unpushed []*slot // released since the last push (recycleLocked)
+	jnl      *journal.File
+	redo     []*slot // requests from the journal, executed before the ring's
+	resumed  bool    // attached to a ring a previous process served
+	starved  bool    // the loop stopped consuming for lack of free slots
+	batching bool    // the loop is draining: inline responses wait for one push
+	batchSeq uint64  // drain batches started (WaitIdle tells them apart)
+	ringGone bool    // ring unmapped or dead: never touch it again
 	closed   bool
 
 	work      chan *slot
@@ -97,7 +123,9 @@ type Conn struct {
 	// finishing: worker commands that left their LUN and are not answered
 	// yet; the last one to answer pushes (workerUnlockAndPush).
 	finishing atomic.Int32
-	stopping  atomic.Bool
+	stopping  atomic.Bool // the loop must stop consuming (Stop, Handover)
+	aborting  atomic.Bool // Stop: commands not started yet are dropped
+	left      int         // Handover: requests left unanswered for the next process
 	loopDone  chan struct{}
 	done      chan struct{}
 	doneOnce  sync.Once
@@ -122,6 +150,7 @@ type Counters struct {
 	Rejected  atomic.Uint64 // requests answered with an error before reaching a LUN
 	Notifies  atomic.Uint64 // events sent to the frontend
 	Events    atomic.Uint64 // events received from the frontend
+	Replayed  atomic.Uint64 // requests executed again from the journal
 }
 
 // Start maps the ring, binds the event channel and starts serving.
@@ -168,12 +197,6 @@ func newConn(cfg Config) (*Conn, error) {
 		c.grants.Unmap(page) //nolint:errcheck // already failing
 		return nil, err
 	}
-	c.port, err = c.events.BindInterdomain(cfg.FrontendDomid, cfg.RemotePort)
-	if err != nil {
-		c.wake.close()
-		c.grants.Unmap(page) //nolint:errcheck // already failing
-		return nil, fmt.Errorf("datapath: bind event channel %d of dom %d: %w", cfg.RemotePort, cfg.FrontendDomid, err)
-	}
 
 	// Twice the ring size: a command whose ABORT was answered keeps its slot
 	// (and buffer) until the LUN returns, while the frontend may reuse the
@@ -192,6 +215,15 @@ func newConn(cfg Config) (*Conn, error) {
 		c.slots[i] = s
 		c.free = append(c.free, s)
 	}
+	c.unpushed = make([]*slot, 0, n)
+	c.resumed = cfg.Resume
+	if cfg.JournalPath != "" {
+		if err := c.openJournal(); err != nil {
+			c.wake.close()
+			c.grants.Unmap(page) //nolint:errcheck // already failing
+			return nil, err
+		}
+	}
 	c.ringBatch = make([]*slot, 0, n)
 	c.group = make([]*slot, 0, n)
 	// Room for a full ring of requests of up to 32 segments each, and
@@ -204,7 +236,138 @@ func newConn(cfg Config) (*Conn, error) {
 		workers = n
 	}
 	c.workers = workers
+	// Bound last: from here on the frontend's events reach us.
+	c.port, err = c.events.BindInterdomain(cfg.FrontendDomid, cfg.RemotePort)
+	if err != nil {
+		c.wake.close()
+		c.jnl.Close()        //nolint:errcheck // already failing; the file stays
+		c.grants.Unmap(page) //nolint:errcheck // already failing
+		return nil, fmt.Errorf("datapath: bind event channel %d of dom %d: %w", cfg.RemotePort, cfg.FrontendDomid, err)
+	}
 	return c, nil
+}
+
+// openJournal creates the connection's journal, or with Resume takes over
+// the previous process's: the requests it left unanswered go to c.redo (in
+// ring order, in the slots they had) and consumption continues at its
+// req_cons. A journal that does not fit the ring is discarded with a log
+// line, and the connection starts at rsp_prod.
+func (c *Conn) openJournal() error {
+	id := journal.Identity{Domid: c.cfg.FrontendDomid, RingRef: c.cfg.RingRef, Port: c.cfg.RemotePort,
+		Slots: len(c.slots), RingSize: c.ring.Size()}
+	path := c.cfg.JournalPath
+	if c.cfg.Resume {
+		f, snap, err := journal.Open(path, id)
+		var redo []journal.Entry
+		if err == nil {
+			redo, err = snap.Redo(c.ring.RspProd(), c.ring.ReqProd())
+		}
+		if err == nil {
+			err = c.ring.ResumeAt(snap.ReqCons)
+		}
+		if err == nil {
+			c.takeOver(f, snap, redo)
+			return nil
+		}
+		if f != nil {
+			f.Close() //nolint:errcheck // replaced below
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			c.log.Info("no in-flight journal: attaching at rsp_prod", "journal", path, "rsp_prod", c.ring.RspProd())
+		} else {
+			c.log.Warn("discarding the in-flight journal: attaching at rsp_prod", "journal", path, "reason", err,
+				"rsp_prod", c.ring.RspProd(), "req_prod", c.ring.ReqProd())
+		}
+	}
+	f, err := journal.Create(path, id, c.ring.ReqCons())
+	if err != nil {
+		return fmt.Errorf("datapath: %w", err)
+	}
+	c.jnl = f
+	return nil
+}
+
+// takeOver adopts a journal that fits the ring: entries already published
+// are freed, the ones to execute again become consumed (an answer the old
+// process wrote but never published is void) and their slots are claimed.
+// Each step keeps the file valid for yet another restart.
+func (c *Conn) takeOver(f *journal.File, snap journal.Snapshot, redo []journal.Entry) {
+	again := make(map[int]bool, len(redo))
+	for _, e := range redo {
+		again[e.Slot] = true
+	}
+	for _, e := range snap.Entries {
+		if !again[e.Slot] {
+			f.Free(e.Slot)
+		}
+	}
+	c.free = c.free[:0]
+	for _, s := range c.slots {
+		if !again[s.idx] {
+			c.free = append(c.free, s)
+		}
+	}
+	for _, e := range redo {
+		f.Consumed(e.Slot, e.Index, e.Request[:])
+		s := c.slots[e.Slot]
+		copy(s.raw[:], e.Request[:]) // the one copy: decoded and validated as a fresh request
+		s.state = stateClaimed
+		c.redo = append(c.redo, s)
+	}
+	c.jnl = f
+	c.log.Info("resuming the ring of a previous process", "journal", f.Path(), "req_cons", snap.ReqCons,
+		"rsp_prod", c.ring.RspProd(), "req_prod", c.ring.ReqProd(), "executed_again", len(redo))
+}
+
+// crashed reports whether the crashAt test hook killed the connection at
+// point; then the calling goroutine must end (the caller holds mu and
+// returns through runtime.Goexit).
+func (c *Conn) crashed(point string) bool {
+	if c.cfg.crashAt == nil || !c.cfg.crashAt(point) {
+		return false
+	}
+	c.deadLocked()
+	c.mu.Unlock()
+	runtime.Goexit()
+	return true
+}
+
+// deadLocked makes the connection write nothing more to the ring or the
+// journal, as if its process had died.
+func (c *Conn) deadLocked() {
+	c.ringGone = true
+	c.closed = true
+	c.stopping.Store(true)
+	if c.jnl != nil {
+		c.jnl.Close() //nolint:errcheck // the file stays for the next process
+		c.jnl = nil
+	}
+}
+
+// Kill drops the connection the way the death of its process does: nothing
+// more is written to the ring or the journal (which stays for the next
+// process), no request is answered, the port is unbound and the ring
+// unmapped (what the kernel does when the process's devices close).
+// Commands inside a LUN keep running to their end and are then dropped.
+// Tests use it to simulate a crash (SIGKILL) of the daemon; the daemon
+// never calls it.
+func (c *Conn) Kill() {
+	c.stopOnce.Do(func() {
+		c.mu.Lock()
+		c.deadLocked()
+		c.mu.Unlock()
+		if c.running {
+			c.cancel()
+			c.wake.signal()
+			<-c.loopDone
+		}
+		c.mu.Lock()
+		c.wake.close()
+		c.mu.Unlock()
+		close(c.work)
+		c.events.Unbind(c.port) //nolint:errcheck // as the kernel would
+		c.grants.Unmap(c.page)  //nolint:errcheck // as the kernel would
+	})
 }
 
 // run starts the worker pool and the ring goroutine.
@@ -262,6 +425,7 @@ func (c *Conn) Stop(ctx context.Context) error {
 }
 
 func (c *Conn) stop(ctx context.Context) error {
+	c.aborting.Store(true)
 	c.stopping.Store(true)
 	if c.running {
 		c.cancel()
@@ -273,7 +437,7 @@ func (c *Conn) stop(ctx context.Context) error {
 	for _, s := range c.slots {
 		if s.state == stateRunning && !s.aborted {
 			s.aborted = true
-			c.writeResponseLocked(s.req.Rqid, vscsiif.Rslt(vscsiif.HostAbort, 0), nil, 0)
+			c.writeResponseLocked(s, vscsiif.Rslt(vscsiif.HostAbort, 0), nil, 0)
 			// TMFs waiting for it are answered too: the ring is going away.
 			c.answerWaitersLocked(s)
 		}
@@ -297,7 +461,14 @@ func (c *Conn) stop(ctx context.Context) error {
 			c.ringGone = true
 			c.closed = true
 			c.wake.close()
+			jnl := c.jnl
+			c.jnl = nil
 			c.mu.Unlock()
+			// Every request was answered: the connection is over and
+			// nothing is left for a next process.
+			if err := jnl.Remove(); err != nil {
+				errs = append(errs, err)
+			}
 			if busy > 0 {
 				errs = append(errs, fmt.Errorf("datapath: %d responses unfinished at teardown: %w", busy, ctx.Err()))
 			}
@@ -319,6 +490,72 @@ func (c *Conn) stop(ctx context.Context) error {
 	case <-workersDone:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("datapath: LUN commands still running at teardown: %w", ctx.Err()))
+	}
+	return errors.Join(errs...)
+}
+
+// Handover ends the connection for the next process, leaving the guest
+// connected (a daemon restart or upgrade): the loop stops taking requests
+// (those not consumed stay in the ring), the commands already taken finish
+// normally and their responses are published and notified, within ctx's
+// deadline; then the port is unbound and the ring unmapped. Nothing is
+// answered with an error because of the stop. A command still unanswered
+// at the deadline (a LUN that hangs) stays in the journal, so the next
+// process executes it again; Handover returns how many did. The journal
+// file is kept.
+func (c *Conn) Handover(ctx context.Context) (left int, err error) {
+	c.stopOnce.Do(func() { c.stopErr = c.handover(ctx) })
+	return c.left, c.stopErr
+}
+
+func (c *Conn) handover(ctx context.Context) error {
+	c.stopping.Store(true)
+	if c.running {
+		c.cancel()
+		c.wake.signal()
+		<-c.loopDone
+	}
+	var errs []error
+	for {
+		c.mu.Lock()
+		busy, unanswered := 0, 0
+		for _, s := range c.slots {
+			if s.state != stateFree {
+				busy++
+				if !s.aborted {
+					unanswered++
+				}
+			}
+		}
+		notify := c.pushLocked() // workers push too; this catches the last
+		if busy == 0 || ctx.Err() != nil {
+			c.left = unanswered
+			c.ringGone = true
+			c.closed = true
+			c.wake.close()
+			jnl := c.jnl
+			c.jnl = nil
+			c.mu.Unlock()
+			c.notify(notify)
+			if err := jnl.Close(); err != nil {
+				errs = append(errs, err)
+			}
+			if busy > 0 {
+				errs = append(errs, fmt.Errorf("datapath: %d commands still in their LUN at handover (%d unanswered, left to the next process): %w",
+					busy, unanswered, ctx.Err()))
+			}
+			break
+		}
+		c.mu.Unlock()
+		c.notify(notify)
+		time.Sleep(time.Millisecond)
+	}
+	close(c.work)
+	if err := c.events.Unbind(c.port); err != nil {
+		errs = append(errs, fmt.Errorf("datapath: unbind port %d: %w", c.port, err))
+	}
+	if err := c.grants.Unmap(c.page); err != nil {
+		errs = append(errs, fmt.Errorf("datapath: unmap ring: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -379,8 +616,17 @@ const (
 // returns without unmasking.
 func (c *Conn) loop() {
 	defer close(c.loopDone)
+	// A LUN over a mapped file (RAM disks on tmpfs) faults instead of
+	// failing a read or write; runLUN turns the panic into DID_ERROR.
+	debug.SetPanicOnFault(true)
 	wp, _ := c.events.(pendingWaiter)
 	netpoll := c.netpoll
+	if c.resumed {
+		// The frontend's events went nowhere while no backend was bound,
+		// and the previous process may have died between publishing
+		// responses and notifying: one event makes it look at the ring.
+		c.notify(true)
+	}
 	for {
 		// The first pass also picks up requests queued before we bound.
 		if !c.service() || c.stopping.Load() {
@@ -431,6 +677,9 @@ func (c *Conn) loop() {
 // service drains the ring and unmasks the port if nothing is left. It
 // reports false after a fatal error.
 func (c *Conn) service() bool {
+	if c.redo != nil {
+		c.replay()
+	}
 	res, err := c.drain()
 	c.lastDrain = res
 	if err != nil {
@@ -482,40 +731,72 @@ func (c *Conn) drain() (drainResult, error) {
 			s := c.free[len(c.free)-1]
 			c.free = c.free[:len(c.free)-1]
 			c.ring.CopyRequest(s.raw[:])
+			if c.jnl != nil {
+				// Request copy, then its entry; req_cons after the batch.
+				c.jnl.Consumed(s.idx, c.ring.ReqCons()-1, s.raw[:])
+				if c.crashed("consumed") {
+					return drainEmpty, nil
+				}
+			}
 			s.state = stateClaimed
 			batch = append(batch, s)
 		}
-		c.starved = n > 0
-		c.batching = true
-		c.batchSeq++
-		c.mu.Unlock()
-
-		c.counters.Requests.Add(uint64(len(batch)))
-		for _, s := range batch {
-			c.prepare(s)
+		if c.jnl != nil {
+			c.jnl.SetReqCons(c.ring.ReqCons())
+			if c.crashed("journaled") {
+				return drainEmpty, nil
+			}
 		}
-		c.runGroup()
-
-		c.mu.Lock()
-		c.batching = false
-		notify := c.pushLocked()
-		starved := c.starved // cleared by a worker that freed a slot meanwhile
+		c.starved = n > 0
 		c.mu.Unlock()
-		c.notify(notify)
-		if starved {
-			return drainStarved, nil // releaseLocked signals the waker
+		if c.runBatch(batch) {
+			return drainStarved, nil // recycleLocked signals the waker
 		}
 	}
+}
+
+// runBatch runs requests claimed from the ring (or the journal): decoded,
+// validated, grouped and answered or handed to workers, then one push. It
+// reports whether the loop ran out of free slots meanwhile.
+func (c *Conn) runBatch(batch []*slot) (starved bool) {
+	c.mu.Lock()
+	c.batching = true
+	c.batchSeq++
+	c.mu.Unlock()
+
+	c.counters.Requests.Add(uint64(len(batch)))
+	for _, s := range batch {
+		c.prepare(s)
+	}
+	c.runGroup()
+
+	c.mu.Lock()
+	c.batching = false
+	notify := c.pushLocked()
+	starved = c.starved // cleared by a push that freed slots meanwhile
+	c.mu.Unlock()
+	c.notify(notify)
+	return starved
+}
+
+// replay executes the requests the previous process left unanswered (from
+// the journal, in ring order) before any new request is consumed.
+func (c *Conn) replay() {
+	redo := c.redo
+	c.redo = nil
+	c.counters.Replayed.Add(uint64(len(redo)))
+	c.runBatch(redo)
 }
 
 // worker runs non-inline commands.
 func (c *Conn) worker() {
 	defer c.workersWG.Done()
+	debug.SetPanicOnFault(true) // see loop
 	for s := range c.work {
 		// A command ABORTed while queued, or queued at teardown, never
 		// reaches the LUN.
 		c.mu.Lock()
-		s.cancelled = s.aborted || c.stopping.Load()
+		s.cancelled = s.aborted || c.aborting.Load()
 		s.started = !s.cancelled
 		c.mu.Unlock()
 		c.execute(s)
@@ -533,21 +814,34 @@ func (c *Conn) notify(yes bool) {
 }
 
 // pushLocked publishes written responses; it reports whether the frontend
-// wants an event.
+// wants an event. The slots released before it become free again.
 func (c *Conn) pushLocked() bool {
-	if c.ringGone {
-		return false
+	notify := false
+	if !c.ringGone {
+		notify = c.ring.PushResponses()
+		if c.jnl != nil && len(c.unpushed) > 0 && c.crashed("pushed") {
+			return false
+		}
 	}
-	return c.ring.PushResponses()
+	c.recycleLocked()
+	return notify
 }
 
-// writeResponseLocked fills the next response slot. Nothing is written once
-// the ring is gone (unmapped or stopped after a violation).
-func (c *Conn) writeResponseLocked(rqid uint16, rslt int32, sense []byte, residual uint32) {
+// writeResponseLocked fills the next response slot with s's response.
+// Nothing is written once the ring is gone (unmapped or stopped after a
+// violation).
+func (c *Conn) writeResponseLocked(s *slot, rslt int32, sense []byte, residual uint32) {
 	if c.ringGone {
 		return
 	}
-	putResponse(c.ring.ResponseSlot(), rqid, rslt, sense, residual)
+	putResponse(c.ring.ResponseSlot(), s.req.Rqid, rslt, sense, residual)
+	if c.jnl != nil {
+		// Response slot, then the entry's answer index, then rsp_prod_pvt.
+		c.jnl.Answered(s.idx, c.ring.NextResponse())
+		if c.crashed("answered") {
+			return
+		}
+	}
 	c.ring.CommitResponse()
 	c.counters.Responses.Add(1)
 }

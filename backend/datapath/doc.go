@@ -27,6 +27,17 @@
 // returns, so an aborted write can never land after the guest re-issued
 // newer data (SAM: a TMF completes once its tasks left the task set).
 //
+// Restarts: Stop is a disconnect (commands in flight answered with
+// DID_ABORT, the journal removed). Handover instead leaves the guest for the
+// next process: no new request is consumed, the ones taken finish normally
+// and are published, then the ring is unmapped and the port unbound. With a
+// journal (Config.JournalPath, package journal) every consumed request's
+// private copy is kept in a tmpfs file until its response is published, so
+// a process started with Resume executes again, exactly once and before any
+// new request, what a crashed or stuck predecessor left unanswered. A slot
+// is reused only after the push that follows its release (recycleLocked),
+// so an unpublished response never loses its journal entry.
+//
 // Waiting: when the event channel offers WaitPending(ctx) (the real
 // libxlgo/evtchn handle and xenfake's do), the ring goroutine parks in Go's
 // netpoller; otherwise it falls back to poll(2) on the channel's fd plus an

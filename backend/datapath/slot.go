@@ -276,7 +276,7 @@ func (c *Conn) answerLocked(s *slot, rslt int32, sense []byte, residual uint32) 
 	if s.tmfHost != 0 {
 		rslt, sense, residual = vscsiif.Rslt(s.tmfHost, 0), nil, 0
 	}
-	c.writeResponseLocked(s.req.Rqid, rslt, sense, residual)
+	c.writeResponseLocked(s, rslt, sense, residual)
 	c.answerWaitersLocked(s)
 	c.releaseLocked(s)
 }
@@ -297,7 +297,7 @@ func (c *Conn) answerWaitersLocked(s *slot) {
 	for _, w := range s.waiters {
 		w.pending--
 		if w.pending == 0 {
-			c.writeResponseLocked(w.req.Rqid, w.tmfRslt, nil, 0)
+			c.writeResponseLocked(w, w.tmfRslt, nil, 0)
 			c.releaseLocked(w)
 		}
 	}
@@ -305,6 +305,10 @@ func (c *Conn) answerWaitersLocked(s *slot) {
 	s.waiters = s.waiters[:0]
 }
 
+// releaseLocked ends s's request. The slot is reused only after the next
+// push (recycleLocked): its journal entry must stay until the responses
+// written before it are published (package journal: an unpublished
+// response never loses its entry to a new request).
 func (c *Conn) releaseLocked(s *slot) {
 	s.state = stateFree
 	s.aborted = false
@@ -315,7 +319,23 @@ func (c *Conn) releaseLocked(s *slot) {
 	s.cmd = scsi.Command{}
 	s.res = scsi.Result{}
 	s.sense = nil
-	c.free = append(c.free, s)
+	c.unpushed = append(c.unpushed, s)
+}
+
+// recycleLocked returns the slots released before a push to the free list
+// and frees their journal entries. Call it right after PushResponses.
+func (c *Conn) recycleLocked() {
+	if len(c.unpushed) == 0 {
+		return
+	}
+	if c.jnl != nil && !c.ringGone {
+		for _, s := range c.unpushed {
+			c.jnl.Free(s.idx)
+		}
+	}
+	c.free = append(c.free, c.unpushed...)
+	clear(c.unpushed)
+	c.unpushed = c.unpushed[:0]
 	if c.starved && !c.closed {
 		c.starved = false
 		c.wake.signal()
@@ -377,7 +397,7 @@ func (c *Conn) tmf(s *slot) {
 		}
 	}
 	if s.pending == 0 {
-		c.writeResponseLocked(r.Rqid, s.tmfRslt, nil, 0)
+		c.writeResponseLocked(s, s.tmfRslt, nil, 0)
 		c.releaseLocked(s)
 	}
 	c.mu.Unlock()
@@ -421,7 +441,7 @@ func (c *Conn) runReset(s *slot, tm scsi.TaskManagement) {
 	}
 	s.pending--
 	if s.pending == 0 {
-		c.writeResponseLocked(s.req.Rqid, s.tmfRslt, nil, 0)
+		c.writeResponseLocked(s, s.tmfRslt, nil, 0)
 		c.releaseLocked(s)
 	}
 	notify := false
@@ -444,7 +464,7 @@ func (c *Conn) claimVictimLocked(tmf, v *slot, host uint8) {
 	if v.state == stateRunning && !v.started {
 		// Still queued (or being dispatched): it never reaches the LUN.
 		v.aborted = true
-		c.writeResponseLocked(v.req.Rqid, vscsiif.Rslt(host, 0), nil, 0)
+		c.writeResponseLocked(v, vscsiif.Rslt(host, 0), nil, 0)
 		return
 	}
 	if v.state == stateRunning && v.tmfHost == 0 {

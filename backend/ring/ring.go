@@ -98,6 +98,39 @@ func NewBack(page []byte, slotSize int) (*Back, error) {
 // Size is the number of slots.
 func (b *Back) Size() int { return int(b.size) }
 
+// ReqProd reads the frontend's req_prod (guest-written: only a hint until
+// Unconsumed has checked it).
+func (b *Back) ReqProd() uint32 { return b.load(OffReqProd) }
+
+// RspProd reads the published rsp_prod. The page is shared, so a hostile
+// frontend can have rewritten it; callers validate what they derive from it.
+func (b *Back) RspProd() uint32 { return b.load(OffRspProd) }
+
+// ReqCons is the next request to consume.
+func (b *Back) ReqCons() uint32 { return b.reqCons }
+
+// ResumeAt makes a freshly attached ring consume from reqCons instead of
+// rsp_prod: a backend that restarted while requests it had consumed were
+// still unanswered (their private copies kept elsewhere) must not read their
+// slots again, since the responses it wrote but did not publish may have
+// overwritten them. reqCons must lie in [rsp_prod, req_prod] with req_prod
+// at most Size ahead of rsp_prod; otherwise nothing changes and the error
+// says why. Responses still start at rsp_prod.
+func (b *Back) ResumeAt(reqCons uint32) error {
+	if b.stopped {
+		return ErrStopped
+	}
+	prod := b.load(OffReqProd)
+	if prod-b.rspProdPvt > b.size {
+		return fmt.Errorf("ring: cannot resume: req_prod %d is more than %d slots ahead of rsp_prod %d", prod, b.size, b.rspProdPvt)
+	}
+	if reqCons-b.rspProdPvt > prod-b.rspProdPvt {
+		return fmt.Errorf("ring: cannot resume at req_cons %d: outside rsp_prod %d .. req_prod %d", reqCons, b.rspProdPvt, prod)
+	}
+	b.reqCons = reqCons
+	return nil
+}
+
 // Stopped reports whether a protocol violation stopped the ring.
 func (b *Back) Stopped() bool { return b.stopped }
 
@@ -144,6 +177,9 @@ func (b *Back) ResponseSlot() []byte {
 	off := OffRing + int(b.rspProdPvt&b.mask)*b.slotSize
 	return b.page[off : off+b.slotSize : off+b.slotSize]
 }
+
+// NextResponse is the index the next ResponseSlot has (rsp_prod_pvt).
+func (b *Back) NextResponse() uint32 { return b.rspProdPvt }
 
 // CommitResponse makes the filled ResponseSlot part of the private batch.
 func (b *Back) CommitResponse() { b.rspProdPvt++ }

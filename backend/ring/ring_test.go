@@ -211,3 +211,55 @@ func TestConcurrentFrontBack(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestResumeAt: a restarted backend consumes from where its predecessor's
+// private copies end, never before rsp_prod or beyond req_prod.
+func TestResumeAt(t *testing.T) {
+	page, f, b := newPair(t)
+	buf := make([]byte, slot)
+	for i := 0; i < 5; i++ {
+		binary.LittleEndian.PutUint32(f.RequestSlot(), uint32(100+i))
+		f.CommitRequest()
+	}
+	f.PushRequests()
+	// The old backend consumed 3, answered and published 1.
+	for i := 0; i < 3; i++ {
+		b.CopyRequest(buf)
+	}
+	b.CommitResponse()
+	b.PushResponses()
+
+	nb, err := NewBack(page, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nb.ReqCons() != 1 || nb.RspProd() != 1 || nb.ReqProd() != 5 {
+		t.Fatalf("attached at req_cons %d rsp_prod %d req_prod %d, want 1 1 5", nb.ReqCons(), nb.RspProd(), nb.ReqProd())
+	}
+	for _, bad := range []uint32{0, 6, 1 << 31, ^uint32(0)} {
+		if err := nb.ResumeAt(bad); err == nil {
+			t.Errorf("ResumeAt(%d) accepted outside rsp_prod 1 .. req_prod 5", bad)
+		}
+	}
+	if nb.ReqCons() != 1 {
+		t.Fatalf("a refused ResumeAt moved req_cons to %d", nb.ReqCons())
+	}
+	if err := nb.ResumeAt(3); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := nb.Unconsumed(); n != 2 || err != nil {
+		t.Fatalf("Unconsumed after ResumeAt(3) = %d, %v; want 2", n, err)
+	}
+	nb.CopyRequest(buf)
+	if v := binary.LittleEndian.Uint32(buf); v != 103 {
+		t.Fatalf("first request after resume is %d, want 103", v)
+	}
+	if nb.InFlight() != 3 {
+		t.Fatalf("in flight %d, want 3 (2 of the old backend's, 1 new)", nb.InFlight())
+	}
+	// A bogus req_prod (hostile frontend) refuses any resume.
+	f.SetReqProd(1000)
+	if err := nb.ResumeAt(4); err == nil {
+		t.Error("ResumeAt accepted with req_prod far beyond the ring")
+	}
+}
