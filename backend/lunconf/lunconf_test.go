@@ -248,3 +248,35 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRAMDiskInStatePath: with a StatePath a RAM disk outlives its LUN (a
+// daemon restart), and a different disk there starts empty.
+func TestRAMDiskInStatePath(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "5", "0", "dev-1.lun")
+	p := Policy{}
+	o, err := p.Open("ram:1M", Options{ID: "ram:1M@5/0/dev-1", StatePath: state})
+	if err != nil || o.Restored {
+		t.Fatalf("first open: restored %v, %v", o.Restored, err)
+	}
+	rw(t, o.LUN, 0x3c)
+	o.LUN.Close()
+	if _, err := os.Stat(state); err != nil {
+		t.Fatalf("no state file after close: %v", err)
+	}
+	again, err := p.Open("ram:1M", Options{ID: "ram:1M@5/0/dev-1", StatePath: state})
+	if err != nil || !again.Restored {
+		t.Fatalf("reopen: restored %v, %v", again.Restored, err)
+	}
+	back := make([]byte, 512)
+	var res scsi.Result
+	again.LUN.Execute(&scsi.Command{CDB: []byte{0x28, 0, 0, 0, 0, 1, 0, 0, 1, 0}, Dir: scsi.DirFromDevice, Data: back}, &res)
+	if res.Status != 0 || back[0] != 0x3c || back[511] != 0x3c {
+		t.Fatalf("the restarted RAM disk lost its data: status %#x %x", res.Status, back[:4])
+	}
+	again.LUN.Close()
+	other, err := p.Open("ram:2M", Options{ID: "ram:2M@5/0/dev-1", StatePath: state})
+	if err != nil || other.Restored {
+		t.Fatalf("another disk at the same path: restored %v, %v", other.Restored, err)
+	}
+	other.LUN.Close()
+}

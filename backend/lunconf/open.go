@@ -81,6 +81,11 @@ type Options struct {
 	// MaxTransferBytes is the datapath's segment limit * 4096 (0: the
 	// scsi package's default).
 	MaxTransferBytes int
+	// StatePath, when set, is a file the LUN may keep its state in, on
+	// tmpfs: a ram: disk lives there (store.OpenRAMFile), so a restarted
+	// backend finds its contents again. The caller deletes the file when
+	// the device is really removed. Empty: RAM disks live in the process.
+	StatePath string
 }
 
 // Opened is an open LUN.
@@ -93,6 +98,9 @@ type Opened struct {
 	Kind Kind
 	// Path is the resolved path (after symlinks) for device and file LUNs.
 	Path string
+	// Restored: a RAM disk found its contents in StatePath (left by a
+	// previous process) instead of starting empty.
+	Restored bool
 }
 
 // Open parses pdev, applies the policy and opens the LUN.
@@ -112,12 +120,21 @@ func (p Policy) OpenSpec(s Spec, o Options) (Opened, error) {
 	disk := scsi.DiskOptions{ID: o.ID, LUN: o.LUN, ReportLUNs: o.ReportLUNs, ReadOnly: s.ReadOnly,
 		MaxTransferBytes: o.MaxTransferBytes, WriteCache: true}
 	if s.Kind == KindRAM {
-		st, err := store.NewRAM(s.Size, store.RAMOptions{})
+		var st *store.RAM
+		var err error
+		restored := false
+		if o.StatePath != "" {
+			// The tag names the disk: its canonical p-dev and identity, so
+			// a file of another disk is never taken for this one.
+			st, restored, err = store.OpenRAMFile(o.StatePath, s.Size, s.String()+" "+o.ID, store.RAMOptions{})
+		} else {
+			st, err = store.NewRAM(s.Size, store.RAMOptions{})
+		}
 		if err != nil {
 			return Opened{}, err
 		}
 		disk.Discard = true
-		return Opened{LUN: scsi.NewDisk(st, disk), Inline: true, Kind: KindRAM}, nil
+		return Opened{LUN: scsi.NewDisk(st, disk), Inline: true, Kind: KindRAM, Restored: restored}, nil
 	}
 
 	real, err := filepath.EvalSymlinks(s.Path)

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -35,6 +37,35 @@ func BenchmarkRAMRead4K(b *testing.B) {
 	}
 	benchStore(b, r, false, false)
 }
+
+func BenchmarkRAMWrite4K(b *testing.B) {
+	r, _ := NewRAM(16<<20, RAMOptions{})
+	defer r.Close()
+	benchStore(b, r, true, false)
+}
+
+// BenchmarkRAMFile*: a RAM disk kept in a file (tmpfs when the host has
+// /dev/shm), as the daemon runs them so that they survive a restart.
+func benchRAMFile(b *testing.B, write bool) {
+	dir := b.TempDir()
+	if d, err := os.MkdirTemp("/dev/shm", "govscsi-bench-"); err == nil {
+		dir = d
+		defer os.RemoveAll(d)
+	}
+	r, _, err := OpenRAMFile(filepath.Join(dir, "b.lun"), 16<<20, "bench", RAMOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	page := make([]byte, 4096)
+	for off := int64(0); off < 16<<20; off += 4096 {
+		r.WriteAt(page, off)
+	}
+	benchStore(b, r, write, false)
+}
+
+func BenchmarkRAMFileRead4K(b *testing.B)  { benchRAMFile(b, false) }
+func BenchmarkRAMFileWrite4K(b *testing.B) { benchRAMFile(b, true) }
 
 func BenchmarkFileRead4K(b *testing.B) {
 	f, err := OpenFile(newTempFile(b, 16<<20), FileOptions{})

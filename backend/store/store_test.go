@@ -431,3 +431,152 @@ func TestRefreshAfterResize(t *testing.T) {
 		t.Fatalf("block Refresh after losetup -c: %d %v", n, err)
 	}
 }
+
+// TestRAMFile: a file-backed RAM disk behaves like the anonymous one, and a
+// second open of the same file (the next daemon) finds the contents again;
+// a file describing another disk is replaced by an empty one.
+func TestRAMFile(t *testing.T) {
+	for name, dir := range ramDirs(t) {
+		t.Run(name, func(t *testing.T) { testRAMFile(t, dir) })
+	}
+}
+
+// ramDirs: the test's directory, and one on tmpfs (/dev/shm) where the
+// daemon's files live (/run/govscsi), when the host has it.
+func ramDirs(t *testing.T) map[string]string {
+	dirs := map[string]string{"tempdir": t.TempDir()}
+	var st syscall.Statfs_t
+	if syscall.Statfs("/dev/shm", &st) == nil && st.Type == 0x01021994 { // TMPFS_MAGIC
+		d, err := os.MkdirTemp("/dev/shm", "govscsi-test-")
+		if err == nil {
+			t.Cleanup(func() { os.RemoveAll(d) })
+			dirs["tmpfs"] = d
+		}
+	}
+	return dirs
+}
+
+func testRAMFile(t *testing.T, dir string) {
+	path := filepath.Join(dir, "d", "dev-0.lun")
+	r, kept, err := OpenRAMFile(path, 8<<20, "ram:8M@5/0/dev-0", RAMOptions{})
+	if err != nil || kept {
+		t.Fatalf("create: kept %v, %v", kept, err)
+	}
+	exercise(t, r)
+	pattern := bytes.Repeat([]byte("restart!"), 512)
+	if _, err := r.WriteAt(pattern, 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 8<<20)
+	if _, err := r.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	alloc := r.Allocated()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r2, kept, err := OpenRAMFile(path, 8<<20, "ram:8M@5/0/dev-0", RAMOptions{})
+	if err != nil || !kept {
+		t.Fatalf("reopen: kept %v, %v", kept, err)
+	}
+	again := make([]byte, 8<<20)
+	if _, err := r2.ReadAt(again, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, again) {
+		t.Fatal("reopened RAM disk differs from what was written")
+	}
+	if a := r2.Allocated(); a != alloc {
+		t.Errorf("allocated %d after reopen, %d before", a, alloc)
+	}
+	r2.Close()
+
+	for _, c := range []struct {
+		size int64
+		tag  string
+	}{{8 << 20, "ram:8M@6/0/dev-0"}, {16 << 20, "ram:8M@5/0/dev-0"}} {
+		r3, kept, err := OpenRAMFile(path, c.size, c.tag, RAMOptions{})
+		if err != nil || kept {
+			t.Fatalf("%d %q: kept %v, %v", c.size, c.tag, kept, err)
+		}
+		if r3.Allocated() != 0 {
+			t.Errorf("%q: a replaced disk has %d bytes allocated", c.tag, r3.Allocated())
+		}
+		buf := make([]byte, 4096)
+		r3.ReadAt(buf, 3<<20)
+		if !bytes.Equal(buf, make([]byte, 4096)) {
+			t.Errorf("%q: another disk's data is visible", c.tag)
+		}
+		r3.Close()
+	}
+}
+
+// TestRAMFileReadsDoNotAllocate: reading unwritten ranges of a file-backed
+// disk touches nothing (a read fault on a hole of a shared tmpfs mapping
+// would allocate a page, and SIGBUS on a full tmpfs); a write allocates
+// only its pages, a discard frees them.
+func TestRAMFileReadsDoNotAllocate(t *testing.T) {
+	for name, dir := range ramDirs(t) {
+		t.Run(name, func(t *testing.T) { testRAMFileReadsDoNotAllocate(t, dir) })
+	}
+}
+
+func testRAMFileReadsDoNotAllocate(t *testing.T, dir string) {
+	path := filepath.Join(dir, "dev-1.lun")
+	r, _, err := OpenRAMFile(path, 64<<20, "t", RAMOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	blocks := func() int64 {
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Blocks * 512
+	}
+	base := blocks() // the header page
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < 64<<20; off += 1 << 20 {
+		if _, err := r.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b := blocks(); b != base {
+		t.Fatalf("reading holes allocated %d bytes", b-base)
+	}
+	if _, err := r.WriteAt(buf[:8192], 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	if b := blocks() - base; b < 8192 || b > 64<<10 {
+		t.Fatalf("an 8 KiB write allocated %d bytes", b)
+	}
+	if err := r.Discard(5<<20, 8192); err != nil {
+		t.Fatal(err)
+	}
+	if b := blocks(); b != base || r.Allocated() != 0 {
+		t.Fatalf("discard left %d bytes allocated (%d counted)", b-base, r.Allocated())
+	}
+}
+
+// TestRAMShortLastPage: a size that is not a multiple of the page size can
+// be written to its end (the last page is allocated whole).
+func TestRAMShortLastPage(t *testing.T) {
+	r, err := NewRAM(3*512, RAMOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.WriteAt(bytes.Repeat([]byte{7}, 3*512), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Discard(512, 1024); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 3*512)
+	r.ReadAt(got, 0)
+	if !bytes.Equal(got[:512], bytes.Repeat([]byte{7}, 512)) || !bytes.Equal(got[512:], make([]byte, 1024)) {
+		t.Fatal("discard of the short last page's tail")
+	}
+}
