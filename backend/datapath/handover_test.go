@@ -346,7 +346,7 @@ func TestCrashAtEachOrderingPoint(t *testing.T) {
 							t.Fatalf("crash point %s #%d never reached (%d hits)", c.point, nth, hits.Load())
 						}
 					}
-					c1.Kill() // the kernel closes the dead process's devices
+					c1.Kill()                                 // the kernel closes the dead process's devices
 					f.responses(seen, n, 20*time.Millisecond) // what it published before dying
 					early := len(seen)
 					for ; g < groups; g++ {
