@@ -48,6 +48,7 @@ import (
 
 	"github.com/govscsi/govscsi/libxlgo/evtchn"
 	"github.com/govscsi/govscsi/libxlgo/gnttab"
+	"github.com/govscsi/govscsi/libxlgo/xenctrl"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 )
 
@@ -644,10 +645,76 @@ func runGuest(out io.Writer, guest uint32) int {
 		}())
 		r.check("guest/evtchn-close", e.Close())
 	}
+	domctlChecks(r, guest)
 	if r.failed > 0 {
 		fmt.Fprintf(out, "FAILED: %d guest check(s)\n", r.failed)
 		return 1
 	}
 	fmt.Fprintln(out, "ALL GUEST CHECKS PASS")
 	return 0
+}
+
+// domctlChecks proves what the domain holds of vscsi-autoattach rely on
+// (xenif.DomainControl) against Xen: pause references are counted (two
+// Pauses need two Unpauses), a paused domain's vCPU time stands still, and
+// a missing domain is ESRCH. The guest is left running as it was found.
+func domctlChecks(r *report, guest uint32) {
+	x, err := xenctrl.Open()
+	if !r.check("guest/xenctrl-open", err) {
+		return
+	}
+	defer func() { r.check("guest/xenctrl-close", x.Close()) }()
+	r.check("guest/xenctrl-info", func() error {
+		in, err := x.DomainInfo(guest)
+		if err != nil {
+			return err
+		}
+		if in.Domid != guest || in.Paused || in.Dying || in.Shutdown || in.CPUTime <= 0 {
+			return fmt.Errorf("unexpected info for a running guest: %+v", in)
+		}
+		return nil
+	}())
+	r.check("guest/xenctrl-pause-counts", func() error {
+		if err := x.Pause(guest); err != nil {
+			return err
+		}
+		if err := x.Pause(guest); err != nil {
+			x.Unpause(guest) //nolint:errcheck // already failing
+			return err
+		}
+		a, err := x.DomainInfo(guest)
+		if err != nil {
+			x.Unpause(guest) //nolint:errcheck // already failing
+			x.Unpause(guest) //nolint:errcheck // already failing
+			return err
+		}
+		time.Sleep(300 * time.Millisecond)
+		b, err1 := x.DomainInfo(guest)
+		err2 := x.Unpause(guest)
+		c, err3 := x.DomainInfo(guest) // one reference left: still paused
+		err4 := x.Unpause(guest)
+		d, err5 := x.DomainInfo(guest)
+		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+			return err
+		}
+		switch {
+		case !a.Paused || !b.Paused:
+			return fmt.Errorf("not paused after two Pause: %+v", a)
+		case b.CPUTime != a.CPUTime:
+			return fmt.Errorf("vCPU time moved while paused: %v -> %v", a.CPUTime, b.CPUTime)
+		case !c.Paused:
+			return errors.New("one Unpause after two Pause unpaused the domain: references are not counted")
+		case d.Paused:
+			return errors.New("still paused after the second Unpause")
+		}
+		r.note("two pause references held for 300 ms: vCPU time stood at %v", a.CPUTime)
+		return nil
+	}())
+	r.check("guest/xenctrl-missing-domain-esrch", func() error {
+		_, err := x.DomainInfo(xenif.DomidFirstReserved - 2)
+		if !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("info of a missing domain: %v, want ESRCH", err)
+		}
+		return nil
+	}())
 }
