@@ -35,7 +35,10 @@ func newRig(t *testing.T, max time.Duration) *rig {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(b []byte) (int, error) { w.t.Log(strings.TrimSpace(string(b))); return len(b), nil }
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
 
 // xlGuest makes domain domid as xl create leaves it before unpausing:
 // xenstore home and /libxl/<domid>, and one pause reference.
