@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/hotplug"
@@ -118,7 +119,7 @@ func (t *Toolstack) Attach(ctx context.Context, domain, pdev, vdevAndOpts string
 	if err != nil {
 		return Result{}, err
 	}
-	return t.applyEntries(ctx, domid, entries, warns, false)
+	return t.applyEntries(ctx, domid, entries, warns, applyMode{deferConnect: t.opt.DeferConnect})
 }
 
 // Apply adds every vscsi= entry of an xl domain config to a running
@@ -133,6 +134,28 @@ func (t *Toolstack) Attach(ctx context.Context, domain, pdev, vdevAndOpts string
 // p-dev is refused naming both. Skipped devices are not waited for
 // (whoever wrote them waits); Result.Already lists them.
 func (t *Toolstack) Apply(ctx context.Context, domain, configPath string) (Result, error) {
+	return t.applyConfig(ctx, domain, configPath, applyMode{skipAttached: true, deferConnect: t.opt.DeferConnect})
+}
+
+// ApplyBeforeRun is Apply for a domain that has not run yet (created,
+// restored or received paused, or held: package hold): it waits only for
+// the backend side of each new vhost (probed, hotplug script run), as
+// Options.DeferConnect does, because the guest's frontend cannot connect
+// before the domain runs. Result.Waits lists what WaitConnected can wait
+// for once it runs.
+func (t *Toolstack) ApplyBeforeRun(ctx context.Context, domain, configPath string) (Result, error) {
+	return t.applyConfig(ctx, domain, configPath, applyMode{skipAttached: true, deferConnect: true})
+}
+
+// applyMode is how one operation writes and waits.
+type applyMode struct {
+	// skipAttached leaves out the devices the domain already has (Apply).
+	skipAttached bool
+	// deferConnect waits for the backend side only (Options.DeferConnect).
+	deferConnect bool
+}
+
+func (t *Toolstack) applyConfig(ctx context.Context, domain, configPath string, mode applyMode) (Result, error) {
 	entries, warns, err := cfgparse.ConfigSpecs(configPath)
 	if err != nil {
 		return Result{Warnings: warnStrings(warns)}, err
@@ -144,7 +167,7 @@ func (t *Toolstack) Apply(ctx context.Context, domain, configPath string) (Resul
 	if len(entries) == 0 {
 		return Result{Domid: domid, Warnings: warnStrings(warns)}, nil
 	}
-	return t.applyEntries(ctx, domid, entries, warns, true)
+	return t.applyEntries(ctx, domid, entries, warns, mode)
 }
 
 func warnStrings(ws []cfgparse.Warning) []string {
@@ -155,9 +178,8 @@ func warnStrings(ws []cfgparse.Warning) []string {
 	return out
 }
 
-// applyEntries resolves entries and writes them (applyDevices); with
-// skipAttached (Apply) the devices the domain already has are skipped.
-func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cfgparse.Entry, warns []cfgparse.Warning, skipAttached bool) (Result, error) {
+// applyEntries resolves entries and writes them (applyDevices).
+func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cfgparse.Entry, warns []cfgparse.Warning, mode applyMode) (Result, error) {
 	res := Result{Domid: domid, Warnings: warnStrings(warns)}
 	if err := cfgparse.ValidBackendType(t.opt.BackendType); err != nil {
 		return res, fmt.Errorf("options: %w", err)
@@ -186,7 +208,7 @@ func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cf
 		return res, err
 	}
 	defer unlock()
-	return t.applyDevices(ctx, domid, devs, res, skipAttached)
+	return t.applyDevices(ctx, domid, devs, res, mode)
 }
 
 // existingForGroup reads a domain's vhosts as cfgparse.Group wants them,
@@ -241,10 +263,10 @@ func (b busyError) Error() string { return fmt.Sprintf("vhost %d busy", b.vhost)
 // applyDevices writes devs (already resolved) to the domain: new vhosts
 // and hot-adds in one transaction, then waits for every vhost and device
 // to connect. On failure it rolls back everything it wrote (see rollback).
-// With skipAttached, devs the domain already has are left out first
+// With mode.skipAttached, devs the domain already has are left out first
 // (skipAttachedDevs), inside the transaction, so a racing writer's devices
 // count.
-func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgparse.Device, res Result, skipAttached bool) (Result, error) {
+func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgparse.Device, res Result, mode applyMode) (Result, error) {
 	d := t.domains(domid)
 	if alive, err := t.domainAlive(domid); err != nil || !alive {
 		if err == nil {
@@ -269,7 +291,7 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 			}
 			states = byID
 			todo := devs
-			if skipAttached {
+			if mode.skipAttached {
 				if todo, res.Already, err = skipAttachedDevs(devs, existing, byID, d.BackendType()); err != nil {
 					return err
 				}
@@ -350,7 +372,7 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 	// With DeferConnect only the backend's side is waited for here.
 	var werr error
 	for _, v := range plan.Create {
-		if t.opt.DeferConnect {
+		if mode.deferConnect {
 			if werr = t.waitProbed(ctx, domid, v); werr != nil {
 				break
 			}
@@ -369,7 +391,7 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 			if states[a.VHost].BackendState != StateConnected {
 				continue
 			}
-			if t.opt.DeferConnect {
+			if mode.deferConnect {
 				res.Waits = append(res.Waits, PendingVHost{VHost: a.VHost, Devs: a.Devs})
 				continue
 			}
@@ -671,6 +693,15 @@ func (t *Toolstack) waitDevs(ctx context.Context, domid uint32, vhost int, devs 
 				de.Detail = "the guest could not add the LUN (is it booted with scsi_mod.scan=none?)"
 				return false, "", de
 			}
+			if fs == StateConnected && ds == StateConnected && fds == StateUnknown {
+				// A resumed frontend (restore, migration): it kept the
+				// LUN across the save and its READD pass skipped it
+				// (docs/host-integration.md, "Resume").
+				if err := t.markReadded(fe, dv.ID); err != nil {
+					return false, "", err
+				}
+				fds = StateConnected
+			}
 			fmt.Fprintf(&sb, ", dev-%d %d/%d", dv.ID, ds, fds)
 			if ds != StateConnected || fds != StateConnected {
 				done = false
@@ -682,6 +713,27 @@ func (t *Toolstack) waitDevs(ctx context.Context, domid uint32, vhost int, devs 
 			sb.WriteString(": the backend has not probed the vhost; is the vscsi backend running?")
 		}
 		return done, sb.String(), nil
+	})
+}
+
+// markReadded writes frontend dev-N/state 4 for a device the guest's
+// frontend kept across a suspend and resume, as Linux scsifront's READD
+// pass does for LUNs whose backend state is already 4 when the backend
+// connects. The backend only reaches 4 after the frontend connected (its
+// UPDATEDEV pass), so READD never sees 4 and writes nothing: the LUN works
+// in the guest, but the trees would say the guest never took it, and every
+// wait for it would time out. The write happens only while the frontend
+// directory exists and the node is still missing.
+func (t *Toolstack) markReadded(fe string, dev int) error {
+	p := fe + "/vscsi-devs/dev-" + strconv.Itoa(dev) + "/state"
+	return xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
+		if _, err := t.s.Read(tx, fe); err != nil {
+			return err
+		}
+		if _, err := t.s.Read(tx, p); err == nil || !errors.Is(err, syscall.ENOENT) {
+			return err
+		}
+		return t.s.Write(tx, p, strconv.Itoa(StateConnected))
 	})
 }
 

@@ -75,3 +75,53 @@ func TestDeferConnectFailures(t *testing.T) {
 		t.Fatalf("frontend never connects: %v", err)
 	}
 }
+
+// A guest restored from a save (or received by migration) resumes with the
+// LUNs it had: scsifront's READD pass writes frontend dev state 4 only for
+// devices whose backend state is already 4, which it never is when the
+// backend connects afresh. ApplyBeforeRun (the domain is held or paused)
+// waits for the backend only; once the resumed frontend connects,
+// WaitConnected takes the devices as connected and writes the frontend dev
+// state READD left out, so the trees look as after a normal attach. Before
+// that, every wait for such a guest timed out and rolled its disk back.
+func TestApplyBeforeRunResumedGuest(t *testing.T) {
+	r := newRig(t, rigOpt{noFrontend: true, opts: plugin.Options{InitTimeout: 5 * time.Second}})
+	cfg := filepath.Join(t.TempDir(), "g.cfg")
+	if err := os.WriteFile(cfg, []byte("name = \"guest5\"\nvscsi = [ '"+wwn0+",0:0:0:0', '"+wwn1+",0:0:1:0' ]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.ts.ApplyBeforeRun(ctx(t), "guest5", cfg)
+	if err != nil {
+		t.Fatalf("apply before run: %v", err)
+	}
+	if len(res.Waits) != 1 || len(res.Waits[0].Devs) != 2 {
+		t.Fatalf("Waits = %+v, want one vhost with two devices", res.Waits)
+	}
+	if st := r.Read("/local/domain/0/backend/vscsi/5/0/state"); st != "2" {
+		t.Fatalf("backend state %s before the guest runs, want 2", st)
+	}
+	r.resumed = true
+	r.startFrontend() // the hold is released: the guest resumes
+	if err := r.ts.WaitConnected(ctx(t), res.Domid, res.Waits); err != nil {
+		t.Fatalf("WaitConnected for a resumed frontend: %v", err)
+	}
+	vs := r.list()
+	if got := devStates(vs[0]); got != "dev-0 0:0:0:0 "+wwn0+" 4/4; dev-1 0:0:1:0 "+wwn1+" 4/4" || vs[0].FrontendState != 4 {
+		t.Errorf("after the resume: %s (frontend %d)", got, vs[0].FrontendState)
+	}
+}
+
+// The same resumed guest through plain scsi-attach (the way an admin would
+// reattach after `xl restore -p`): the attach succeeds instead of timing
+// out and removing the device again.
+func TestAttachToResumedGuest(t *testing.T) {
+	r := newRig(t, rigOpt{noFrontend: true, opts: plugin.Options{InitTimeout: 5 * time.Second}})
+	r.resumed = true
+	r.startFrontend()
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatalf("attach to a resumed guest: %v", err)
+	}
+	if got := devStates(r.list()[0]); got != "dev-0 0:0:0:0 "+wwn0+" 4/4" {
+		t.Errorf("after attach: %s", got)
+	}
+}

@@ -29,6 +29,7 @@ type rig struct {
 	fe            *simpeer.Frontend
 	stopFE        func() error
 	failAdd       func(string) bool
+	resumed       bool // the next frontend started resumes (simpeer.Frontend.Resumed)
 	logf          func(string, ...any)
 }
 
@@ -39,7 +40,7 @@ func (r *rig) startFrontend() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.fe = &simpeer.Frontend{Store: fs, Domid: guest, FailAdd: r.failAdd, RingRef: "43", EventChannel: "20", Log: r.logf}
+	r.fe = &simpeer.Frontend{Store: fs, Domid: guest, FailAdd: r.failAdd, RingRef: "43", EventChannel: "20", Resumed: r.resumed, Log: r.logf}
 	stop := simpeer.Start(r.fe.Run)
 	var once sync.Once
 	r.stopFE = func() error {

@@ -345,6 +345,12 @@ type Frontend struct {
 	// RingRef and EventChannel are the values written at probe (default
 	// "8" and "9"; there is no real ring).
 	RingRef, EventChannel string
+	// Resumed plays a frontend resuming after a save or migration: the
+	// guest still has its LUNs, so the first time the backend connects it
+	// runs scsifront's READD pass (frontend dev state 4 only for devices
+	// whose backend state is already 4) instead of the ADD pass, as
+	// scsifront does while info->pause is set.
+	Resumed bool
 	Delay                 time.Duration
 	Log                   func(format string, a ...any)
 
@@ -354,6 +360,7 @@ type Frontend struct {
 type feVHost struct {
 	fe, be  string
 	lastBE  int
+	resumed bool // READD pending (Frontend.Resumed)
 	added   map[string]bool // dev-N names the guest has
 	watched string
 }
@@ -413,7 +420,7 @@ func (f *Frontend) reconcile(ctx context.Context, root string) {
 			if err1 != nil || err2 != nil {
 				continue
 			}
-			v = &feVHost{fe: fe, be: be, lastBE: -1, added: map[string]bool{}}
+			v = &feVHost{fe: fe, be: be, lastBE: -1, added: map[string]bool{}, resumed: f.Resumed}
 			f.vhosts[vh] = v
 			f.sleep(ctx)
 			err := xenif.Transact(s, 10, func(tx xenif.Tx) error {
@@ -456,6 +463,18 @@ func (f *Frontend) backendChanged(ctx context.Context, v *feVHost) {
 	f.logf("%s: backend state %d (own %d)", v.fe, bs, own)
 	switch bs {
 	case stConnected:
+		if v.resumed {
+			v.resumed = false
+			for _, n := range devNames(s, v.be+"/vscsi-devs") {
+				if st, _ := readInt(s, v.be+"/vscsi-devs/"+n+"/state"); st == stConnected {
+					f.write(v.fe+"/vscsi-devs/"+n+"/state", strconv.Itoa(stConnected))
+				}
+				v.added[n] = true // the guest kept every LUN it had
+			}
+			f.sleep(ctx)
+			f.write(v.fe+"/state", strconv.Itoa(stConnected))
+			return
+		}
 		if own == stInitialised {
 			f.addPass(ctx, v)
 		}
