@@ -351,8 +351,8 @@ type Frontend struct {
 	// whose backend state is already 4) instead of the ADD pass, as
 	// scsifront does while info->pause is set.
 	Resumed bool
-	Delay                 time.Duration
-	Log                   func(format string, a ...any)
+	Delay   time.Duration
+	Log     func(format string, a ...any)
 
 	vhosts map[string]*feVHost
 }
@@ -360,7 +360,7 @@ type Frontend struct {
 type feVHost struct {
 	fe, be  string
 	lastBE  int
-	resumed bool // READD pending (Frontend.Resumed)
+	resumed bool            // READD pending (Frontend.Resumed)
 	added   map[string]bool // dev-N names the guest has
 	watched string
 }
