@@ -22,6 +22,7 @@ type Domains struct {
 
 type fakeDomain struct {
 	pauses   int
+	most     int // the most references ever held at once
 	cpu      time.Duration
 	shutdown int // -1: running
 }
@@ -36,7 +37,7 @@ func NewDomains() *Domains { return &Domains{doms: map[uint32]*fakeDomain{}} }
 func (d *Domains) Create(domid uint32, pauses int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.doms[domid] = &fakeDomain{pauses: pauses, shutdown: -1}
+	d.doms[domid] = &fakeDomain{pauses: pauses, most: pauses, shutdown: -1}
 }
 
 // Destroy removes a domain.
@@ -76,6 +77,17 @@ func (d *Domains) Pauses(domid uint32) int {
 	return -1
 }
 
+// MostPauses returns the most references ever held at once on domid (-1:
+// no such domain): more than the creator's one means someone held it.
+func (d *Domains) MostPauses(domid uint32) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if dm := d.doms[domid]; dm != nil {
+		return dm.most
+	}
+	return -1
+}
+
 func (d *Domains) get(op string, domid uint32) (*fakeDomain, error) {
 	dm := d.doms[domid]
 	if dm == nil {
@@ -96,6 +108,7 @@ func (d *Domains) Pause(domid uint32) error {
 		return err
 	}
 	dm.pauses++
+	dm.most = max(dm.most, dm.pauses)
 	return nil
 }
 

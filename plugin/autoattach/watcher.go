@@ -12,6 +12,17 @@
 // restarted daemon writes nothing for domains it (or xl-vscsi) set up
 // before.
 //
+// With a Config.Holder, a new domain whose config has vscsi= entries is
+// held (package hold: a pause reference of the watcher's own) from the
+// moment it is seen until its vhosts are probed by the backend, so xl's
+// unpause at the end of create, restore or migrate-receive does not start
+// the guest before its devices are there: the guest boots (or resumes)
+// with them, as with SUSE's libxl. A domain without vscsi= entries is
+// never held. Once released, the watcher waits in the background for the
+// guest's frontend to connect and only logs if it does not (a guest that
+// never loads xen-scsifront keeps its vhosts in InitWait, as libxl leaves
+// a disk nobody opens).
+//
 // Everything here is pure Go over xenif.Store; nothing starts before Run.
 package autoattach
 
@@ -25,11 +36,13 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xsutil"
 	"github.com/govscsi/govscsi/plugin"
+	"github.com/govscsi/govscsi/plugin/hold"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -38,17 +51,19 @@ type Action string
 
 // Actions reported through Config.Report (and logged).
 const (
-	Attached     Action = "attached"     // vscsi= entries applied, peers connected
-	NoVSCSI      Action = "no-vscsi"     // the matching config has no vscsi= entries
-	HasVHosts    Action = "has-vhosts"   // the domain already has vhosts: left alone
-	NoConfig     Action = "no-config"    // no config in the directories names the domain
-	Ambiguous    Action = "ambiguous"    // several configs name the domain: nothing written
-	BadConfig    Action = "bad-config"   // the config or a vscsi= entry is wrong: nothing written
-	Failed       Action = "failed"       // apply failed (and rolled back its writes)
-	Gone         Action = "gone"         // the domain vanished while being set up
-	Renamed      Action = "renamed"      // the domain kept changing its name: nothing written
-	Unnamed      Action = "unnamed"      // no name node yet: retried on the next event
-	Inaccessible Action = "inaccessible" // reading the domain's nodes failed
+	Attached     Action = "attached"      // vscsi= entries applied, peers connected
+	NoVSCSI      Action = "no-vscsi"      // the matching config has no vscsi= entries
+	HasVHosts    Action = "has-vhosts"    // the domain already has vhosts: left alone
+	NoConfig     Action = "no-config"     // no config in the directories names the domain
+	Ambiguous    Action = "ambiguous"     // several configs name the domain: nothing written
+	BadConfig    Action = "bad-config"    // the config or a vscsi= entry is wrong: nothing written
+	Failed       Action = "failed"        // apply failed (and rolled back its writes)
+	Gone         Action = "gone"          // the domain vanished while being set up
+	Renamed      Action = "renamed"       // the domain kept changing its name: nothing written
+	Connected    Action = "connected"     // after a hold: the guest's frontend connected every device
+	NotConnected Action = "not-connected" // after a hold: the frontend did not connect in time (nothing removed)
+	Unnamed      Action = "unnamed"       // no name node yet: retried on the next event
+	Inaccessible Action = "inaccessible"  // reading the domain's nodes failed
 )
 
 // Outcome is one domain's handling, for Config.Report.
@@ -59,7 +74,11 @@ type Outcome struct {
 	Action Action
 	Added  int      // devices written (Attached)
 	Others []string // the competing configs (Ambiguous)
-	Err    error
+	// Held is how long the domain was held (0: it was not); HeldLate is
+	// set when it had already run when the hold was taken.
+	Held     time.Duration
+	HeldLate bool
+	Err      error
 }
 
 // Config configures a Watcher.
@@ -75,6 +94,10 @@ type Config struct {
 	Report func(Outcome)
 	// Cleaned, if set, is called after a cleanup pass removed something.
 	Cleaned func(domids []uint32, err error)
+	// Holder, if set, holds every new domain whose config has vscsi=
+	// entries until its vhosts are probed (see the package doc); nil: no
+	// holds, the devices are hot-plugged while the guest boots.
+	Holder *hold.Holder
 }
 
 // Watcher is the daemon's state. Create it with New, start it with Run.
@@ -88,6 +111,7 @@ type Watcher struct {
 	handled map[uint32]bool // domains handled (or being handled) this run
 	mux     *xsutil.Mux     // Run's, for the name watches; nil outside Run
 	wg      sync.WaitGroup
+	configs configIndex
 }
 
 // New returns a Watcher that watches and reads through s and writes
@@ -130,7 +154,21 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return fmt.Errorf("watching %s: %w", xenif.WatchReleaseDomain, err)
 	}
 	defer cancelRel()
-	w.log.Info("watching for new domains", "config_dirs", w.cfg.ConfigDirs, "backend_domid", w.ts.Options().BackendDomid)
+	made, cancelMade, err := mux.Watch("/libxl")
+	if err != nil {
+		return fmt.Errorf("watching /libxl: %w", err)
+	}
+	defer cancelMade()
+	w.log.Info("watching for new domains", "config_dirs", w.cfg.ConfigDirs, "backend_domid", w.ts.Options().BackendDomid,
+		"hold", w.cfg.Holder != nil)
+	if h := w.cfg.Holder; h != nil {
+		if ids, err := h.Recover(); err != nil {
+			w.log.Error("releasing the holds a previous holder left failed", "error", err)
+		} else if len(ids) > 0 {
+			w.log.Warn("released the holds a previous holder left behind", "domids", ids)
+		}
+		defer h.ReleaseAll()
+	}
 	defer w.wg.Wait()
 	// Runs before the Wait: handlers waiting for a rename end with Run
 	// even when the store, not ctx, ended it.
@@ -155,6 +193,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if err := w.scan(ctx); err != nil {
 				w.log.Error("listing domains failed", "error", err)
 			}
+		case ev, ok := <-made:
+			if !ok {
+				return xenif.ErrStoreClosed
+			}
+			w.created(ctx, ev.Path)
 		case _, ok := <-rel:
 			if !ok {
 				return xenif.ErrStoreClosed
@@ -252,32 +295,75 @@ func (w *Watcher) scan(ctx context.Context) error {
 	w.mu.Unlock()
 	sort.Slice(fresh, func(i, j int) bool { return fresh[i] < fresh[j] })
 	for _, d := range fresh {
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			for {
-				o := w.handle(ctx, d)
-				if w.cfg.Report != nil {
-					w.cfg.Report(o)
-				}
-				if o.Action != Unnamed && o.Action != NoConfig {
-					return
-				}
-				// No name yet, or a name no config has (an incoming
-				// migration is "<name>--incoming" until xl renames it
-				// at the end): look again when the name changes.
-				if !w.awaitName(ctx, d, o.Name) {
-					if o.Action == Unnamed {
-						w.mu.Lock()
-						delete(w.handled, d) // --once: the next pass looks again
-						w.mu.Unlock()
-					}
-					return
-				}
-			}
-		}()
+		w.startHandler(ctx, d)
 	}
 	return nil
+}
+
+// claim marks domid as handled; false if it already was (or is dom0 or the
+// backend's domain).
+func (w *Watcher) claim(domid uint32) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if domid == 0 || domid == w.ts.Options().BackendDomid || w.handled[domid] {
+		return false
+	}
+	w.handled[domid] = true
+	return true
+}
+
+// created handles a /libxl event: libxl creates /libxl/<domid> in the
+// same transaction as the domain's home and name (libxl__domain_make),
+// right after the domain exists and long before it is built and
+// introduced, so a domain seen here is held with plenty of time before xl
+// unpauses it. @introduceDomain stays the fallback for other toolstacks.
+func (w *Watcher) created(ctx context.Context, path string) {
+	rest, ok := strings.CutPrefix(path, "/libxl/")
+	if !ok {
+		return
+	}
+	n, _, _ := strings.Cut(rest, "/")
+	id, err := strconv.ParseUint(n, 10, 32)
+	if err != nil || strconv.FormatUint(id, 10) != n || id >= xenif.DomidFirstReserved {
+		return
+	}
+	d := uint32(id)
+	w.mu.Lock()
+	done := w.handled[d]
+	w.mu.Unlock()
+	if done || !w.alive(d) {
+		return // most /libxl events: devices of known domains, or a removal
+	}
+	if w.claim(d) {
+		w.startHandler(ctx, d)
+	}
+}
+
+// startHandler handles domid on its own goroutine (claimed already).
+func (w *Watcher) startHandler(ctx context.Context, d uint32) {
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for {
+			o := w.handle(ctx, d)
+			if w.cfg.Report != nil {
+				w.cfg.Report(o)
+			}
+			if o.Action != Unnamed && o.Action != NoConfig {
+				return
+			}
+			// No name yet, or a name no config has: look again when the
+			// name changes.
+			if !w.awaitName(ctx, d, o.Name) {
+				if o.Action == Unnamed {
+					w.mu.Lock()
+					delete(w.handled, d) // --once: the next pass looks again
+					w.mu.Unlock()
+				}
+				return
+			}
+		}
+	}()
 }
 
 // awaitName waits until domain domid has a name other than old (a missing
@@ -356,14 +442,19 @@ func (w *Watcher) alive(domid uint32) bool {
 
 // handle sets up one domain. Every outcome is logged with the domain's
 // id and name; only Attached writes anything.
-func (w *Watcher) handle(ctx context.Context, domid uint32) Outcome {
-	o := Outcome{Domid: domid}
+// The result is named: the deferred release of a hold records its time in it.
+func (w *Watcher) handle(ctx context.Context, domid uint32) (o Outcome) {
+	o = Outcome{Domid: domid}
 	log := w.log.With("domid", domid)
-	// A name read, the configs matched against it, the chosen config
-	// checked, then the name read again: if it changed meanwhile (xl
-	// rename), start over with the new one, a few times at most.
+	// A name read, the configs matched against it, the domain held, the
+	// chosen config checked, then the name read again: if it changed
+	// meanwhile (xl rename), start over with the new one, a few times at
+	// most (the hold stays).
 	const attempts = 3
-	var chosen candidate
+	var (
+		chosen candidate
+		held   *hold.Hold
+	)
 	for i := 0; ; i++ {
 		name, uuid, ok, err := w.identity(domid)
 		if err != nil {
@@ -397,7 +488,7 @@ func (w *Watcher) handle(ctx context.Context, domid uint32) Outcome {
 			log.Info("domain already has vscsi vhosts; leaving it alone", "vhosts", len(vs))
 			return o
 		}
-		cands, err := scanConfigs(w.cfg.ConfigDirs, func(p string, err error) {
+		cands, err := w.configs.scan(w.cfg.ConfigDirs, func(p string, err error) {
 			log.Trace("not an xl config", "file", p, "error", err)
 		})
 		if err != nil {
@@ -426,7 +517,7 @@ func (w *Watcher) handle(ctx context.Context, domid uint32) Outcome {
 		o.Config = chosen.Path
 		// Check the vscsi= entries before anything is written: a bad one
 		// is the user's to fix, and the domain is left as it is.
-		entries, warns, err := cfgparse.ConfigSpecs(chosen.Path)
+		entries, warns, err := w.configs.specs(chosen)
 		for _, wn := range warns {
 			log.Warn("vscsi= entry", "config", chosen.Path, "warning", wn.String())
 		}
@@ -439,6 +530,10 @@ func (w *Watcher) handle(ctx context.Context, domid uint32) Outcome {
 			o.Action = NoVSCSI
 			log.Debug("the domain's config has no vscsi= entries", "config", chosen.Path)
 			return o
+		}
+		if held == nil {
+			held = w.takeHold(domid, log)
+			defer func() { w.releaseHold(held, &o, log) }()
 		}
 		// Resolve and group the entries on their own as well: then an
 		// error of Apply's grouping can only come from vhosts someone
@@ -466,8 +561,12 @@ func (w *Watcher) handle(ctx context.Context, domid uint32) Outcome {
 	}
 
 	log = log.With("config", chosen.Path)
-	log.Info("attaching the config's vscsi devices")
-	res, err := w.ts.Apply(ctx, strconv.FormatUint(uint64(domid), 10), chosen.Path)
+	log.Info("attaching the config's vscsi devices", "held", held != nil)
+	apply := w.ts.Apply
+	if held != nil {
+		apply = w.ts.ApplyBeforeRun // the guest cannot connect while held
+	}
+	res, err := apply(ctx, strconv.FormatUint(uint64(domid), 10), chosen.Path)
 	for _, wn := range res.Warnings {
 		log.Warn("vscsi", "warning", wn)
 	}
@@ -509,6 +608,73 @@ func (w *Watcher) handle(ctx context.Context, domid uint32) Outcome {
 		return o
 	}
 	o.Action, o.Added = Attached, len(res.Added)
-	log.Info("vscsi devices attached", "vhosts_created", res.Created, "devices", len(res.Added), "pending_frontend", res.Pending)
+	log.Info("vscsi devices attached", "vhosts_created", res.Created, "devices", len(res.Added), "pending_frontend", res.Pending || len(res.Waits) > 0)
+	if len(res.Waits) > 0 && w.watching() {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			w.awaitFrontend(ctx, domid, o.Name, res, log)
+		}()
+	}
 	return o
+}
+
+// watching reports whether Run is running (Reconcile does not wait for
+// frontends: --once exits once the devices are written).
+func (w *Watcher) watching() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mux != nil
+}
+
+// takeHold holds domid if the watcher has a Holder; nil if it has none or
+// the hold failed (logged: the devices are then hot-plugged).
+func (w *Watcher) takeHold(domid uint32, log hclog.Logger) *hold.Hold {
+	if w.cfg.Holder == nil {
+		return nil
+	}
+	x, err := w.cfg.Holder.Take(domid)
+	if err != nil {
+		log.Warn("cannot hold the domain until its vscsi devices are connected; they are hot-plugged while it boots", "error", err)
+		return nil
+	}
+	if x.Late {
+		log.Warn("the domain had already run when it was held: it may look for its vscsi devices before they are connected")
+	}
+	return x
+}
+
+// releaseHold drops a hold taken by handle, recording how long it lasted.
+func (w *Watcher) releaseHold(x *hold.Hold, o *Outcome, log hclog.Logger) {
+	if x == nil {
+		return
+	}
+	d, err := x.Release()
+	o.Held, o.HeldLate = d, x.Late
+	if err != nil {
+		log.Error("releasing the hold failed", "error", err)
+		return
+	}
+	log.Info("domain released", "held", d.Round(time.Millisecond), "late", x.Late)
+}
+
+// awaitFrontend waits (the toolstack's init timeout per vhost) for the
+// frontend of a domain that was held to connect the devices written before
+// it ran. Nothing is removed if it does not: the vhosts stay ready.
+func (w *Watcher) awaitFrontend(ctx context.Context, domid uint32, name string, res plugin.Result, log hclog.Logger) {
+	t0 := time.Now()
+	err := w.ts.WaitConnected(ctx, domid, res.Waits)
+	o := Outcome{Domid: domid, Name: name, Action: Connected, Added: len(res.Added), Err: err}
+	switch {
+	case err == nil:
+		log.Info("the guest connected its vscsi devices", "after", time.Since(t0).Round(time.Millisecond))
+	case ctx.Err() != nil || !w.alive(domid):
+		return
+	default:
+		o.Action = NotConnected
+		log.Warn("the guest has not connected its vscsi devices; they stay ready for it", "waited", time.Since(t0).Round(time.Second), "error", err)
+	}
+	if w.cfg.Report != nil {
+		w.cfg.Report(o)
+	}
 }

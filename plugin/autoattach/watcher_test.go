@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/libxlgo/xenfake"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xs"
 	"github.com/govscsi/govscsi/libxlgo/xswire"
 	"github.com/govscsi/govscsi/plugin"
 	"github.com/govscsi/govscsi/plugin/autoattach"
+	"github.com/govscsi/govscsi/plugin/hold"
 	"github.com/govscsi/govscsi/plugin/internal/rigtest"
 	"github.com/govscsi/govscsi/tests/simpeer"
 	"github.com/hashicorp/go-hclog"
@@ -43,6 +45,9 @@ type host struct {
 	cleaned  chan []uint32
 	logs     *syncBuf
 	pending  []autoattach.Outcome // reports read while waiting for another domain
+	doms     *xenfake.Domains     // the hypervisor's domain control (holds)
+	maxHold  time.Duration        // with hold: the Holder's bound (0: its default)
+	hold     bool                 // start the watcher with a Holder
 
 	stop func() // stops the running watcher (nil if none)
 }
@@ -66,8 +71,13 @@ func (b *syncBuf) String() string {
 
 func newHost(t *testing.T, beDomid uint32) *host {
 	t.Helper()
+	return newHostOpt(t, beDomid, true)
+}
+
+func newHostOpt(t *testing.T, beDomid uint32, withBackend bool) *host {
+	t.Helper()
 	h := &host{Host: rigtest.NewHost(t), t: t, beDomid: beDomid, outcomes: make(chan autoattach.Outcome, 64),
-		cleaned: make(chan []uint32, 64), logs: &syncBuf{}}
+		cleaned: make(chan []uint32, 64), logs: &syncBuf{}, doms: xenfake.NewDomains()}
 	if beDomid != 0 {
 		// A driver domain as libxl makes one: its home readable by it.
 		h.Mkdir(rigtest.Home(beDomid), xenif.Perms{{Domid: 0, Bits: xenif.PermNone}, {Domid: beDomid, Bits: xenif.PermRead}})
@@ -80,8 +90,11 @@ func newHost(t *testing.T, beDomid uint32) *host {
 		t.Fatal(err)
 	}
 	be := &simpeer.Backend{Store: bs, Domid: beDomid, DevErrors: true, Log: t.Logf}
-	stopBE := simpeer.Start(be.Run)
-	t.Cleanup(func() { stopBE(); bs.Close() })
+	if withBackend {
+		stopBE := simpeer.Start(be.Run)
+		t.Cleanup(func() { stopBE() })
+	}
+	t.Cleanup(func() { bs.Close() })
 
 	d := t.TempDir()
 	h.dirs = []string{filepath.Join(d, "xen"), filepath.Join(d, "xen", "auto")}
@@ -113,6 +126,23 @@ func (h *host) cfg(dir int, file, body string) string {
 // its frontend peer unless noFE, and introduces it.
 func (h *host) guest(domid uint32, name, uuid string, noFE bool) {
 	h.t.Helper()
+	h.makeDomain(domid, name, uuid)
+	if !noFE {
+		fs, err := h.Srv.Connect(domid)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		fe := &simpeer.Frontend{Store: fs, Domid: domid, RingRef: "43", EventChannel: "20", Log: h.t.Logf}
+		stop := simpeer.Start(fe.Run)
+		h.t.Cleanup(func() { stop(); fs.Close() })
+	}
+	h.Srv.IntroduceDomain(domid)
+}
+
+// makeDomain is libxl__domain_make's transaction: home, name, vm, device
+// dir and /libxl/<domid>.
+func (h *host) makeDomain(domid uint32, name, uuid string) {
+	h.t.Helper()
 	d := strconv.FormatUint(uint64(domid), 10)
 	err := xenif.Transact(h.Admin, 5, func(tx xenif.Tx) error {
 		for _, n := range []struct {
@@ -142,16 +172,6 @@ func (h *host) guest(domid uint32, name, uuid string, noFE bool) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if !noFE {
-		fs, err := h.Srv.Connect(domid)
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		fe := &simpeer.Frontend{Store: fs, Domid: domid, RingRef: "43", EventChannel: "20", Log: h.t.Logf}
-		stop := simpeer.Start(fe.Run)
-		h.t.Cleanup(func() { stop(); fs.Close() })
-	}
-	h.Srv.IntroduceDomain(domid)
 }
 
 // destroy is xl destroy of a domain without vscsi support: the home and
@@ -179,8 +199,14 @@ func (h *host) start() {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "vscsi-autoattach", Level: hclog.Debug, Output: h.logs})
 	ts := plugin.New(tss, plugin.Options{BackendDomid: h.beDomid, Flavour: cfgparse.FlavourKernel, InitTimeout: 10 * time.Second, Logger: log})
+	var holder *hold.Holder
+	if h.hold {
+		if holder, err = hold.New(hold.Config{Control: h.doms, Store: tss, Owner: "vscsi-autoattach", MaxHold: h.maxHold, Logger: log}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
 	w := autoattach.New(ws, ts, autoattach.Config{
-		ConfigDirs: h.dirs, Logger: log,
+		ConfigDirs: h.dirs, Logger: log, Holder: holder,
 		Report:  func(o autoattach.Outcome) { h.outcomes <- o },
 		Cleaned: func(ids []uint32, err error) { h.cleaned <- ids },
 	})
@@ -648,27 +674,26 @@ func TestUnnamedRetried(t *testing.T) {
 	}
 }
 
-// A domain whose name no config has is looked at again when it is renamed:
-// xl migrate's incoming domain is "<name>--incoming" until the end, when
-// xl renames it; then it gets its config's devices.
+// xl migrate's incoming domain is "<name>--incoming" until the sender lets
+// it go, and xl unpauses it right after renaming it: it is matched as
+// <name> and gets its config's devices under the incoming name, before it
+// runs; the rename that follows changes nothing.
 func TestRenamedAfterNoConfig(t *testing.T) {
 	h := newHost(t, 0)
 	h.cfg(0, "mig.cfg", "name = \"mig\"\nvscsi = [ '"+wwn0+",0:0:0:0' ]\n")
 	h.start()
 	h.guest(18, "mig--incoming", "", false)
-	if o := h.outcome(18); o.Action != autoattach.NoConfig {
+	if o := h.outcome(18); o.Action != autoattach.Attached || o.Name != "mig--incoming" || !strings.HasSuffix(o.Config, "/mig.cfg") {
 		t.Fatalf("incoming: %+v", o)
-	}
-	if left := h.vscsiOf(18); len(left) != 0 {
-		t.Errorf("written for the incoming domain: %v", left)
-	}
-	h.Write(rigtest.Home(18)+"/name", "mig")
-	o := h.outcome(18)
-	if o.Action != autoattach.Attached || o.Name != "mig" {
-		t.Fatalf("after the rename: %+v", o)
 	}
 	if vs := h.list(h.adminTS(), 18); !connected(vs, 1) {
 		t.Fatalf("vhosts: %+v", vs)
+	}
+	before := h.vscsiOf(18)
+	h.Write(rigtest.Home(18)+"/name", "mig")
+	time.Sleep(100 * time.Millisecond)
+	if after := h.vscsiOf(18); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the rename changed the vscsi trees:\n%v\n%v", before, after)
 	}
 	// A domain without a config that dies: its name watch ends with it
 	// (the watcher stops cleanly at the end of the test).

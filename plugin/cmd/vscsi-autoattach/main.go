@@ -21,10 +21,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govscsi/govscsi/libxlgo/xenctrl"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xs"
 	"github.com/govscsi/govscsi/plugin"
 	"github.com/govscsi/govscsi/plugin/autoattach"
+	"github.com/govscsi/govscsi/plugin/hold"
 	"github.com/hashicorp/go-hclog"
 	"gopkg.in/yaml.v3"
 )
@@ -43,14 +45,18 @@ const DefaultConnectTimeout = 5 * time.Minute
 // fileConfig is the YAML file. toolstack holds plugin options in the
 // form plugin.ParseOptionsYAML reads (and libgovscsi's vscsi_open takes).
 type fileConfig struct {
-	ConfigDirs []string  `yaml:"config_dirs"`
-	LogLevel   string    `yaml:"log_level"`
-	Toolstack  yaml.Node `yaml:"toolstack"`
+	ConfigDirs []string `yaml:"config_dirs"`
+	LogLevel   string   `yaml:"log_level"`
+	// HoldTimeout bounds how long a new domain is held until its vscsi
+	// devices are probed ("30s"; "0" holds no domain).
+	HoldTimeout *string   `yaml:"hold_timeout"`
+	Toolstack   yaml.Node `yaml:"toolstack"`
 }
 
 // settings is everything main needs, from the file and the flags.
 type settings struct {
 	dirs    []string
+	hold    time.Duration // 0: no holds
 	level   hclog.Level
 	opts    plugin.Options
 	closer  io.Closer
@@ -61,7 +67,7 @@ type settings struct {
 // load reads the YAML file at path (a missing file is fine when it is the
 // default one: every setting has a default).
 func load(path string, mustExist bool) (settings, error) {
-	st := settings{dirs: autoattach.DefaultConfigDirs, level: hclog.Info}
+	st := settings{dirs: autoattach.DefaultConfigDirs, level: hclog.Info, hold: hold.DefaultMaxHold}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !mustExist {
@@ -77,6 +83,16 @@ func load(path string, mustExist bool) (settings, error) {
 	}
 	if len(fc.ConfigDirs) > 0 {
 		st.dirs = fc.ConfigDirs
+	}
+	if fc.HoldTimeout != nil {
+		d, err := time.ParseDuration(*fc.HoldTimeout)
+		if *fc.HoldTimeout == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 || d > 10*time.Minute {
+			return st, fmt.Errorf("%s: hold_timeout %q: want a duration from 0 (no holds) to 10m, such as 30s", path, *fc.HoldTimeout)
+		}
+		st.hold = d
 	}
 	if fc.LogLevel != "" {
 		if st.level = hclog.LevelFromString(fc.LogLevel); st.level == hclog.NoLevel {
@@ -203,9 +219,38 @@ func serve(ctx context.Context, st settings, log hclog.Logger) error {
 	defer tss.Close()
 	ts := plugin.New(tss, st.opts)
 	defer ts.Close()
-	w := autoattach.New(ws, ts, autoattach.Config{ConfigDirs: st.dirs, Logger: log})
+	cfg := autoattach.Config{ConfigDirs: st.dirs, Logger: log}
+	if st.hold > 0 && !st.once {
+		h, closeHold, err := openHolder(tss, st.hold, log)
+		if err != nil {
+			log.Warn("cannot hold new domains until their vscsi devices are connected; they get them by hot-plug while they boot", "error", err)
+		} else {
+			defer closeHold()
+			cfg.Holder = h
+		}
+	}
+	w := autoattach.New(ws, ts, cfg)
 	if st.once {
 		return w.Reconcile(ctx)
 	}
 	return w.Run(ctx)
+}
+
+// openDomainControl opens libxenctrl; a variable so tests can substitute
+// xenfake.Domains.
+var openDomainControl = func() (xenif.DomainControl, error) { return xenctrl.Open() }
+
+// openHolder opens the domain control and returns a Holder recording its
+// holds through s.
+func openHolder(s xenif.Store, max time.Duration, log hclog.Logger) (*hold.Holder, func(), error) {
+	dc, err := openDomainControl()
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := hold.New(hold.Config{Control: dc, Store: s, Owner: prog, MaxHold: max, Logger: log.Named("hold")})
+	if err != nil {
+		dc.Close()
+		return nil, nil, err
+	}
+	return h, func() { dc.Close() }, nil
 }

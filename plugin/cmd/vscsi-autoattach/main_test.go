@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/govscsi/govscsi/plugin/hold"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,6 +160,9 @@ func TestBadConfig(t *testing.T) {
 		{"toolstack:\n  flavor: kernel\n", "flavor"},
 		{"toolstack:\n  timeout: soon\n", `"soon"`},
 		{"toolstack: 3\n", "toolstack"},
+		{"hold_timeout: forever\n", `hold_timeout "forever"`},
+		{"hold_timeout: -1s\n", "hold_timeout"},
+		{"hold_timeout: 1h\n", "10m"},
 	} {
 		p := filepath.Join(dir, "c.yaml")
 		writeFile(t, p, c.yaml)
@@ -176,12 +180,17 @@ func TestShippedConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Join(st.dirs, " ") != "/etc/xen /etc/xen/auto" || st.opts.InitTimeout != DefaultConnectTimeout ||
-		st.opts.DestroyTimeout != 10*time.Second || st.opts.BackendDomid != 0 || !st.timeout {
+		st.opts.DestroyTimeout != 10*time.Second || st.opts.BackendDomid != 0 || !st.timeout || st.hold != 30*time.Second {
 		t.Errorf("shipped config: %+v", st)
+	}
+	p := filepath.Join(t.TempDir(), "nohold.yaml")
+	writeFile(t, p, "hold_timeout: 0\n")
+	if st, err := load(p, true); err != nil || st.hold != 0 {
+		t.Errorf("hold_timeout 0: %+v %v", st, err)
 	}
 	// A missing default file is fine: the same defaults.
 	st, err = load(filepath.Join(t.TempDir(), "absent.yaml"), false)
-	if err != nil || strings.Join(st.dirs, " ") != "/etc/xen /etc/xen/auto" || st.timeout {
+	if err != nil || strings.Join(st.dirs, " ") != "/etc/xen /etc/xen/auto" || st.timeout || st.hold != hold.DefaultMaxHold {
 		t.Errorf("absent default: %+v %v", st, err)
 	}
 }
