@@ -220,3 +220,29 @@ func match(cands []candidate, name, uuid string) []candidate {
 	}
 	return out
 }
+
+// FindConfig returns the one xl config among dirs that names a domain
+// called name (an incoming migration's "<name>--incoming" counts as
+// <name>) whose uuid is uuid ("" if unknown), as the watcher chooses it:
+// "" and no error when none does, an error naming them when several do.
+// xl-vscsi restore and migrate-receive use it to find the vscsi= entries
+// of a domain whose save image carries only libxl's JSON configuration.
+func FindConfig(dirs []string, name, uuid string) (string, error) {
+	var ix configIndex
+	cands, err := ix.scan(dirs, nil)
+	if err != nil {
+		return "", err
+	}
+	m := match(cands, name, normUUID(uuid))
+	switch len(m) {
+	case 0:
+		return "", nil
+	case 1:
+		return m[0].Path, nil
+	}
+	var paths []string
+	for _, c := range m {
+		paths = append(paths, c.Path)
+	}
+	return "", fmt.Errorf("several xl configs name domain %q: %s (set uuid= in the right one, or remove the others)", name, strings.Join(paths, ", "))
+}

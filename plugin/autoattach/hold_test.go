@@ -15,8 +15,8 @@ import (
 
 // firstRun is what a guest finds in xenstore at its first instruction.
 type firstRun struct {
-	backendState string // vhost 0's backend state ("" if missing)
-	frontend     bool   // device/vscsi/0/backend exists (what xenbus reads at boot and at resume)
+	backendState string        // vhost 0's backend state ("" if missing)
+	frontend     bool          // device/vscsi/0/backend exists (what xenbus reads at boot and at resume)
 	after        time.Duration // since xl's unpause
 	sinceHold    time.Duration // since the hold was first seen (0: never held)
 }

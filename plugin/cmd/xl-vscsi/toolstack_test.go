@@ -49,6 +49,20 @@ create)
 	xenstore-write /local/domain/$d "" && xenstore-chmod /local/domain/$d n0 r$d &&
 	xenstore-write /local/domain/$d/name fresh &&
 	xenstore-write /local/domain/$d/device "" && xenstore-chmod /local/domain/$d/device n$d r0 ;;
+restore)
+	d=6
+	xenstore-write /local/domain/$d "" && xenstore-chmod /local/domain/$d n0 r$d &&
+	xenstore-write /local/domain/$d/name fresh &&
+	xenstore-write /local/domain/$d/device "" && xenstore-chmod /local/domain/$d/device n$d r0 ;;
+migrate-receive)
+	# the stream: read what the sender sent, answer on stdout
+	read -r line && echo "got $line"
+	d=6
+	xenstore-write /local/domain/$d "" && xenstore-chmod /local/domain/$d n0 r$d &&
+	xenstore-write /local/domain/$d/name fresh--incoming &&
+	xenstore-write /local/domain/$d/device "" && xenstore-chmod /local/domain/$d/device n$d r0 &&
+	xenstore-write /local/domain/$d/name fresh ;;
+migrate) ;;
 unpause) ;;
 destroy) xenstore-rm /local/domain/$2 ;;
 *) exit 1 ;;

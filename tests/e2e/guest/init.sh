@@ -33,6 +33,38 @@ echo "GUEST: modules: $(lsmod | awk 'NR>1{print $1}' | tr '\n' ' ')"
 i=0
 while [ ! -e /dev/xen/xenbus ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 me=$(xenstore-read domid)
+
+# Boot-time mount (the lifecycle scenarios): with govscsi.mount=<ext4 label>
+# on the kernel command line (the config's extra=), the guest mounts that
+# filesystem from its vscsi disks at boot, as an fstab entry would, before
+# the agent starts: the disk must be there when the guest runs. It records
+# what it found at its first look at xenstore (the vscsi vhosts, and the
+# first one's backend state) and how long it waited, in /run/boot-mount.
+bm=$(sed -n 's/.*govscsi\.mount=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$bm" ]; then
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	vh=$(xenstore-list device/vscsi 2>/dev/null | tr '\n' ' ')
+	be=none
+	if b=$(xenstore-read device/vscsi/0/backend 2>/dev/null); then
+		be=$(xenstore-read "$b/state" 2>/dev/null || echo missing)
+	fi
+	dev=
+	i=0
+	while [ $i -lt 300 ]; do # 60 s, as a boot's root-device wait would
+		dev=$(findfs "LABEL=$bm" 2>/dev/null) && break
+		sleep 0.2
+		i=$((i + 1))
+	done
+	mkdir -p /mnt/boot
+	if [ -n "$dev" ] && mount -t ext4 "$dev" /mnt/boot; then
+		res=mounted
+	else
+		res=failed
+	fi
+	echo "GUEST-BOOT-MOUNT label=$bm result=$res dev=$dev vhosts_at_start=[$vh] backend_state_at_start=$be at=${t0}s waited=$((i / 5)).$((i % 5 * 2))s" | tee /run/boot-mount
+fi
+
+
 if ! xenstore-write rig/ready 1; then
 	echo "GUEST-AGENT-FAIL: cannot write rig/ready (domid $me)"
 fi
