@@ -14,9 +14,9 @@ stage_rig() {
 	install -m 644 "$E2E"/scenarios/*.sh "$s/scenarios/"
 	# the project's documented commands (scripts/lio-xen-pvscsi.sh, ...)
 	install -m 755 "$TOP"/scripts/lio-xen-pvscsi.sh "$s/bin/"
-	# toolstack scenarios: their helpers, the hotplug script + udev rule, the C API live test
-	install -m 644 "$E2E/dom0/helpers-toolstack.sh" "$s/"
-	install -m 644 "$E2E/dom0/helpers-userspace.sh" "$s/" # userspace-backend scenarios
+	# the helpers of groups of scenarios (helpers-toolstack.sh, -userspace, -lifecycle, ...),
+	# the hotplug script + udev rule, the C API live test
+	install -m 644 "$E2E"/dom0/helpers-*.sh "$s/"
 	install -m 755 "$TOP"/hotplug/scripts/vscsi-govscsi "$s/bin/"
 	install -D -m 644 -t "$s/hotplug" "$TOP"/hotplug/udev/*.rules
 	cc -O2 -Wall -Werror -I"$TOP/c/include" -o "$s/bin/capi-live" "$E2E/capi/capi-live.c" \
