@@ -6,9 +6,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/govscsi/govscsi/backend/safeopen"
 	"github.com/govscsi/govscsi/backend/scsi"
 	"github.com/govscsi/govscsi/backend/sgio"
 	"github.com/govscsi/govscsi/backend/store"
@@ -19,8 +24,9 @@ import (
 type Policy struct {
 	// AllowPaths lists path prefixes (directories, e.g. "/dev/" or
 	// "/var/lib/govscsi/images/") under which device and file p-devs may
-	// live. A prefix matches whole path components only. Both the path as
-	// written and the path after resolving symlinks must match.
+	// live. A prefix matches whole path components only. The path as
+	// written must match, and it is opened beneath the matching directory
+	// with no way out (lookup).
 	AllowPaths []string
 	// MaxRAM caps ram:<size> (0: DefaultMaxRAM; negative: RAM disks off).
 	MaxRAM int64
@@ -33,7 +39,7 @@ const DefaultMaxRAM = 4 << 30
 var ErrNotAllowed = errors.New("p-dev not allowed by policy")
 
 // Check applies the policy to a parsed spec, without touching the file
-// system (Open also checks the resolved path).
+// system (Open then keeps the lookup beneath the allowed directory).
 func (p Policy) Check(s Spec) error {
 	if s.Kind == KindRAM {
 		max := p.MaxRAM
@@ -67,6 +73,52 @@ func (p Policy) allowed(path string) bool {
 	return false
 }
 
+// lookup finds path beneath the allow_paths entry it lies under and returns
+// an O_PATH descriptor of it (see package safeopen): the check that the
+// path stays inside and the lookup are one openat2(2), so no rename or
+// symlink swap between them can lead elsewhere. The walk starts at the
+// shortest matching entry, which holds every other matching one.
+// Symlinks are followed while they stay beneath that directory (relative
+// ones: /dev/disk/by-id/* -> ../../sdb, /dev/vg/lv -> ../dm-0); ".." out
+// of it, absolute symlinks and magic links are refused. An entry naming
+// the p-dev itself (allow_paths: [/dev/sdb]) allows that name only, not a
+// symlink there.
+func (p Policy) lookup(path string) (*os.File, error) {
+	entry := ""
+	for _, pre := range p.AllowPaths {
+		dir := strings.TrimSuffix(pre, "/")
+		if pre == "" || !(path == dir || strings.HasPrefix(path, dir+"/")) {
+			continue
+		}
+		if entry == "" || len(dir) < len(entry) {
+			entry = dir
+		}
+	}
+	if entry == "" {
+		return nil, fmt.Errorf("%w: %s is outside the allowed paths %v", ErrNotAllowed, path, p.AllowPaths)
+	}
+	dir, rel, symlinks := entry, strings.TrimPrefix(path, entry+"/"), true
+	if path == entry {
+		dir, rel, symlinks = filepath.Dir(entry), filepath.Base(entry), false
+	}
+	f, err := safeopen.Beneath(dir, rel, symlinks)
+	if errors.Is(err, safeopen.ErrEscape) {
+		return nil, fmt.Errorf("%w: %w", ErrNotAllowed, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lunconf: %w", err)
+	}
+	return f, nil
+}
+
+// sgMajor is the character major of the SCSI generic driver (sg).
+const sgMajor = 21
+
+func isSGNode(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && unix.Major(st.Rdev) == sgMajor
+}
+
 // Options are what a LUN needs beyond its p-dev.
 type Options struct {
 	// ID seeds the disk's stable identifiers (serial, NAA); the backend
@@ -96,7 +148,8 @@ type Opened struct {
 	Inline bool
 	// Kind is the resolved kind (KindDevice never appears here).
 	Kind Kind
-	// Path is the resolved path (after symlinks) for device and file LUNs.
+	// Path is the resolved path (after symlinks) for device and file LUNs,
+	// for messages: the LUN was opened through a descriptor, not by it.
 	Path string
 	// Restored: a RAM disk found its contents in StatePath (left by a
 	// previous process) instead of starting empty.
@@ -137,16 +190,18 @@ func (p Policy) OpenSpec(s Spec, o Options) (Opened, error) {
 		return Opened{LUN: scsi.NewDisk(st, disk), Inline: true, Kind: KindRAM, Restored: restored}, nil
 	}
 
-	real, err := filepath.EvalSymlinks(s.Path)
+	pf, err := p.lookup(s.Path)
 	if err != nil {
-		return Opened{}, fmt.Errorf("lunconf: %s: %w", s.Path, err)
+		return Opened{}, err
 	}
-	if !p.allowed(real) {
-		return Opened{}, fmt.Errorf("%w: %s resolves to %s, outside the allowed paths %v", ErrNotAllowed, s.Path, real, p.AllowPaths)
-	}
-	fi, err := os.Stat(real)
+	defer pf.Close()
+	fi, err := pf.Stat()
 	if err != nil {
 		return Opened{}, fmt.Errorf("lunconf: %w", err)
+	}
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(pf.Fd())))
+	if err != nil {
+		real = s.Path // only for messages and Opened.Path
 	}
 	kind := s.Kind
 	mode := fi.Mode()
@@ -154,18 +209,36 @@ func (p Policy) OpenSpec(s Spec, o Options) (Opened, error) {
 		switch {
 		case mode&fs.ModeDevice != 0 && mode&fs.ModeCharDevice == 0:
 			kind = KindBlock
-		case mode&fs.ModeCharDevice != 0:
+		case mode&fs.ModeCharDevice != 0 && isSGNode(fi):
 			kind = KindSG
+		case mode&fs.ModeCharDevice != 0:
+			// Not opened: opening a character device can have effects
+			// (a tape rewinds, a watchdog starts).
+			return Opened{}, fmt.Errorf("lunconf: %s is a character device but not a SCSI generic node (sg, major %d); use sg:%s to pass it through", real, sgMajor, s.Path)
 		default:
 			return Opened{}, fmt.Errorf("lunconf: %s is neither a block device nor a SCSI generic device (mode %v); use file: for image files", real, mode)
 		}
+	}
+	// reopen opens the inode pf pinned, with the access the LUN needs:
+	// the one and only descriptor the LUN uses.
+	reopen := func(flag int) (*os.File, error) {
+		f, err := safeopen.Reopen(pf, flag)
+		if err != nil {
+			return nil, fmt.Errorf("lunconf: %w", err)
+		}
+		return f, nil
 	}
 	switch kind {
 	case KindFile:
 		if !mode.IsRegular() {
 			return Opened{}, fmt.Errorf("lunconf: file:%s is not a regular file (mode %v)", s.Path, mode)
 		}
-		st, err := store.OpenFile(real, store.FileOptions{ReadOnly: s.ReadOnly})
+		fo := store.FileOptions{ReadOnly: s.ReadOnly}
+		f, err := reopen(store.FileOpenFlags(fo))
+		if err != nil {
+			return Opened{}, err
+		}
+		st, err := store.NewFile(f, fo)
 		if err != nil {
 			return Opened{}, err
 		}
@@ -179,7 +252,15 @@ func (p Policy) OpenSpec(s Spec, o Options) (Opened, error) {
 		if s.Raw {
 			return Opened{}, fmt.Errorf("lunconf: option raw needs sg pass-through, not a block disk")
 		}
-		st, err := store.OpenBlock(real, store.BlockOptions{ReadOnly: s.ReadOnly, Direct: s.Direct})
+		if mode&fs.ModeDevice == 0 || mode&fs.ModeCharDevice != 0 {
+			return Opened{}, fmt.Errorf("lunconf: block:%s is not a block device (mode %v)", s.Path, mode)
+		}
+		bo := store.BlockOptions{ReadOnly: s.ReadOnly, Direct: s.Direct}
+		f, err := reopen(store.BlockOpenFlags(bo))
+		if err != nil {
+			return Opened{}, err
+		}
+		st, err := store.NewBlock(f, bo)
 		if err != nil {
 			return Opened{}, err
 		}
@@ -196,7 +277,14 @@ func (p Policy) OpenSpec(s Spec, o Options) (Opened, error) {
 		if s.Direct {
 			return Opened{}, fmt.Errorf("lunconf: option direct is for emulated block disks, not pass-through")
 		}
-		d, err := sgio.Open(real, sgio.Options{Timeout: o.SGTimeout, Raw: s.Raw, ReadOnly: s.ReadOnly, ReportLUNs: o.ReportLUNs})
+		if mode&fs.ModeDevice == 0 {
+			return Opened{}, fmt.Errorf("lunconf: sg:%s is not a device node (mode %v)", s.Path, mode)
+		}
+		f, err := reopen(sgio.OpenFlags)
+		if err != nil {
+			return Opened{}, err
+		}
+		d, err := sgio.FromFile(f, sgio.Options{Timeout: o.SGTimeout, Raw: s.Raw, ReadOnly: s.ReadOnly, ReportLUNs: o.ReportLUNs})
 		if err != nil {
 			return Opened{}, err
 		}

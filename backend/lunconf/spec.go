@@ -21,8 +21,9 @@
 //
 // The p-dev is written by the toolstack, not the guest, but it is still
 // treated as untrusted: paths must be absolute and clean (no "..", no
-// duplicate slashes, no control characters), and the policy's allow-list
-// is checked against the path as written and after resolving symlinks.
+// duplicate slashes, no control characters), the path as written must lie
+// under an allow-list entry, and it is opened beneath that entry with
+// openat2(2) (package safeopen), so no symlink or rename leads outside.
 package lunconf
 
 import (

@@ -18,6 +18,7 @@ import (
 
 	"github.com/govscsi/govscsi/backend/datapath"
 	"github.com/govscsi/govscsi/backend/lunconf"
+	"github.com/govscsi/govscsi/backend/safeopen"
 	"github.com/govscsi/govscsi/backend/stats"
 	"github.com/govscsi/govscsi/backend/xenbus"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
@@ -144,6 +145,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("vscsi backend starting", "domid", s.domid, "type", s.cfg.BackendType,
 		"allow_paths", strings.Join(s.cfg.AllowPaths, ","), "max_segments", strconv.Itoa(s.cfg.MaxSegments))
+	if !safeopen.Available() {
+		s.log.Error("file and device p-devs will be refused", "error", safeopen.ErrNoOpenat2)
+	}
 	err := s.backend.Run(ctx)
 	stopStats()
 	if serr := <-statsDone; serr != nil && err == nil {

@@ -69,12 +69,28 @@ type call struct {
 	pin   runtime.Pinner
 }
 
-// Open opens path and checks that it speaks SG_IO (SG_GET_VERSION_NUM).
+// OpenFlags are the open(2) flags FromFile expects its descriptor to have
+// been opened with (O_NONBLOCK: opening a tape or sg node must not wait
+// for a medium).
+const OpenFlags = os.O_RDWR | unix.O_NONBLOCK
+
+// Open opens path and checks that it speaks SG_IO (SG_GET_VERSION_NUM), by
+// path: for trusted paths (tests, tools). The backend opens a guest's
+// p-dev through lunconf, beneath its allowed directory, and hands the
+// descriptor to FromFile.
 func Open(path string, opts Options) (*Device, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	f, err := os.OpenFile(path, OpenFlags|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("sgio: open: %w", err)
 	}
+	return FromFile(f, opts)
+}
+
+// FromFile makes a pass-through LUN of f, an sg node or SCSI block device
+// opened with OpenFlags, after checking that it speaks SG_IO v3. The Device
+// owns f from here on, also when FromFile fails.
+func FromFile(f *os.File, opts Options) (*Device, error) {
+	path := f.Name()
 	var ver int32
 	if e := sysIoctl(f.Fd(), ioctlGetVersionNum, unsafe.Pointer(&ver)); e != 0 {
 		f.Close()

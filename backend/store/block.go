@@ -25,20 +25,35 @@ type Block struct {
 	direct bool
 }
 
-// OpenBlock opens a block device as a store.
+// OpenBlock opens a block device as a store, by path: for trusted paths
+// (tests, tools). The backend opens a guest's p-dev through lunconf,
+// beneath its allowed directory, and hands the descriptor to NewBlock.
 func OpenBlock(path string, opts BlockOptions) (*Block, error) {
+	f, err := os.OpenFile(path, BlockOpenFlags(opts)|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("store: open block device: %w", err)
+	}
+	return NewBlock(f, opts)
+}
+
+// BlockOpenFlags are the open(2) flags NewBlock expects its descriptor to
+// have been opened with.
+func BlockOpenFlags(opts BlockOptions) int {
 	flag := unix.O_RDWR
 	if opts.ReadOnly {
 		flag = unix.O_RDONLY
 	}
-	extra := unix.O_CLOEXEC
 	if opts.Direct {
-		extra |= unix.O_DIRECT
+		flag |= unix.O_DIRECT
 	}
-	f, err := os.OpenFile(path, flag|extra, 0)
-	if err != nil {
-		return nil, fmt.Errorf("store: open block device: %w", err)
-	}
+	return flag
+}
+
+// NewBlock makes a store of f, an open block device (opened with
+// BlockOpenFlags(opts)). The store owns f from here on, also when NewBlock
+// fails.
+func NewBlock(f *os.File, opts BlockOptions) (*Block, error) {
+	path := f.Name()
 	fail := func(format string, a ...any) (*Block, error) {
 		f.Close()
 		return nil, fmt.Errorf(format, a...)
@@ -77,12 +92,6 @@ func OpenBlock(path string, opts BlockOptions) (*Block, error) {
 	s.sz.Store(int64(size) / int64(lbs) * int64(lbs))
 	if s.Size() == 0 {
 		return fail("store: %s has size 0", path)
-	}
-	if !ro {
-		s.dsync, err = os.OpenFile(path, unix.O_RDWR|unix.O_DSYNC|extra, 0)
-		if err != nil {
-			return fail("store: open %s O_DSYNC: %w", path, err)
-		}
 	}
 	return s, nil
 }
@@ -130,14 +139,14 @@ func (s *Block) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // WriteAt implements io.WriterAt.
-func (s *Block) WriteAt(p []byte, off int64) (int, error) { return s.write(s.f, p, off) }
+func (s *Block) WriteAt(p []byte, off int64) (int, error) { return s.write(p, off, false) }
 
-// WriteAtFUA implements FUAWriter through the O_DSYNC descriptor.
-func (s *Block) WriteAtFUA(p []byte, off int64) (int, error) { return s.write(s.dsync, p, off) }
+// WriteAtFUA implements FUAWriter with RWF_DSYNC.
+func (s *Block) WriteAtFUA(p []byte, off int64) (int, error) { return s.write(p, off, true) }
 
-func (s *Block) write(f *os.File, p []byte, off int64) (int, error) {
+func (s *Block) write(p []byte, off int64, fua bool) (int, error) {
 	if !s.needsBounce(p, off) {
-		return s.writeAt(f, p, off)
+		return s.writeAt(p, off, fua)
 	}
 	if err := s.checkDirect(p, off); err != nil {
 		return 0, err
@@ -148,7 +157,7 @@ func (s *Block) write(f *os.File, p []byte, off int64) (int, error) {
 	for done < len(p) {
 		n := min(len(p)-done, MaxBounce)
 		copy(*bp, p[done:done+n])
-		m, err := s.writeAt(f, (*bp)[:n], off+int64(done))
+		m, err := s.writeAt((*bp)[:n], off+int64(done), fua)
 		done += m
 		if err != nil {
 			return done, err
@@ -189,9 +198,6 @@ func (s *Block) ZeroRange(off, n int64) error {
 
 // DiscardZeroes implements Discarder: BLKDISCARD gives no zeroing promise.
 func (s *Block) DiscardZeroes() bool { return false }
-
-// Close closes both descriptors.
-func (s *Block) Close() error { return s.closeFiles(s.f, s.dsync) }
 
 // Refresh implements Refresher with BLKGETSIZE64 (after the device was resized).
 func (s *Block) Refresh() (int64, error) {

@@ -1,19 +1,23 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
 
-// fdStore is the part shared by the file and block-device stores: a data
-// descriptor, an optional O_DSYNC descriptor for FUA writes, and geometry.
+// fdStore is the part shared by the file and block-device stores: one
+// descriptor and the geometry. FUA writes go through the same descriptor
+// with RWF_DSYNC (pwritev2), the per-write O_DSYNC: a second descriptor
+// would have to be opened again, and by path it could be another file
+// (issue 14's symlink-swap campaign).
 type fdStore struct {
 	path   string
-	f      *os.File     // normal I/O
-	dsync  *os.File     // O_DSYNC twin for FUA writes; nil when read-only
+	f      *os.File     // all I/O
 	sz     atomic.Int64 // bytes, whole logical blocks; Refresh updates it
 	lbs    int
 	pbs    int
@@ -43,21 +47,41 @@ func (s *fdStore) readAt(f *os.File, p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (s *fdStore) writeAt(f *os.File, p []byte, off int64) (int, error) {
+// writeAt writes p at off; fua makes it durable before it returns
+// (RWF_DSYNC).
+func (s *fdStore) writeAt(p []byte, off int64, fua bool) (int, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	if s.ro || f == nil {
+	if s.ro {
 		return 0, fmt.Errorf("store: write %s: %w", s.path, ErrReadOnly)
 	}
 	if err := checkRange(off, len(p), s.Size()); err != nil {
 		return 0, err
 	}
-	n, err := f.WriteAt(p, off)
-	if err != nil {
-		return n, fmt.Errorf("store: write %s at %d: %w", s.path, off, err)
+	if !fua {
+		n, err := s.f.WriteAt(p, off)
+		if err != nil {
+			return n, fmt.Errorf("store: write %s at %d: %w", s.path, off, err)
+		}
+		return n, nil
 	}
-	return n, nil
+	done := 0
+	for done < len(p) {
+		iov := [1][]byte{p[done:]}
+		n, err := unix.Pwritev2(int(s.f.Fd()), iov[:], off+int64(done), unix.RWF_DSYNC)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return done, fmt.Errorf("store: write %s at %d (RWF_DSYNC): %w", s.path, off+int64(done), err)
+		}
+		if n == 0 {
+			return done, fmt.Errorf("store: write %s at %d (RWF_DSYNC): %w", s.path, off+int64(done), io.ErrShortWrite)
+		}
+		done += n
+	}
+	return done, nil
 }
 
 // Sync implements Store with fdatasync.
@@ -74,20 +98,15 @@ func (s *fdStore) Sync() error {
 	return nil
 }
 
-func (s *fdStore) closeFiles(files ...*os.File) error {
+// Close closes the descriptor.
+func (s *fdStore) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	var first error
-	for _, f := range files {
-		if f == nil {
-			continue
-		}
-		if err := f.Close(); err != nil && first == nil {
-			first = fmt.Errorf("store: close %s: %w", s.path, err)
-		}
+	if err := s.f.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", s.path, err)
 	}
-	return first
+	return nil
 }
 
 // checkSpan validates a discard/zero range of n bytes at off.

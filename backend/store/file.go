@@ -25,8 +25,36 @@ type File struct {
 	fdStore
 }
 
-// OpenFile opens an existing regular file as a store.
+// OpenFile opens an existing regular file as a store, by path: for trusted
+// paths (tests, tools). The backend opens a guest's p-dev through lunconf,
+// beneath its allowed directory, and hands the descriptor to NewFile.
 func OpenFile(path string, opts FileOptions) (*File, error) {
+	// O_NONBLOCK: a FIFO in the file's place must not hang the open
+	// (NewFile refuses it); it means nothing for a regular file.
+	f, err := os.OpenFile(path, FileOpenFlags(opts)|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("store: open file: %w", err)
+	}
+	return NewFile(f, opts)
+}
+
+// FileOpenFlags are the open(2) flags NewFile expects its descriptor to
+// have been opened with.
+func FileOpenFlags(opts FileOptions) int {
+	if opts.ReadOnly {
+		return os.O_RDONLY
+	}
+	return os.O_RDWR
+}
+
+// NewFile makes a store of f, an open regular file (read-write unless
+// opts.ReadOnly). The store owns f from here on, also when NewFile fails.
+func NewFile(f *os.File, opts FileOptions) (*File, error) {
+	path := f.Name()
+	fail := func(err error) (*File, error) {
+		f.Close()
+		return nil, err
+	}
 	lbs, pbs := opts.LogicalBlockSize, opts.PhysicalBlockSize
 	if lbs == 0 {
 		lbs = 512
@@ -35,41 +63,21 @@ func OpenFile(path string, opts FileOptions) (*File, error) {
 		pbs = max(4096, lbs)
 	}
 	if err := validBlockSizes(lbs, pbs); err != nil {
-		return nil, err
-	}
-	flag := os.O_RDWR
-	if opts.ReadOnly {
-		flag = os.O_RDONLY
-	}
-	f, err := os.OpenFile(path, flag|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("store: open file: %w", err)
+		return fail(err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("store: stat %s: %w", path, err)
+		return fail(fmt.Errorf("store: stat %s: %w", path, err))
 	}
 	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("store: %s is not a regular file (mode %v); use OpenBlock for devices", path, fi.Mode())
+		return fail(fmt.Errorf("store: %s is not a regular file (mode %v); use OpenBlock for devices", path, fi.Mode()))
 	}
 	size := fi.Size() / int64(lbs) * int64(lbs)
 	if size == 0 {
-		f.Close()
-		return nil, fmt.Errorf("store: %s is smaller than one %d-byte block", path, lbs)
+		return fail(fmt.Errorf("store: %s is smaller than one %d-byte block", path, lbs))
 	}
 	s := &File{fdStore{path: path, f: f, lbs: lbs, pbs: pbs, ro: opts.ReadOnly}}
 	s.sz.Store(size)
-	if !opts.ReadOnly {
-		// A second descriptor with O_DSYNC gives FUA writes without
-		// flushing everything else written through the first one.
-		s.dsync, err = os.OpenFile(path, os.O_RDWR|unix.O_DSYNC|unix.O_CLOEXEC, 0)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("store: open %s O_DSYNC: %w", path, err)
-		}
-	}
 	return s, nil
 }
 
@@ -77,10 +85,10 @@ func OpenFile(path string, opts FileOptions) (*File, error) {
 func (s *File) ReadAt(p []byte, off int64) (int, error) { return s.readAt(s.f, p, off) }
 
 // WriteAt implements io.WriterAt.
-func (s *File) WriteAt(p []byte, off int64) (int, error) { return s.writeAt(s.f, p, off) }
+func (s *File) WriteAt(p []byte, off int64) (int, error) { return s.writeAt(p, off, false) }
 
-// WriteAtFUA implements FUAWriter through the O_DSYNC descriptor.
-func (s *File) WriteAtFUA(p []byte, off int64) (int, error) { return s.writeAt(s.dsync, p, off) }
+// WriteAtFUA implements FUAWriter with RWF_DSYNC.
+func (s *File) WriteAtFUA(p []byte, off int64) (int, error) { return s.writeAt(p, off, true) }
 
 // Discard punches a hole; the file keeps its size.
 func (s *File) Discard(off, n int64) error {
@@ -115,9 +123,6 @@ func (s *File) ZeroRange(off, n int64) error {
 
 // DiscardZeroes implements Discarder: punched holes read as zeros.
 func (s *File) DiscardZeroes() bool { return true }
-
-// Close closes both descriptors.
-func (s *File) Close() error { return s.closeFiles(s.f, s.dsync) }
 
 // Refresh implements Refresher: the file's current size, rounded down to
 // whole blocks, becomes the store's size.

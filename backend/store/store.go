@@ -55,7 +55,7 @@ type Refresher interface {
 }
 
 // FUAWriter is implemented by stores with a cheaper forced-unit-access path
-// than WriteAt followed by Sync (for example an O_DSYNC descriptor).
+// than WriteAt followed by Sync (for example a pwritev2 RWF_DSYNC write).
 type FUAWriter interface {
 	// WriteAtFUA writes p at off and returns only once the data is durable.
 	WriteAtFUA(p []byte, off int64) (int, error)
