@@ -54,15 +54,25 @@ package cfgparse
 //     we reject it with ErrNULInString: the one deliberate difference.
 //   - Error lines: at a newline token libxlutil names the line before; at end
 //     of input, the line of the last token. SyntaxError.XLULine models this.
+//
+// Limits (deliberate differences, ErrLimit; xl configs are a few KiB with
+// lists two deep): at most MaxConfigSize bytes, lists nested at most
+// MaxListDepth deep (the parser recurses once per level: a million '['
+// overflowed the Go stack and killed the process, where libxlutil's bison
+// stack fails cleanly near depth 4000), at most MaxValues values. A +=
+// chain shares its list's backing array and its string's buffer with the
+// statements before it, so memory stays proportional to the input (each
+// += copied everything so far: 300 KB of them took 463 MB).
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/govscsi/govscsi/internal/opfile"
 )
 
 // Pos is a position in a config file. Line and Col are 1-based; Col counts
@@ -73,6 +83,9 @@ type Pos struct {
 }
 
 func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File // the whole file (a size limit)
+	}
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
 }
 
@@ -141,6 +154,17 @@ var (
 	// dequoting uses strlen and trips an assert (abort) or truncates the
 	// string, so we refuse such input outright (deliberate difference).
 	ErrNULInString = errors.New("NUL byte in quoted string")
+	// ErrLimit: the config exceeds MaxConfigSize, MaxListDepth or
+	// MaxValues (deliberate difference: libxlutil has no such limits
+	// short of its bison stack).
+	ErrLimit = errors.New("xl config exceeds a parser limit")
+)
+
+// Parser limits (see the package comment on ErrLimit).
+const (
+	MaxConfigSize = opfile.MaxConfigSize
+	MaxListDepth  = 64
+	MaxValues     = 1 << 16
 )
 
 // SyntaxError is a parse failure: where, the offending token as it appears
@@ -191,11 +215,13 @@ func (e *LookupError) Error() string {
 // the errno.
 func (e *LookupError) Unwrap() []error { return []error{e.err, e.Errno} }
 
-// ParseFile reads and parses path; positions name path.
+// ParseFile reads and parses path; positions name path. Only a regular file
+// of at most MaxConfigSize bytes is read (a FIFO or /dev/zero is refused
+// before a byte is read).
 func ParseFile(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := opfile.Read("xl config", path, MaxConfigSize)
 	if err != nil {
-		return nil, fmt.Errorf("xl config: %w", err)
+		return nil, err
 	}
 	return Parse(path, data)
 }
@@ -203,7 +229,10 @@ func ParseFile(path string) (*Config, error) {
 // Parse parses data as an xl config; file names it in positions and errors.
 // On failure the error is a *SyntaxError.
 func Parse(file string, data []byte) (*Config, error) {
-	p := parser{lx: lexer{file: file, data: data, src: string(data), line: 1}}
+	if len(data) > MaxConfigSize {
+		return nil, &SyntaxError{Pos: Pos{File: file}, Msg: fmt.Sprintf("%d bytes, larger than the %d-byte limit for an xl config", len(data), MaxConfigSize), err: ErrLimit}
+	}
+	p := parser{lx: lexer{file: file, data: data, src: string(data), line: 1}, last: map[string]int{}}
 	// Every statement has an '=', so this bounds the settings slice.
 	p.cfg = &Config{File: file, Settings: make([]*Setting, 0, min(bytes.Count(data, []byte{'='}), 1024))}
 	if err := p.parseFile(); err != nil {
@@ -542,9 +571,18 @@ type parser struct {
 	cfg  *Config
 	vals []Value   // slabs the parser hands Values and Settings out of
 	sets []Setting // (a few big allocations instead of one per node)
+	// nvals counts the values made, against MaxValues; depth is the
+	// current list nesting, against MaxListDepth.
+	nvals, depth int
+	// last maps a name to the index of its last setting in cfg.Settings
+	// (+= joins onto it); joined holds the buffer of a string += chain
+	// per name, so the chain's strings share it.
+	last   map[string]int
+	joined map[string]*strings.Builder
 }
 
 func (p *parser) newValue() *Value {
+	p.nvals++
 	if len(p.vals) == cap(p.vals) {
 		p.vals = make([]Value, 0, min(2*cap(p.vals)+16, 256))
 	}
@@ -644,6 +682,9 @@ func (p *parser) parseAssignment() *SyntaxError {
 // token after it current. lastLine is the line of the value's last token.
 func (p *parser) parseValue(ctx string) (*Value, int, *SyntaxError) {
 	t := p.tok
+	if p.nvals >= MaxValues && (t.kind == tString || t.kind == tNumber || t.kind == tLBrack) {
+		return nil, 0, p.limit(t, fmt.Sprintf("more than %d values", MaxValues))
+	}
 	switch t.kind {
 	case tString, tNumber:
 		v := p.newValue()
@@ -653,9 +694,14 @@ func (p *parser) parseValue(ctx string) (*Value, int, *SyntaxError) {
 		}
 		return v, t.pos.Line, nil
 	case tLBrack:
+		if p.depth >= MaxListDepth {
+			return nil, 0, p.limit(t, fmt.Sprintf("lists nested more than %d deep", MaxListDepth))
+		}
 	default:
 		return nil, 0, p.unexpected("a value (quoted string, number or '[') " + ctx)
 	}
+	p.depth++
+	defer func() { p.depth-- }()
 	v := p.newValue()
 	*v = Value{Kind: ValueList, List: []*Value{}, Pos: t.pos}
 	if err := p.advance(); err != nil {
@@ -703,6 +749,11 @@ func (p *parser) parseValue(ctx string) (*Value, int, *SyntaxError) {
 	return v, end, nil
 }
 
+// limit is the ErrLimit error at token t.
+func (p *parser) limit(t token, what string) *SyntaxError {
+	return &SyntaxError{Pos: t.pos, Token: string(p.lx.data[t.start:t.end]), Msg: what + ": over the limit for an xl config", XLULine: t.pos.Line, err: ErrLimit}
+}
+
 func (p *parser) skipNewlines() *SyntaxError {
 	for p.tok.kind == tNewline {
 		if err := p.advance(); err != nil {
@@ -725,7 +776,7 @@ func (p *parser) store(name, op token, v *Value, lastLine int) *SyntaxError {
 	s := &p.sets[len(p.sets)-1]
 	*s = Setting{Name: name.str, Value: v, Pos: name.pos, Append: op.kind == tAppend, Operand: v}
 	if s.Append {
-		if i := p.lastIndex(s.Name); i >= 0 {
+		if i, ok := p.last[s.Name]; ok {
 			prev := p.cfg.Settings[i].Value
 			if prev.Kind != v.Kind {
 				return &SyntaxError{
@@ -738,25 +789,40 @@ func (p *parser) store(name, op token, v *Value, lastLine int) *SyntaxError {
 			}
 			joined := &Value{Kind: v.Kind, Pos: v.Pos, Number: false}
 			if v.Kind == ValueString {
-				joined.Str = prev.Str + v.Str
+				joined.Str = p.joinString(s.Name, prev.Str, v.Str)
 			} else {
-				joined.List = make([]*Value, 0, len(prev.List)+len(v.List))
-				joined.List = append(append(joined.List, prev.List...), v.List...)
+				// append may extend prev's backing array in place: only
+				// past prev's length, which no earlier value sees, and
+				// the next += of the name starts from this one. Amortized
+				// linear where a copy per statement was quadratic.
+				joined.List = append(prev.List, v.List...)
 			}
 			s.Value = joined
 		}
 	}
+	if !s.Append {
+		delete(p.joined, s.Name) // a new chain starts from a plain value
+	}
+	p.last[s.Name] = len(p.cfg.Settings)
 	p.cfg.Settings = append(p.cfg.Settings, s)
 	return nil
 }
 
-// lastIndex is the index of name's last setting, -1 if none. A backward
-// scan: configs have tens of settings and += is rare.
-func (p *parser) lastIndex(name string) int {
-	for i := len(p.cfg.Settings) - 1; i >= 0; i-- {
-		if p.cfg.Settings[i].Name == name {
-			return i
+// joinString is prev+next for a string += chain of name. The chain's
+// strings are prefixes of one growing buffer (a strings.Builder never
+// rewrites what it handed out), so a chain costs its final length, not
+// the sum of every prefix.
+func (p *parser) joinString(name, prev, next string) string {
+	b := p.joined[name]
+	if b == nil || b.Len() != len(prev) {
+		// Start the chain's buffer from the value it joins onto.
+		if p.joined == nil {
+			p.joined = map[string]*strings.Builder{}
 		}
+		b = &strings.Builder{}
+		b.WriteString(prev)
+		p.joined[name] = b
 	}
-	return -1
+	b.WriteString(next)
+	return b.String()
 }

@@ -107,7 +107,9 @@ func (c *Config) GetList(name string) ([]*Value, Pos, error) {
 		return nil, Pos{}, &LookupError{File: c.File, Name: name, Pos: s.Pos, Errno: syscall.EINVAL, err: ErrWrongType,
 			Msg: fmt.Sprintf("%q is a single value but should be a list", name)}
 	}
-	return s.Value.List, s.Value.Pos, nil
+	// Capped: an append by the caller must not write into the array a
+	// later += of the name shares.
+	return s.Value.List[:len(s.Value.List):len(s.Value.List)], s.Value.Pos, nil
 }
 
 // GetStringList is xlu_cfg_get_list plus xlu_cfg_get_listitem for every

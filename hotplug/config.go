@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/internal/opfile"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/hashicorp/go-hclog"
 	"gopkg.in/yaml.v3"
@@ -65,7 +65,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if path == "" {
 		path, named = DefaultConfigPath, false
 	}
-	data, err := os.ReadFile(path)
+	data, err := opfile.Read("config", path, opfile.MaxConfigSize)
 	switch {
 	case err == nil:
 		if err := c.parseYAML(path, data); err != nil {
@@ -73,7 +73,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 	case errors.Is(err, fs.ErrNotExist) && !named:
 	default:
-		return c, fmt.Errorf("config: %w", err)
+		return c, err
 	}
 	y := yamlConfig{
 		Flavour: getenv(EnvFlavour), ConfigfsRoot: getenv(EnvConfigfs), SysfsRoot: getenv(EnvSysfs),

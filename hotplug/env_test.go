@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/govscsi/govscsi/hotplug"
+	"github.com/govscsi/govscsi/internal/opfile"
+	"github.com/govscsi/govscsi/internal/opfile/opfiletest"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -120,4 +122,13 @@ func TestLoadConfig(t *testing.T) {
 	if _, err := hotplug.LoadConfig(envOf(map[string]string{hotplug.EnvConfig: file, hotplug.EnvFixture: "yes"})); err == nil {
 		t.Error("bad fixture flag accepted")
 	}
+}
+
+// TestLoadConfigHostilePaths: GOVSCSI_HOTPLUG_CONFIG naming a FIFO,
+// /dev/zero, a directory or an oversize file is an error at once.
+func TestLoadConfigHostilePaths(t *testing.T) {
+	opfiletest.Check(t, opfile.MaxConfigSize, func(p string) error {
+		_, err := hotplug.LoadConfig(envOf(map[string]string{hotplug.EnvConfig: p}))
+		return err
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/govscsi/govscsi/cfgparse"
@@ -181,7 +182,9 @@ func ParseOptionsYAML(text string) (Options, io.Closer, error) {
 	}
 	var closer io.Closer
 	if y.HotplugLog != "" {
-		f, err := os.OpenFile(y.HotplugLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		// O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of
+		// hanging the toolstack in open(2).
+		f, err := os.OpenFile(y.HotplugLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NONBLOCK, 0o640)
 		if err != nil {
 			return Options{}, nil, fmt.Errorf("options: hotplug_log: %w", err)
 		}

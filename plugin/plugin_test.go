@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -516,6 +517,35 @@ func TestOptionsYAML(t *testing.T) {
 	}
 	if o, _, err := plugin.ParseOptionsYAML(""); err != nil || o.BackendDomid != 0 {
 		t.Errorf("empty options: %v", err)
+	}
+}
+
+// A FIFO as hotplug_log with no reader is an error, not an open(2) that
+// waits for a reader for ever.
+func TestOptionsHotplugLogFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "log")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, c, err := plugin.ParseOptionsYAML("hotplug_log: " + fifo + "\n")
+		if c != nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "hotplug_log") {
+			t.Errorf("FIFO hotplug_log: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		if f, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			defer f.Close()
+			<-done
+		}
+		t.Fatalf("ParseOptionsYAML hangs opening a FIFO hotplug_log")
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/govscsi/govscsi/backend/lunconf"
 	"github.com/govscsi/govscsi/backend/stats"
 	"github.com/govscsi/govscsi/backend/xenbus"
+	"github.com/govscsi/govscsi/internal/opfile"
 )
 
 // DefaultConfigPath is where the daemon looks for its configuration.
@@ -125,14 +126,15 @@ func decodeFields(n *yaml.Node, v reflect.Value, prefix string) error {
 }
 
 // LoadConfig reads path. A missing file at the default path means "all
-// defaults"; a missing file named explicitly is an error.
+// defaults"; a missing file named explicitly is an error. Only a regular
+// file of at most opfile.MaxConfigSize bytes is read.
 func LoadConfig(path string, explicit bool) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := opfile.Read("config", path, opfile.MaxConfigSize)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && !explicit {
 			return ParseConfig(nil)
 		}
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, err
 	}
 	c, err := ParseConfig(data)
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"github.com/govscsi/govscsi/backend/stats"
 	"github.com/govscsi/govscsi/backend/vscsiif"
 	"github.com/govscsi/govscsi/backend/xenbus"
+	"github.com/govscsi/govscsi/internal/opfile"
+	"github.com/govscsi/govscsi/internal/opfile/opfiletest"
 	"github.com/govscsi/govscsi/libxlgo/xenfake"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xs"
@@ -311,4 +313,12 @@ func TestDiskID(t *testing.T) {
 	if f1 != f2 {
 		t.Errorf("one device has two identities: %q, %q", f1, f2)
 	}
+}
+
+// TestLoadConfigHostilePaths: a FIFO, /dev/zero, a directory or an
+// oversize file as --config is an error at once (a FIFO hung
+// vscsi-backend --config/--check-config for ever, /dev/zero grew memory
+// until OOM).
+func TestLoadConfigHostilePaths(t *testing.T) {
+	opfiletest.Check(t, opfile.MaxConfigSize, func(p string) error { _, err := LoadConfig(p, true); return err })
 }

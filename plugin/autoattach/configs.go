@@ -13,16 +13,13 @@ import (
 	"time"
 
 	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/internal/opfile"
 )
 
 // DefaultConfigDirs are where xendomains (and most hosts) keep xl domain
 // configs: /etc/xen/auto holds symlinks to (or copies of) the configs of
 // domains started at boot, /etc/xen the rest.
 var DefaultConfigDirs = []string{"/etc/xen", "/etc/xen/auto"}
-
-// maxConfigSize bounds the files read as configs: xl configs are small,
-// and a stray disk image in /etc/xen must not be slurped into memory.
-const maxConfigSize = 1 << 20
 
 // candidate is one xl config file that names a domain.
 type candidate struct {
@@ -113,7 +110,7 @@ func (ix *configIndex) scan(dirs []string, skipped func(path string, err error))
 			}
 			p := filepath.Join(dir, e.Name())
 			st, err := os.Stat(p) // follows symlinks
-			if err != nil || !st.Mode().IsRegular() || st.Size() > maxConfigSize {
+			if err != nil || !st.Mode().IsRegular() || st.Size() > opfile.MaxConfigSize {
 				continue
 			}
 			real, err := filepath.EvalSymlinks(p)

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govscsi/govscsi/internal/opfile"
 	"github.com/govscsi/govscsi/libxlgo/xenctrl"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xs"
@@ -68,7 +69,7 @@ type settings struct {
 // default one: every setting has a default).
 func load(path string, mustExist bool) (settings, error) {
 	st := settings{dirs: autoattach.DefaultConfigDirs, level: hclog.Info, hold: hold.DefaultMaxHold}
-	data, err := os.ReadFile(path)
+	data, err := opfile.Read("config", path, opfile.MaxConfigSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !mustExist {
 			return st, nil

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govscsi/govscsi/internal/opfile"
+	"github.com/govscsi/govscsi/internal/opfile/opfiletest"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xsfake"
 	"github.com/govscsi/govscsi/plugin/internal/rigtest"
@@ -193,4 +195,10 @@ func TestShippedConfig(t *testing.T) {
 	if err != nil || strings.Join(st.dirs, " ") != "/etc/xen /etc/xen/auto" || st.timeout || st.hold != hold.DefaultMaxHold {
 		t.Errorf("absent default: %+v %v", st, err)
 	}
+}
+
+// TestLoadHostilePaths: --config naming a FIFO, /dev/zero, a directory or
+// an oversize file is an error at once.
+func TestLoadHostilePaths(t *testing.T) {
+	opfiletest.Check(t, opfile.MaxConfigSize, func(p string) error { _, err := load(p, true); return err })
 }
