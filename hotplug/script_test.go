@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +40,7 @@ func hotplugBinary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "vscsi-hotplug")
-		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", binPath, "./cmd/vscsi-hotplug").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binPath, "./cmd/vscsi-hotplug").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
