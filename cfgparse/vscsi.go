@@ -449,7 +449,7 @@ func parseNAA(t string) (PDev, error) {
 	wwn, lun := t[:i], t[i+1:]
 	hex := wwn[len("naa."):]
 	if hex == "" {
-		return PDev{}, fmt.Errorf("want naa.<hex>:<lun>, no hex digits after naa.")
+		return PDev{}, fmt.Errorf("want naa.<hex>:<lun>, no hex digits after \"naa.\"")
 	}
 	for j := 0; j < len(hex); j++ {
 		c := hex[j]

@@ -124,7 +124,7 @@ func parseKernelPDev(s string) (kernelPDev, error) {
 		}
 		hexPart := s[len("naa."):i]
 		if hexPart == "" {
-			return bad("no hex digits after naa.")
+			return bad("no hex digits after \"naa.\"")
 		}
 		if _, err := hex.DecodeString(hexPart + strings.Repeat("0", len(hexPart)%2)); err != nil {
 			return bad("target name is not naa.<hex>")

@@ -161,7 +161,7 @@ func (c *Config) fill() error {
 	}
 	for _, p := range c.AllowPaths {
 		if !strings.HasPrefix(p, "/") || strings.Contains(p, "..") {
-			return fmt.Errorf("config: allow_paths entry %q: want an absolute path without ..", p)
+			return fmt.Errorf("config: allow_paths entry %q: want an absolute path that does not contain \"..\"", p)
 		}
 		if p == "/" {
 			return fmt.Errorf("config: allow_paths entry \"/\" would let a p-dev open any file")
