@@ -102,7 +102,6 @@ var (
 	mediumNotPresent   = senseCheck(KeyNotReady, 0x3A, 0x00)       // MEDIUM NOT PRESENT (a zero-sized store)
 	uaReset            = senseCheck(KeyUnitAttention, 0x29, 0x03)  // BUS DEVICE RESET FUNCTION OCCURRED
 	uaCapacityChanged  = senseCheck(KeyUnitAttention, 0x2A, 0x09)  // CAPACITY DATA HAS CHANGED
-	uaModeChanged      = senseCheck(KeyUnitAttention, 0x2A, 0x01)  // MODE PARAMETERS CHANGED
 )
 
 // fill writes c as fixed-format sense into b (len >= FixedSenseLen).
