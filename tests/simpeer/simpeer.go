@@ -22,7 +22,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -107,7 +106,6 @@ type Backend struct {
 	// Log, if set, receives one line per action.
 	Log func(format string, a ...any)
 
-	mu     sync.Mutex
 	vhosts map[string]*beVHost
 }
 
