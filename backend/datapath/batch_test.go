@@ -439,7 +439,6 @@ type batchSpec struct {
 	lba      uint32
 	blocks   uint16
 	layout   [][2]int // (offset, length) per data segment
-	target   uint16
 	indirect bool
 	listOff  int
 	fill     int
