@@ -412,7 +412,7 @@ func grantChecks(r *report, self uint32) {
 		}
 		err = g2.Close()
 		if err == nil || !strings.Contains(err.Error(), "1 mapping(s)") {
-			return fmt.Errorf("Close with a live mapping: %v", err)
+			return fmt.Errorf("g2.Close with a live mapping: %v", err)
 		}
 		if err := g2.Close(); err != nil {
 			return fmt.Errorf("second Close: %v", err)
@@ -544,11 +544,11 @@ func eventChecks(r *report, self uint32) {
 		select {
 		case err := <-done:
 			if !errors.Is(err, syscall.EBADF) {
-				return fmt.Errorf("Pending after Close: %v, want EBADF", err)
+				return fmt.Errorf("a Pending after Close: %v, want EBADF", err)
 			}
 			return nil
 		case <-time.After(long):
-			return errors.New("Close did not wake a blocked Pending")
+			return errors.New("c.Close did not wake a blocked Pending")
 		}
 	}())
 	r.check("evtchn/unbind", func() error {
