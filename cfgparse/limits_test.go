@@ -14,14 +14,14 @@ import (
 )
 
 // parseAlloc parses data and returns the bytes allocated meanwhile.
-func parseAlloc(t *testing.T, data []byte) (*Config, error, uint64) {
+func parseAlloc(t *testing.T, data []byte) (*Config, uint64, error) {
 	t.Helper()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	c, err := Parse("hostile.cfg", data)
 	runtime.ReadMemStats(&after)
-	return c, err, after.TotalAlloc - before.TotalAlloc
+	return c, after.TotalAlloc - before.TotalAlloc, err
 }
 
 // TestParseLimits: hostile configs get an error naming the file and the
@@ -30,7 +30,7 @@ func parseAlloc(t *testing.T, data []byte) (*Config, error, uint64) {
 // memory quadratic in their length.)
 func TestParseLimits(t *testing.T) {
 	deep := []byte("x = " + strings.Repeat("[", 1_000_000) + "\n")
-	_, err, alloc := parseAlloc(t, deep)
+	_, alloc, err := parseAlloc(t, deep)
 	if !errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "hostile.cfg:1:") || !strings.Contains(err.Error(), fmt.Sprint(MaxListDepth)) {
 		t.Errorf("a million '[': %v", err)
 	}
@@ -60,7 +60,7 @@ func TestParseLimits(t *testing.T) {
 			b.WriteString(c.next)
 		}
 		data := []byte(b.String())
-		cfg, err, alloc := parseAlloc(t, data)
+		cfg, alloc, err := parseAlloc(t, data)
 		if err != nil && !errors.Is(err, ErrLimit) {
 			t.Errorf("%s += chain: %v", c.name, err)
 		}
