@@ -10,9 +10,9 @@ import (
 
 	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/internal/opfile"
+	"github.com/govscsi/govscsi/internal/strictyaml"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/hashicorp/go-hclog"
-	"gopkg.in/yaml.v3"
 )
 
 // DefaultConfigPath is read by the vscsi-hotplug binary if it exists.
@@ -94,9 +94,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 
 func (c *Config) parseYAML(path string, data []byte) error {
 	var y yamlConfig
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&y); err != nil && err != io.EOF {
+	if err := strictyaml.Decode(data, &y); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
 	return c.apply(y, "config "+path+": ")

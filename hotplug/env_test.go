@@ -110,6 +110,9 @@ func TestLoadConfig(t *testing.T) {
 		"log_level: chatty\n":    `"chatty"`,
 		"configfs_root: [a]\n":   "line 1",
 		"sysfs_root: relative\n": `"relative"`,
+		// Strict (issue 14): a key twice, a second document.
+		"flavour: kernel\nflavour: hctl\n":      "given twice",
+		"flavour: kernel\n---\nflavour: hctl\n": "second YAML document",
 	} {
 		writeFile(t, file, text)
 		if _, err := hotplug.LoadConfig(envOf(map[string]string{hotplug.EnvConfig: file})); err == nil || !strings.Contains(err.Error(), want) {

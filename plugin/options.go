@@ -4,13 +4,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/internal/strictyaml"
 	"github.com/hashicorp/go-hclog"
-	"gopkg.in/yaml.v3"
 )
 
 // Default timeouts, the values libxl uses for the same waits
@@ -123,9 +122,7 @@ type yamlOptions struct {
 // it through the returned closer (nil if nothing was opened).
 func ParseOptionsYAML(text string) (Options, io.Closer, error) {
 	var y yamlOptions
-	dec := yaml.NewDecoder(strings.NewReader(text))
-	dec.KnownFields(true)
-	if err := dec.Decode(&y); err != nil && err != io.EOF {
+	if err := strictyaml.Decode([]byte(text), &y); err != nil {
 		return Options{}, nil, fmt.Errorf("options: %w", err)
 	}
 	var o Options

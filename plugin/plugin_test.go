@@ -510,6 +510,9 @@ func TestOptionsYAML(t *testing.T) {
 		"log_level: chatty":   `"chatty"`,
 		"backend_domid: -1":   "-1",
 		"init_timeout: -1s\n": `"-1s"`,
+		// Strict (issue 14): a key twice, a second document.
+		"timeout: 1s\ntimeout: 2s\n":        "given twice",
+		"timeout: 1s\n---\nflavour: hctl\n": "second YAML document",
 	} {
 		if _, _, err := plugin.ParseOptionsYAML(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseOptionsYAML(%q): %v, want an error naming %s", in, err, want)

@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"reflect"
 	"strings"
@@ -16,7 +14,9 @@ import (
 	"github.com/govscsi/govscsi/backend/lunconf"
 	"github.com/govscsi/govscsi/backend/stats"
 	"github.com/govscsi/govscsi/backend/xenbus"
+	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/internal/opfile"
+	"github.com/govscsi/govscsi/internal/strictyaml"
 )
 
 // DefaultConfigPath is where the daemon looks for its configuration.
@@ -59,17 +59,21 @@ type Timeouts struct {
 	SGCommand time.Duration `yaml:"sg_command"` // each SG_IO pass-through command
 }
 
-// ParseConfig parses YAML strictly: unknown keys and bad values are errors
-// naming the key.
+// ParseConfig parses YAML strictly: unknown keys, keys given twice, a
+// second document and bad values are errors naming the key or line. It
+// applies every check the daemon applies at start, so --check-config
+// passes exactly what the daemon runs with.
 func ParseConfig(data []byte) (Config, error) {
 	var c Config
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+	if len(data) > opfile.MaxConfigSize {
+		return Config{}, fmt.Errorf("config: %d bytes, larger than the %d-byte limit", len(data), opfile.MaxConfigSize)
+	}
+	root, err := strictyaml.Document(data)
+	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	if len(doc.Content) == 1 {
-		if err := decodeFields(doc.Content[0], reflect.ValueOf(&c).Elem(), ""); err != nil {
+	if root != nil {
+		if err := decodeFields(root, reflect.ValueOf(&c).Elem(), ""); err != nil {
 			return Config{}, fmt.Errorf("config: %w", err)
 		}
 	}
@@ -147,6 +151,11 @@ func (c *Config) fill() error {
 	if c.BackendType == "" {
 		c.BackendType = xenbus.DefaultType
 	}
+	// The toolstack's definition of a type name (it writes the
+	// directory); xenbus.New's own check is looser.
+	if err := cfgparse.ValidBackendType(c.BackendType); err != nil {
+		return fmt.Errorf("config: backend_type: %w", err)
+	}
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
@@ -155,6 +164,9 @@ func (c *Config) fill() error {
 	}
 	if c.StatsSocket == "" {
 		c.StatsSocket = stats.DefaultSocket
+	}
+	if c.StatsSocket != "none" && len(c.StatsSocket) >= maxSocketPath {
+		return fmt.Errorf("config: stats_socket %q: %d bytes, a Unix socket path must be shorter than %d", c.StatsSocket, len(c.StatsSocket), maxSocketPath)
 	}
 	if c.AllowPaths == nil {
 		c.AllowPaths = []string{"/dev/"}
@@ -184,6 +196,9 @@ func (c *Config) fill() error {
 	}
 	return nil
 }
+
+// maxSocketPath is sizeof(sockaddr_un.sun_path) on Linux, with its NUL.
+const maxSocketPath = 108
 
 // maxRAM converts max_ram to a lunconf.Policy.MaxRAM value.
 func (c *Config) maxRAM() (int64, error) {

@@ -77,12 +77,53 @@ timeouts:
 		{"timeouts: 5", "timeouts"},
 		{"timeouts: {later: 1s}", "timeouts.later"},
 		{"- a\n- b", "top level"},
+		// Strict as documented (issue 14: duplicates took the last, a
+		// second document was ignored, even one holding a refused
+		// allow_paths).
+		{"workers: 4\nworkers: 8", "given twice"},
+		{"timeouts: {remove: 1s, remove: 2s}", "given twice"},
+		{"log_level: info\n---\nallow_paths: [/]\n", "second YAML document"},
+		// The daemon's own checks: a type the toolstack cannot write.
+		{"backend_type: a/b", "backend_type"},
+		{"backend_type: VSCSI", "backend_type"},
+		{"stats_socket: /" + strings.Repeat("s", 120), "stats_socket"},
 	} {
 		_, err := ParseConfig([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.word) {
 			t.Errorf("ParseConfig(%q) = %v, want an error naming %q", c.yaml, err, c.word)
 		}
 	}
+}
+
+// FuzzConfigDaemonAgrees: whatever ParseConfig (and so --check-config)
+// accepts, the daemon accepts too: server.New does not refuse it (a
+// backend_type passed the check and was refused at start).
+func FuzzConfigDaemonAgrees(f *testing.F) {
+	for _, s := range []string{"", "backend_type: vscsi-user\n", "backend_type: \"a b\"\n", "backend_type: X\n",
+		"workers: 3\nmax_segments: 300\n", "stats_socket: none\n", "allow_paths: [/srv/x/]\n",
+		"timeouts: {teardown: 1s}\n", "max_ram: 1T\n", "domid: 4294967295\n"} {
+		f.Add(s)
+	}
+	srv := xsfake.StartT(f)
+	store, err := srv.Connect(0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { store.Close() })
+	f.Fuzz(func(t *testing.T, text string) {
+		cfg, err := ParseConfig([]byte(text))
+		if err != nil {
+			return
+		}
+		if cfg.Domid == nil {
+			zero := uint32(0)
+			cfg.Domid = &zero // New would read xenstore's domid
+		}
+		deps := Deps{Store: store, Grants: xenfake.NewGrants(), OpenEvents: func() (xenif.EventChannel, error) { return nil, errors.New("unused") }}
+		if _, err := New(cfg, deps); err != nil {
+			t.Fatalf("ParseConfig accepts %q, the daemon refuses it: %v", text, err)
+		}
+	})
 }
 
 func TestLoadConfig(t *testing.T) {

@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/govscsi/govscsi/internal/opfile"
+	"github.com/govscsi/govscsi/internal/strictyaml"
 	"github.com/govscsi/govscsi/libxlgo/xenctrl"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xs"
@@ -77,9 +77,7 @@ func load(path string, mustExist bool) (settings, error) {
 		return st, err
 	}
 	var fc fileConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil && err != io.EOF {
+	if err := strictyaml.Decode(data, &fc); err != nil {
 		return st, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(fc.ConfigDirs) > 0 {

@@ -162,6 +162,10 @@ func TestBadConfig(t *testing.T) {
 		{"toolstack:\n  flavor: kernel\n", "flavor"},
 		{"toolstack:\n  timeout: soon\n", `"soon"`},
 		{"toolstack: 3\n", "toolstack"},
+		// Strict (issue 14): a key twice, a second document.
+		{"log_level: info\nlog_level: debug\n", "given twice"},
+		{"toolstack:\n  timeout: 1s\n  timeout: 2s\n", "given twice"},
+		{"log_level: info\n---\nconfig_dirs: [/tmp]\n", "second YAML document"},
 		{"hold_timeout: forever\n", `hold_timeout "forever"`},
 		{"hold_timeout: -1s\n", "hold_timeout"},
 		{"hold_timeout: 1h\n", "10m"},
