@@ -139,7 +139,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		s.log.Info("stats endpoint", "socket", s.cfg.StatsSocket)
-		go func() { statsDone <- stats.Serve(sctx, l, s.Snapshot) }()
+		go func() { statsDone <- stats.Serve(sctx, l, s.Snapshot, s.log) }()
 	} else {
 		statsDone <- nil
 	}

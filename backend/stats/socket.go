@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // DefaultSocket is where the daemon listens unless configured otherwise.
@@ -50,28 +52,75 @@ func Listen(path string) (net.Listener, error) {
 	return l, nil
 }
 
+// maxConns bounds the connections served at once: each holds a descriptor
+// (up to the 5 s deadline), and a client flood must not take the
+// descriptors the backend needs to open LUNs. Further clients wait in the
+// listen backlog.
+const maxConns = 32
+
+// Accept backoff after a transient error, like net/http's: 5 ms doubling
+// to 1 s, reset by the next successful Accept.
+const (
+	minBackoff = 5 * time.Millisecond
+	maxBackoff = time.Second
+)
+
 // Serve answers stats requests on l until ctx ends (then it closes l and
 // waits for the connections being served). snap builds each answer.
-func Serve(ctx context.Context, l net.Listener, snap func() Snapshot) error {
+// Accept errors other than the listener's closing (EMFILE, ENFILE,
+// ENOBUFS, ECONNABORTED, ...) are transient: Serve logs them and retries
+// with backoff, so a burst of descriptor exhaustion does not end the
+// endpoint. log may be nil.
+func Serve(ctx context.Context, l net.Listener, snap func() Snapshot, log hclog.Logger) error {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
 	var wg sync.WaitGroup
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
 	defer wg.Wait()
+	slots := make(chan struct{}, maxConns)
+	var delay time.Duration
+	failures := 0
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
 		c, err := l.Accept()
 		if err != nil {
+			<-slots
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			failures++
+			delay = min(max(2*delay, minBackoff), maxBackoff)
+			// One line when the trouble starts, then one per second at
+			// most (the backoff's cap).
+			if failures == 1 || delay == maxBackoff {
+				log.Warn("stats socket: accept failed, retrying", "error", err, "failures", failures, "retry_in", delay)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			}
+			continue
+		}
+		if failures > 0 {
+			log.Info("stats socket: accepting again", "failures", failures)
+			failures, delay = 0, 0
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			serveConn(c, snap)
 		}()
 	}

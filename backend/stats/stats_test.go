@@ -175,7 +175,7 @@ func TestSocketRoundTrip(t *testing.T) {
 	go func() {
 		done <- Serve(ctx, l, func() Snapshot {
 			return Snapshot{Time: time.Now(), LUNs: r.LUNs(), Vhosts: []VhostStatus{{Domid: 7, State: 4}}}
-		})
+		}, nil)
 	}()
 	s, err := Fetch(context.Background(), sock)
 	if err != nil {

@@ -38,6 +38,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/govscsi/govscsi/libxlgo/internal/cerr"
@@ -420,8 +421,9 @@ func (x *Handle) startWatchLoop() error {
 // Implements: char **xs_check_watch(struct xs_handle *h);
 func (x *Handle) watchLoop(watchfd, stopfd C.int) {
 	defer close(x.loopDone)
+	var delay time.Duration
 	for {
-		r, err := C.xsgo_wait(watchfd, stopfd)
+		r, err := waitWatch(int(watchfd), int(stopfd))
 		if r == 2 {
 			return
 		}
@@ -429,8 +431,20 @@ func (x *Handle) watchLoop(watchfd, stopfd C.int) {
 			if err == syscall.EINTR {
 				continue
 			}
-			return
+			// poll(2) failed otherwise (ENOMEM): transient. Returning
+			// would end every watch of the handle without a word; wait
+			// (5 ms doubling to 1 s) and poll again.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-x.stop:
+				t.Stop()
+				return
+			}
+			continue
 		}
+		delay = 0
 		for {
 			var eagain C.int
 			v := C.xsgo_check_watch(x.h, &eagain)
@@ -450,6 +464,12 @@ func (x *Handle) watchLoop(watchfd, stopfd C.int) {
 			}
 		}
 	}
+}
+
+// waitWatch is xsgo_wait; tests replace it to make poll(2) fail.
+var waitWatch = func(watchfd, stopfd int) (int, error) {
+	r, err := C.xsgo_wait(C.int(watchfd), C.int(stopfd))
+	return int(r), err
 }
 
 // Close implements xenif.Store: it waits for calls in progress, stops the

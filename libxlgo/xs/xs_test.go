@@ -184,3 +184,41 @@ func TestCloseWhileWatchersBusy(t *testing.T) {
 	}
 	<-done
 }
+
+// TestWatchLoopSurvivesPollErrors: a transient poll(2) failure (ENOMEM)
+// in the watch goroutine is retried; events keep coming. (The goroutine
+// used to return at the first error other than EINTR: no event was ever
+// delivered again, silently.)
+func TestWatchLoopSurvivesPollErrors(t *testing.T) {
+	xsfake.StartT(t)
+	fails := 3
+	real := waitWatch
+	waitWatch = func(w, s int) (int, error) {
+		if fails > 0 {
+			fails--
+			return -1, syscall.ENOMEM
+		}
+		return real(w, s)
+	}
+	defer func() { waitWatch = real }()
+	h, err := Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Watch("/w", "t"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := storetest.NextEvent(t, h); ev.Path != "/w" {
+		t.Fatalf("initial event %+v", ev)
+	}
+	if err := h.Write(xenif.NoTx, "/w/x", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := storetest.NextEvent(t, h); ev.Path != "/w/x" {
+		t.Fatalf("event %+v", ev)
+	}
+	if fails != 0 {
+		t.Errorf("%d injected failures left: the loop did not poll", fails)
+	}
+}
