@@ -133,3 +133,19 @@ func (s *fdStore) beginRangeOp(what string, off, n int64) (skip bool, err error)
 	}
 	return n == 0, nil
 }
+
+// Identity implements Identifier from fstat of the open descriptor (not the
+// path: the path may have been replaced since).
+func (s *fdStore) Identity() (Identity, error) {
+	if s.closed.Load() {
+		return Identity{}, ErrClosed
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(s.f.Fd()), &st); err != nil {
+		return Identity{}, fmt.Errorf("store: fstat %s: %w", s.path, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+		return Identity{Rdev: uint64(st.Rdev)}, nil
+	}
+	return Identity{Dev: uint64(st.Dev), Ino: st.Ino}, nil
+}

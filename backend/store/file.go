@@ -138,3 +138,32 @@ func (s *File) Refresh() (int64, error) {
 	s.sz.Store(size)
 	return size, nil
 }
+
+// Extent implements Mapper with lseek(SEEK_DATA/SEEK_HOLE). A file system
+// without them reports everything mapped (lseek then treats the whole file
+// as data, which is what it returns anyway).
+func (s *File) Extent(off int64) (bool, int64, error) {
+	if s.closed.Load() {
+		return false, 0, ErrClosed
+	}
+	size := s.Size()
+	if off < 0 || off >= size {
+		return false, 0, fmt.Errorf("%w: extent at %d size %d", ErrOutOfRange, off, size)
+	}
+	fd := int(s.f.Fd())
+	data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+	if errors.Is(err, unix.ENXIO) { // no data at or after off: a hole to the end
+		return false, size - off, nil
+	}
+	if err != nil {
+		return true, size - off, nil
+	}
+	if data > off {
+		return false, min(data, size) - off, nil
+	}
+	hole, err := unix.Seek(fd, off, unix.SEEK_HOLE)
+	if err != nil {
+		return true, size - off, nil
+	}
+	return true, min(hole, size) - off, nil
+}

@@ -447,6 +447,26 @@ func (r *RAM) ZeroRange(off, n int64) error { return r.Discard(off, n) }
 // DiscardZeroes implements Discarder: discarded RAM always reads as zeros.
 func (r *RAM) DiscardZeroes() bool { return true }
 
+// Extent implements Mapper: pages never written (or discarded) are holes.
+// The run is cut at 64 MiB so one call stays cheap on a huge sparse store.
+func (r *RAM) Extent(off int64) (bool, int64, error) {
+	if off < 0 || off >= r.size {
+		return false, 0, fmt.Errorf("%w: extent at %d size %d", ErrOutOfRange, off, r.size)
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return false, 0, ErrClosed
+	}
+	const maxRun = 64 << 20
+	mapped := r.isSet(off / ramPageSize)
+	end := (off/ramPageSize + 1) * ramPageSize
+	for end < r.size && end-off < maxRun && r.isSet(end/ramPageSize) == mapped {
+		end += ramPageSize
+	}
+	return mapped, min(end, r.size) - off, nil
+}
+
 // Sync implements Store (RAM is as durable as it gets; a file-backed disk
 // is in tmpfs, which a restarted process shares).
 func (r *RAM) Sync() error {

@@ -91,3 +91,26 @@ func WriteFUA(s Store, p []byte, off int64) (int, error) {
 	}
 	return n, s.Sync()
 }
+
+// Mapper is implemented by stores that know which ranges are allocated
+// (sparse files, the RAM store): GET LBA STATUS reports it.
+type Mapper interface {
+	// Extent reports whether the byte at off is allocated (mapped) and the
+	// length of the run from off that has the same state, at most up to
+	// Size. A store that cannot tell for a range reports it mapped.
+	Extent(off int64) (mapped bool, n int64, err error)
+}
+
+// Identity is what makes two opens of a backing the same backing: the
+// device and inode of a file, or the device number of a block device.
+// Two stores with equal identities read and write the same bytes.
+type Identity struct {
+	Dev, Ino uint64 // a regular file (st_dev, st_ino)
+	Rdev     uint64 // a block device (st_rdev); Dev and Ino are zero then
+}
+
+// Identifier is implemented by stores whose backing can be opened more
+// than once (files and block devices; a RAM store is its own backing).
+type Identifier interface {
+	Identity() (Identity, error)
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -578,5 +579,131 @@ func TestRAMShortLastPage(t *testing.T) {
 	r.ReadAt(got, 0)
 	if !bytes.Equal(got[:512], bytes.Repeat([]byte{7}, 512)) || !bytes.Equal(got[512:], make([]byte, 1024)) {
 		t.Fatal("discard of the short last page's tail")
+	}
+}
+
+// extents walks a Mapper from 0 and returns the runs as "m:len" / "h:len".
+func extents(t *testing.T, m Mapper, size int64) []string {
+	t.Helper()
+	var out []string
+	for off := int64(0); off < size; {
+		mapped, n, err := m.Extent(off)
+		if err != nil {
+			t.Fatalf("Extent(%d): %v", off, err)
+		}
+		if n <= 0 || off+n > size {
+			t.Fatalf("Extent(%d) = %v, %d: run outside the store", off, mapped, n)
+		}
+		k := "h"
+		if mapped {
+			k = "m"
+		}
+		if len(out) > 0 && out[len(out)-1][0] == k[0] {
+			t.Fatalf("Extent(%d): two adjacent %s runs (%v)", off, k, out)
+		}
+		out = append(out, fmt.Sprintf("%s:%d", k, n))
+		off += n
+	}
+	return out
+}
+
+func TestRAMExtent(t *testing.T) {
+	r, err := NewRAM(1<<20, RAMOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := extents(t, r, 1<<20); len(got) != 1 || got[0] != "h:1048576" {
+		t.Fatalf("empty RAM store: %v", got)
+	}
+	r.WriteAt(make([]byte, 8192), 64<<10)
+	r.WriteAt([]byte{1}, 1<<20-1)
+	want := []string{"h:65536", "m:8192", "h:970752", "m:4096"}
+	if got := extents(t, r, 1<<20); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("extents %v, want %v", got, want)
+	}
+	r.Discard(64<<10, 4096)
+	if mapped, n, _ := r.Extent(64 << 10); mapped || n != 4096 {
+		t.Fatalf("after discard: %v %d", mapped, n)
+	}
+	if _, _, err := r.Extent(1 << 20); !errors.Is(err, ErrOutOfRange) {
+		t.Fatalf("Extent at the end: %v", err)
+	}
+}
+
+func TestFileExtent(t *testing.T) {
+	p := newTempFile(t, 4<<20)
+	f, err := OpenFile(p, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{7}, 1<<20), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	got := extents(t, f, 4<<20)
+	if allocatedBlocks(t, p) == 0 || fmt.Sprint(got) == "[m:4194304]" {
+		t.Skipf("this file system reports no holes: %v", got)
+	}
+	want := []string{"h:1048576", "m:1048576", "h:2097152"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("extents %v, want %v", got, want)
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	p := newTempFile(t, 1<<20)
+	a, err := OpenFile(p, FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	link := filepath.Join(t.TempDir(), "link.img")
+	if err := os.Symlink(p, link); err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenFile(link, FileOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	other, err := OpenFile(newTempFile(t, 1<<20), FileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ia, err := a.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, _ := b.Identity()
+	io, _ := other.Identity()
+	if ia != ib || ia.Ino == 0 || ia.Rdev != 0 {
+		t.Fatalf("one file through a symlink: %+v vs %+v", ia, ib)
+	}
+	if ia == io {
+		t.Fatalf("two files, one identity %+v", ia)
+	}
+	a.Close()
+	if _, err := a.Identity(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Identity after Close: %v", err)
+	}
+}
+
+func TestBlockIdentity(t *testing.T) {
+	dev := loopDevice(t, 4<<20, 0)
+	a, err := OpenBlock(dev, BlockOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenBlock(dev, BlockOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ia, _ := a.Identity()
+	ib, _ := b.Identity()
+	if ia != ib || ia.Rdev == 0 || ia.Ino != 0 {
+		t.Fatalf("one block device, identities %+v and %+v", ia, ib)
 	}
 }
