@@ -72,6 +72,13 @@ setup() {
 		modprobe xen-scsiback || die "cannot load xen-scsiback (the kernel PV SCSI backend)"
 		mkdir -p "$FABRIC" || die "cannot create $FABRIC"
 	fi
+	# LIO keeps persistent reservation state (APTPL) in <dbroot>/pr and
+	# fails every PERSISTENT RESERVE OUT with LOGICAL UNIT COMMUNICATION
+	# FAILURE (02/08/00) when it cannot write there; targetcli's package
+	# creates the directory, a configfs-only set-up must too.
+	local dbroot
+	dbroot=$(cat "$CFG/dbroot" 2>/dev/null || echo /var/target)
+	mkdir -p "$dbroot/pr" || die "cannot create $dbroot/pr (LIO's persistent reservation files)"
 }
 
 # find_backstore NAME: the configfs dir of backstore NAME (any HBA), or nothing.
