@@ -71,6 +71,10 @@ type DiskOptions struct {
 	// (channel, target) for REPORT LUNS. Nil reports only LUN.
 	LUN        uint64
 	ReportLUNs func() []uint64
+	// Unit is the logical unit this disk is one nexus of: disks over the
+	// same backing share one (lunconf.Units hands it out). Nil gives the
+	// disk a logical unit of its own.
+	Unit *LogicalUnit
 }
 
 // Validate reports the first problem with opts for a disk over st.
@@ -158,6 +162,7 @@ type Disk struct {
 	serial    string
 	naa       uint64
 	ops       [256]opEntry
+	lu        *LogicalUnit
 	capacity  atomic.Uint64 // logical blocks
 	wce       atomic.Bool
 	uaPending atomic.Bool
@@ -186,7 +191,10 @@ func NewDisk(st Store, opts DiskOptions) LUN {
 }
 
 func newDisk(st Store, opts DiskOptions) *Disk {
-	d := &Disk{st: st, ro: opts.ReadOnly, rotating: opts.Rotational, wceDef: opts.WriteCache, lun: opts.LUN, peers: opts.ReportLUNs}
+	d := &Disk{st: st, ro: opts.ReadOnly, rotating: opts.Rotational, wceDef: opts.WriteCache, lun: opts.LUN, peers: opts.ReportLUNs, lu: opts.Unit}
+	if d.lu == nil {
+		d.lu = NewLogicalUnit()
+	}
 	lbs := opts.LogicalBlockSize
 	slbs := st.LogicalBlockSize()
 	if lbs == 0 || (lbs != 512 && lbs != 4096) || slbs <= 0 || lbs%slbs != 0 {
@@ -375,7 +383,18 @@ func (d *Disk) Execute(cmd *Command, res *Result) {
 			return
 		}
 	}
-	e.fn(d, cdb, cmd, res).apply(res)
+	switch e.lock {
+	case lockShared:
+		d.lu.mu.RLock()
+		e.fn(d, cdb, cmd, res).apply(res)
+		d.lu.mu.RUnlock()
+	case lockExclusive:
+		d.lu.mu.Lock()
+		e.fn(d, cdb, cmd, res).apply(res)
+		d.lu.mu.Unlock()
+	default:
+		e.fn(d, cdb, cmd, res).apply(res)
+	}
 	if res.DataLen > len(cmd.Data) { // cannot happen; belt and braces for the datapath
 		res.DataLen = len(cmd.Data)
 	}

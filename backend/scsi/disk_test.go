@@ -73,9 +73,22 @@ func TestInquiryStandard(t *testing.T) {
 	res = run(t, d, DirFromDevice, buf, inquiry(false, 0x80, 255)...)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
 	wantField(t, res, 2)
+	// The obsolete CMDDT bit is ignored (as LIO does): standard data, or
+	// with EVPD the VPD page.
 	cmddt := inquiry(false, 0, 255)
 	cmddt[1] = 2
-	wantSense(t, run(t, d, DirFromDevice, buf, cmddt...), KeyIllegalRequest, 0x24, 0)
+	if res := run(t, d, DirFromDevice, buf, cmddt...); res.Status != StatusGood || res.DataLen != stdInquiryLen {
+		t.Fatalf("CMDDT: status %#x, %d bytes", res.Status, res.DataLen)
+	}
+	cmddt[1] = 3
+	if res := run(t, d, DirFromDevice, buf, cmddt...); res.Status != StatusGood || buf[1] != 0x00 || buf[4] != 0x00 {
+		t.Fatalf("CMDDT+EVPD page 0: status %#x, % x", res.Status, buf[:8])
+	}
+	// TPGS 01b: implicit ALUA (REPORT TARGET PORT GROUPS answers).
+	run(t, d, DirFromDevice, buf, inquiry(false, 0, 255)...)
+	if buf[5]&0x30 != 0x10 {
+		t.Fatalf("TPGS bits %#x", buf[5])
+	}
 }
 
 func vpd(t *testing.T, d LUN, page byte) []byte {
@@ -96,7 +109,7 @@ func TestInquiryVPD(t *testing.T) {
 			t.Run(fmt.Sprintf("lbs%d-discard%v", lbs, disc), func(t *testing.T) {
 				d, _ := newRAMDisk(t, 8<<20, store.RAMOptions{LogicalBlockSize: lbs, PhysicalBlockSize: 4096}, DiskOptions{ID: "vhost0/0:0:1", Discard: disc})
 				pages := vpd(t, d, 0x00)[4:]
-				if !bytes.Equal(pages, []byte{0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2}) {
+				if !bytes.Equal(pages, []byte{0x00, 0x80, 0x83, 0x86, 0xB0, 0xB1, 0xB2}) {
 					t.Fatalf("supported pages % x", pages)
 				}
 				for _, p := range pages {
@@ -114,6 +127,16 @@ func TestInquiryVPD(t *testing.T) {
 				t10 := ids[12:]
 				if t10[0]&0x0F != 2 || t10[1]&0x0F != 1 || string(t10[4:4+t10[3]]) != "GOVSCSI "+serial {
 					t.Fatalf("T10 designator % x", t10)
+				}
+				// Relative target port 1 and target port group 1 (target port
+				// association), which scsi_dh_alua looks for.
+				port := t10[4+t10[3]:]
+				if !bytes.Equal(port, []byte{0x01, 0x14, 0, 4, 0, 0, 0, 1, 0x01, 0x15, 0, 4, 0, 0, 0, 1}) {
+					t.Fatalf("target port designators % x", port)
+				}
+				ext := vpd(t, d, 0x86)
+				if len(ext) != 64 || ext[5] != 0x07 || ext[6]&0x01 == 0 || ext[7]&0x01 == 0 {
+					t.Fatalf("extended INQUIRY % x", ext[:16])
 				}
 				bl := vpd(t, d, 0xB0)
 				if len(bl) != 64 || bl[4]&1 == 0 {
@@ -326,15 +349,16 @@ func TestDataLengthPolicy(t *testing.T) {
 	res := run(t, d, DirFromDevice, make([]byte, 1000), cdb10(OpRead10, 0, 0, 2)...)
 	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
 	wantField(t, res, 7)
-	// Short data-out: refused and nothing written.
+	// Short data-out of a WRITE: INVALID FIELD IN COMMAND INFORMATION
+	// UNIT (the request's data length is wrong, as LIO answers it), and
+	// nothing written.
 	res = run(t, d, DirToDevice, bytes.Repeat([]byte{9}, 1000), cdb16(OpWrite16, 0, 0, 2)...)
-	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
-	wantField(t, res, 10)
+	wantSense(t, res, KeyIllegalRequest, 0x0E, 0x03)
 	if r.Allocated() != 0 {
 		t.Fatal("a refused short write reached the store")
 	}
 	// Wrong direction.
-	wantSense(t, run(t, d, DirFromDevice, make([]byte, 512), cdb10(OpWrite10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
+	wantSense(t, run(t, d, DirFromDevice, make([]byte, 512), cdb10(OpWrite10, 0, 0, 1)...), KeyIllegalRequest, 0x0E, 0x03)
 	wantSense(t, run(t, d, DirToDevice, make([]byte, 512), cdb10(OpRead10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
 	wantSense(t, run(t, d, DirNone, nil, cdb10(OpRead10, 0, 0, 1)...), KeyIllegalRequest, 0x24, 0)
 	// More data-out than needed: the extra is ignored.
@@ -593,9 +617,26 @@ func TestModeSense(t *testing.T) {
 		if pages[0x08][2] != 0x04 || !bytes.Equal(pages[0x0A][2:], make([]byte, 10)) {
 			t.Fatalf("changeable masks % x / % x", pages[0x08], pages[0x0A])
 		}
-		_, res = modeSense(t, d, ten, 0, 0xC0|0x3F, 0, 255)
-		wantSense(t, res, KeyIllegalRequest, 0x39, 0)
-		_, res = modeSense(t, d, ten, 0, 0x1C, 0, 255)
+		// Saved values are the defaults (nothing can be saved).
+		b, res = modeSense(t, d, ten, 0, 0xC0|0x3F, 0, 255)
+		wantGood(t, res)
+		_, _, saved := parseMode(t, b, ten)
+		b, _ = modeSense(t, d, ten, 0, 0x80|0x3F, 0, 255)
+		_, _, defaults := parseMode(t, b, ten)
+		if fmt.Sprint(saved) != fmt.Sprint(defaults) || len(saved) != 4 {
+			t.Fatalf("saved pages %v, defaults %v", saved, defaults)
+		}
+		// Read-write error recovery (01h) and informational exceptions
+		// control (1Ch): zeros, nothing changeable.
+		for _, pg := range []byte{0x01, 0x1C} {
+			b, res = modeSense(t, d, ten, 0x08, pg, 0, 255)
+			wantGood(t, res)
+			_, _, pages = parseMode(t, b, ten)
+			if p := pages[pg]; len(p) != 12 || p[1] != 0x0A || !bytes.Equal(p[2:], make([]byte, 10)) {
+				t.Fatalf("page %#x: % x", pg, p)
+			}
+		}
+		_, res = modeSense(t, d, ten, 0, 0x05, 0, 255)
 		wantSense(t, res, KeyIllegalRequest, 0x24, 0)
 		wantField(t, res, 2)
 		_, res = modeSense(t, d, ten, 0, 0x08, 0x01, 255)
@@ -708,10 +749,26 @@ func TestReportLUNs(t *testing.T) {
 		t.Fatal("well-known LUN report not empty")
 	}
 	wantGood(t, run(t, d, DirFromDevice, buf, reportLUNsCDB(2, 256)...))
-	res = run(t, d, DirFromDevice, buf, reportLUNsCDB(3, 256)...)
-	wantSense(t, res, KeyIllegalRequest, 0x24, 0)
-	wantField(t, res, 2)
-	wantSense(t, run(t, d, DirFromDevice, buf, reportLUNsCDB(0, 15)...), KeyIllegalRequest, 0x24, 0)
+	// SPC-5's administrative-LU forms: none here, so 10h and 12h are
+	// empty and 11h is everything.
+	for sel, n := range map[byte]uint32{0x10: 0, 0x11: 32, 0x12: 0} {
+		wantGood(t, run(t, d, DirFromDevice, buf, reportLUNsCDB(sel, 256)...))
+		if be32(buf) != n {
+			t.Fatalf("SELECT REPORT %#x: list length %d, want %d", sel, be32(buf), n)
+		}
+	}
+	for _, sel := range []byte{3, 0x0F, 0x13, 0xFF} {
+		res = run(t, d, DirFromDevice, buf, reportLUNsCDB(sel, 256)...)
+		wantSense(t, res, KeyIllegalRequest, 0x24, 0)
+		wantField(t, res, 2)
+	}
+	// Any allocation length truncates (SPC-4: it should be >= 16, not must).
+	if res := run(t, d, DirFromDevice, buf, reportLUNsCDB(0, 15)...); res.Status != StatusGood || res.DataLen != 15 {
+		t.Fatalf("REPORT LUNS alloc 15: %#x, %d bytes", res.Status, res.DataLen)
+	}
+	if res := run(t, d, DirFromDevice, buf, reportLUNsCDB(0, 0)...); res.Status != StatusGood || res.DataLen != 0 {
+		t.Fatalf("REPORT LUNS alloc 0: %#x, %d bytes", res.Status, res.DataLen)
+	}
 	if res := run(t, d, DirFromDevice, buf, reportLUNsCDB(0, 16)...); res.DataLen != 16 || be32(buf) != 32 {
 		t.Fatalf("truncated REPORT LUNS: %d bytes, list length %d", res.DataLen, be32(buf))
 	}
@@ -806,9 +863,13 @@ func TestReportSupportedOpcodes(t *testing.T) {
 		if b[1]&7 != 3 || be16(b[2:]) != 16 || b[4] != OpServiceActionIn16 || b[5] != SAReadCapacity16 {
 			t.Fatalf("one-command RC16: % x", b)
 		}
-		b, _ = one(2, OpServiceActionIn16, 0x12)
+		b, _ = one(2, OpServiceActionIn16, SAGetLBAStatus)
+		if b[1]&7 != 3 || be16(b[2:]) != 16 || b[5] != SAGetLBAStatus {
+			t.Fatalf("GET LBA STATUS not reported as supported: % x", b)
+		}
+		b, _ = one(2, OpServiceActionIn16, 0x13)
 		if b[1]&7 != 1 {
-			t.Fatalf("GET LBA STATUS reported as supported: % x", b)
+			t.Fatalf("SERVICE ACTION IN 0x13 reported as supported: % x", b)
 		}
 		b, _ = one(1, OpPersistentResIn, 0)
 		if b[1]&7 != 1 || len(b) != 4 {

@@ -11,12 +11,14 @@
 //
 //   - Data length vs. CDB: a read into a buffer larger than the transfer
 //     fills the transfer and reports the rest as residual (DataLen); a
-//     buffer smaller than the transfer, or a data-out buffer shorter than
-//     the CDB says, is refused with 05/24/00 INVALID FIELD IN CDB pointing
-//     at the length field, before any I/O (vscsiif cannot express an
-//     overflow residual, and a partial write is worse than none). Extra
-//     data-out bytes are ignored. Transfers above the advertised maximum
-//     (128 segments * 4 KiB) are 05/24/00 too.
+//     buffer smaller than the transfer is refused with 05/24/00 INVALID
+//     FIELD IN CDB pointing at the length field, before any I/O (vscsiif
+//     cannot express an overflow residual); a data-out buffer shorter than
+//     a WRITE, WRITE AND VERIFY or COMPARE AND WRITE needs is 05/0E/03
+//     INVALID FIELD IN COMMAND INFORMATION UNIT, as LIO answers it (a
+//     partial write is worse than none), other short parameter lists
+//     05/24/00. Extra data-out bytes are ignored. Transfers above the
+//     advertised maximum (128 segments * 4 KiB) are 05/24/00 too.
 //   - Sense is always fixed format (0x70, additional length 10); INVALID
 //     FIELD errors carry a sense-key-specific field pointer.
 //   - Store errors: ENOSPC/EDQUOT and the RAM store's limit -> DATA PROTECT
@@ -30,8 +32,13 @@
 //     configured LUN numbers; allocation lengths below 16 are refused.
 //   - Unit attentions: LUN reset (29/03) and capacity change (2A/09), not at
 //     power-on; INQUIRY, REPORT LUNS and REQUEST SENSE are exempt.
-//   - PERSISTENT RESERVE, RESERVE/RELEASE, WRITE BUFFER, FORMAT UNIT and all
-//     vendor-specific opcodes are unsupported (05/20/00).
+//   - PERSISTENT RESERVE, RESERVE/RELEASE, WRITE BUFFER, FORMAT UNIT,
+//     EXTENDED COPY and all vendor-specific opcodes are unsupported
+//     (05/20/00). docs/backend.md §9 has the command set and every
+//     difference from LIO kept on purpose.
+//   - COMPARE AND WRITE holds the LogicalUnit's lock exclusively, medium
+//     writes hold it shared: the compare and the write are atomic against
+//     every writer of the logical unit, whichever nexus (guest) it is.
 //
 // For the datapath: DataLen is only meaningful for FromDevice commands.
 // LUNs that take part in ABORT/RESET implement TaskManagement (Disk and

@@ -21,6 +21,10 @@ func FuzzExecute(f *testing.F) {
 		{OpModeSelect10, 0x10, 0, 0, 0, 0, 0, 0, 28, 0}, reportLUNsCDB(0, 64), rsoc(0x80, 0, 0, 4096),
 		rsoc(2, OpServiceActionIn16, SAReadCapacity16, 64), {OpRequestSense, 0, 0, 0, 18, 0},
 		{OpTestUnitReady, 0, 0, 0, 0, 0}, {OpStartStopUnit, 0, 0, 0, 1, 0}, {OpPersistentResOut, 0},
+		caw(0, 3, 1), caw(0x08, 1<<64-1, 1), cdb10(OpWriteVerify10, 0x02, 4, 2), cdb16(OpWriteVerify16, 0, 60, 4),
+		getLBAStatus(0, 64), getLBAStatus(63, 24), {OpMaintenanceIn, 0x20 | SAReportTargetPGs, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0},
+		{OpLogSense, 0, 0x40, 0xFF, 0, 0, 0, 0, 255, 0}, {OpLogSense, 0, 0x6F, 0, 0, 0, 1, 0, 64, 0},
+		{OpSeek6, 0, 0, 63, 0, 0}, cdb10(OpSeek10, 0, 64, 0), {OpModeSense6, 0, 0xC1, 0, 255, 0},
 	}
 	for i, s := range seeds {
 		f.Add(s, uint8(i%4), []byte{byte(i), 1, 2, 3}, uint16(512*(i%5)))

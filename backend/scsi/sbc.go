@@ -50,7 +50,7 @@ func rwFields(cdb []byte) (lba, n uint64, lenField int) {
 			n = 256 // SBC: a 6-byte transfer length of 0 means 256 blocks
 		}
 		return lba, n, 4
-	case OpRead10, OpWrite10, OpVerify10, OpPreFetch10, OpSyncCache10, OpWriteSame10:
+	case OpRead10, OpWrite10, OpVerify10, OpPreFetch10, OpSyncCache10, OpWriteSame10, OpWriteVerify10:
 		return uint64(be.Uint32(cdb[2:])), uint64(be.Uint16(cdb[7:])), 7
 	case OpRead12, OpWrite12:
 		return uint64(be.Uint32(cdb[2:])), uint64(be.Uint32(cdb[6:])), 6
@@ -86,7 +86,7 @@ func sbcReadWrite(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 	bytes := int(n) << d.lbShift
 	off := int64(lba) << d.lbShift
 	if write {
-		p, c := dataOut(cmd, bytes, lenField)
+		p, c := dataOutIU(cmd, bytes)
 		if c.failed {
 			return c
 		}
@@ -127,6 +127,9 @@ func sbcReadCapacity10(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 	if d.capacity.Load() == 0 {
 		return mediumNotPresent
 	}
+	if cmd.Dir == DirFromDevice && len(cmd.Data) < 8 {
+		return shortDataIn // the 8 bytes have no allocation length to cut them
+	}
 	var b [8]byte
 	last := d.capacity.Load() - 1
 	if last > 0xFFFFFFFE {
@@ -139,10 +142,8 @@ func sbcReadCapacity10(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 }
 
 // sbcReadCapacity16 answers READ CAPACITY(16) (SERVICE ACTION IN 0x9E/0x10).
+// Its LBA field and PMI bit are obsolete (SBC-3) and ignored, as LIO does.
 func sbcReadCapacity16(d *Disk, cdb []byte, cmd *Command, res *Result) check {
-	if cdb[14]&0x01 == 0 && be.Uint64(cdb[2:]) != 0 {
-		return invalidCDB(2, -1)
-	}
 	if d.capacity.Load() == 0 {
 		return mediumNotPresent
 	}
@@ -177,6 +178,167 @@ func sbcSyncCache(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 func sbcPreFetch(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 	lba, n, _ := rwFields(cdb)
 	return d.rangeCheck(lba, n)
+}
+
+// sbcSeek serves the obsolete SEEK(6)/(10) (and REZERO UNIT through
+// spcTestUnitReady) as LIO does: nothing moves, the LBA must exist.
+func sbcSeek(d *Disk, cdb []byte, cmd *Command, res *Result) check {
+	var lba uint64
+	if cdb[0] == OpSeek6 {
+		lba = uint64(cdb[1]&0x1F)<<16 | uint64(cdb[2])<<8 | uint64(cdb[3])
+	} else {
+		lba = uint64(be.Uint32(cdb[2:]))
+	}
+	return d.rangeCheck(lba, 1)
+}
+
+// sbcWriteVerify serves WRITE AND VERIFY 10/16: a write that is durable
+// before it completes (the medium is what gets verified), then with BYTCHK
+// 01b the blocks are read back and compared with the data-out buffer
+// (MISCOMPARE DURING VERIFY OPERATION with the offset in INFORMATION).
+// BYTCHK 10b is reserved and 11b (one block for all) is not supported.
+func sbcWriteVerify(d *Disk, cdb []byte, cmd *Command, res *Result) check {
+	lba, n, lenField := rwFields(cdb)
+	if cdb[1]&0xE0 != 0 {
+		return invalidCDB(1, 7) // WRPROTECT: no protection information
+	}
+	bytchk := (cdb[1] >> 1) & 0x03
+	if bytchk > 1 {
+		return invalidCDB(1, 2)
+	}
+	if c := d.rangeCheck(lba, n); c.failed {
+		return c
+	}
+	if n == 0 {
+		return good
+	}
+	if n > uint64(d.maxXfer) {
+		return invalidCDB(lenField, -1)
+	}
+	bytes := int(n) << d.lbShift
+	p, c := dataOutIU(cmd, bytes)
+	if c.failed {
+		return c
+	}
+	off := int64(lba) << d.lbShift
+	if _, err := store.WriteFUA(d.st, p, off); err != nil {
+		return storeError(err, true, lba)
+	}
+	if bytchk == 0 {
+		return good
+	}
+	return d.compare(p, off, lba)
+}
+
+// compare reads len(want) bytes at off and compares them with want:
+// MISCOMPARE DURING VERIFY OPERATION with the offset of the first
+// difference (in want) in INFORMATION.
+func (d *Disk) compare(want []byte, off int64, lba uint64) check {
+	bp := scratchPool.Get().(*[]byte)
+	defer scratchPool.Put(bp)
+	buf := *bp
+	for done := 0; done < len(want); {
+		chunk := min(len(want)-done, len(buf))
+		if _, err := d.st.ReadAt(buf[:chunk], off+int64(done)); err != nil {
+			return storeError(err, false, lba+uint64(done)>>d.lbShift)
+		}
+		for i := 0; i < chunk; i++ {
+			if buf[i] != want[done+i] {
+				return miscompareOnVerify.withInfo(uint64(done + i))
+			}
+		}
+		done += chunk
+	}
+	return good
+}
+
+// sbcCompareAndWrite serves COMPARE AND WRITE (SBC-3 5.2): the data-out
+// buffer holds NUMBER OF LOGICAL BLOCKS blocks to compare with the medium,
+// then as many to write. The whole command runs under the logical unit's
+// exclusive lock, so no other writer of the unit, from any nexus, lands
+// between the compare and the write. A miscompare writes nothing and
+// reports MISCOMPARE DURING VERIFY OPERATION with the offset of the first
+// differing byte in INFORMATION.
+func sbcCompareAndWrite(d *Disk, cdb []byte, cmd *Command, res *Result) check {
+	if cdb[1]&0xE0 != 0 {
+		return invalidCDB(1, 7) // WRPROTECT
+	}
+	lba, n := be.Uint64(cdb[2:]), uint64(cdb[13])
+	if n > maxCompareAndWrite {
+		return invalidCDB(13, -1)
+	}
+	if c := d.rangeCheck(lba, n); c.failed {
+		return c
+	}
+	if n == 0 {
+		return good // SBC-3: not an error, nothing compared or written
+	}
+	bytes := int(n) << d.lbShift
+	p, c := dataOutIU(cmd, 2*bytes)
+	if c.failed {
+		return c
+	}
+	off := int64(lba) << d.lbShift
+	if c := d.compare(p[:bytes], off, lba); c.failed {
+		return c
+	}
+	var err error
+	if cdb[1]&0x08 != 0 || !d.wce.Load() {
+		_, err = store.WriteFUA(d.st, p[bytes:], off)
+	} else {
+		_, err = d.st.WriteAt(p[bytes:], off)
+	}
+	if err != nil {
+		return storeError(err, true, lba)
+	}
+	return good
+}
+
+// LBA status descriptors one GET LBA STATUS returns at most.
+const maxLBAStatusDescriptors = 64
+
+// sbcGetLBAStatus serves GET LBA STATUS (SERVICE ACTION IN 0x9E/0x12):
+// descriptors from the starting LBA on, each a run of mapped (0h) or
+// deallocated (1h) blocks as the store knows them (store.Mapper: sparse
+// files, RAM). A store that cannot tell reports everything mapped.
+func sbcGetLBAStatus(d *Disk, cdb []byte, cmd *Command, res *Result) check {
+	lba, alloc := be.Uint64(cdb[2:]), int(be.Uint32(cdb[10:]))
+	capa := d.capacity.Load()
+	if lba >= capa {
+		return lbaOutOfRange
+	}
+	if alloc == 0 {
+		return good
+	}
+	want := min(max((alloc-8)/16, 1), maxLBAStatusDescriptors)
+	b := make([]byte, 8, 8+16*want)
+	mapper, _ := d.st.(store.Mapper)
+	for pos := lba; pos < capa && (len(b)-8)/16 < want; {
+		mapped, blocks := true, capa-pos
+		if mapper != nil {
+			m, n, err := mapper.Extent(int64(pos) << d.lbShift)
+			if err != nil {
+				return storeError(err, false, pos)
+			}
+			mapped, blocks = m, max(uint64(n)>>d.lbShift, 1)
+		}
+		blocks = min(blocks, capa-pos, 0xFFFFFFFF)
+		status := byte(0x01) // deallocated
+		if mapped {
+			status = 0x00 // mapped (or unknown)
+		}
+		if k := len(b); k > 8 && b[k-4] == status && uint64(be.Uint32(b[k-8:]))+blocks <= 0xFFFFFFFF {
+			be.PutUint32(b[k-8:], be.Uint32(b[k-8:])+uint32(blocks)) // same state: one run
+		} else {
+			b = be.AppendUint64(b, pos)
+			b = be.AppendUint32(b, uint32(blocks))
+			b = append(b, status, 0, 0, 0)
+		}
+		pos += blocks
+	}
+	be.PutUint32(b[0:], uint32(len(b)-4))
+	dataIn(cmd, res, b, alloc)
+	return good
 }
 
 // scratch buffers for WRITE SAME and VERIFY (pointers: Get/Put don't allocate).
@@ -268,6 +430,12 @@ func sbcWriteSame(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 	}
 	if cdb[1]&0x10 != 0 {
 		return invalidCDB(1, 4) // ANCHOR: no anchored state
+	}
+	if cdb[1]&0x04 != 0 {
+		return invalidCDB(1, 2) // PBDATA: no protection information
+	}
+	if cdb[1]&0x02 != 0 {
+		return invalidCDB(1, 1) // LBDATA (obsolete): not supported
 	}
 	unmap := cdb[1]&0x08 != 0
 	ndob := cdb[0] == OpWriteSame16 && cdb[1]&0x01 != 0

@@ -99,6 +99,8 @@ var (
 	unrecoveredRead    = senseCheck(KeyMediumError, 0x11, 0x00)    // UNRECOVERED READ ERROR
 	writeError         = senseCheck(KeyMediumError, 0x0C, 0x00)    // WRITE ERROR
 	miscompareOnVerify = senseCheck(KeyMiscompare, 0x1D, 0x00)     // MISCOMPARE DURING VERIFY OPERATION
+	invalidFieldInCIU  = senseCheck(KeyIllegalRequest, 0x0E, 0x03) // INVALID FIELD IN COMMAND INFORMATION UNIT
+	shortDataIn        = senseCheck(KeyIllegalRequest, 0x24, 0x00) // INVALID FIELD IN CDB without a field: the buffer is short
 	mediumNotPresent   = senseCheck(KeyNotReady, 0x3A, 0x00)       // MEDIUM NOT PRESENT (a zero-sized store)
 	uaReset            = senseCheck(KeyUnitAttention, 0x29, 0x03)  // BUS DEVICE RESET FUNCTION OCCURRED
 	uaCapacityChanged  = senseCheck(KeyUnitAttention, 0x2A, 0x09)  // CAPACITY DATA HAS CHANGED

@@ -31,11 +31,10 @@ func spcRequestSense(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 	return good
 }
 
+// spcInquiry serves INQUIRY. The obsolete CMDDT bit is ignored, as LIO
+// does (EVPD decides between standard data and a VPD page).
 func spcInquiry(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 	alloc := int(be.Uint16(cdb[3:]))
-	if cdb[1]&0x02 != 0 {
-		return invalidCDB(1, 1) // CMDDT is obsolete
-	}
 	if cdb[1]&0x01 == 0 {
 		if cdb[2] != 0 {
 			return invalidCDB(2, -1)
@@ -45,6 +44,7 @@ func spcInquiry(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 		b[2] = 0x06 // SPC-4
 		b[3] = 0x12 // HISUP, response data format 2
 		b[4] = stdInquiryLen - 5
+		b[5] = 0x10 // TPGS 01b: implicit ALUA, one target port group (REPORT TARGET PORT GROUPS)
 		b[7] = 0x02 // CMDQUE
 		copy(b[8:16], d.vendor[:])
 		copy(b[16:32], d.product[:])
@@ -64,7 +64,7 @@ func spcInquiry(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 }
 
 // vpdPages lists the pages vpdPage can build, ascending.
-var vpdPages = []byte{0x00, 0x80, 0x83, 0xB0, 0xB1, 0xB2}
+var vpdPages = []byte{0x00, 0x80, 0x83, 0x86, 0xB0, 0xB1, 0xB2}
 
 // vpdPage builds one VPD page (header included), or nil if unsupported.
 func (d *Disk) vpdPage(code byte) []byte {
@@ -76,6 +76,14 @@ func (d *Disk) vpdPage(code byte) []byte {
 		body = []byte(d.serial)
 	case 0x83: // device identification
 		body = d.deviceIDs()
+	case 0x86: // extended INQUIRY data
+		body = make([]byte, 0x3C)
+		body[1] = 0x07 // HEADSUP, ORDSUP, SIMPSUP: every task attribute is accepted
+		if !d.ro {
+			body[2] = 0x01 // V_SUP: a volatile write cache (WCE, SYNCHRONIZE CACHE)
+		}
+		body[3] = 0x01          // LUICLR: a unit attention is cleared for its own I_T nexus only
+		body[9] = FixedSenseLen // MAXIMUM SUPPORTED SENSE DATA LENGTH
 	case 0xB0:
 		body = d.blockLimits()
 	case 0xB1: // block device characteristics
@@ -106,8 +114,17 @@ func (d *Disk) vpdPage(code byte) []byte {
 	return b
 }
 
+// The one target port and target port group every logical unit has (the
+// backend is one target port; REPORT TARGET PORT GROUPS, VPD 0x83).
+const (
+	relativeTargetPort = 1
+	targetPortGroup    = 1
+)
+
 // deviceIDs is the designator list of VPD 0x83: an NAA name (binary, LU
-// association) and a T10 vendor ID (ASCII: vendor + serial).
+// association), a T10 vendor ID (ASCII: vendor + serial), and for ALUA the
+// relative target port and the target port group of the port the command
+// came through (binary, target port association, SPC-4 7.8.6.5 and 7.8.6.6).
 func (d *Disk) deviceIDs() []byte {
 	var b []byte
 	b = append(b, 0x01, 0x03, 0x00, 0x08) // binary, LU, NAA, length 8
@@ -115,7 +132,34 @@ func (d *Disk) deviceIDs() []byte {
 	t10 := append(append([]byte{}, d.vendor[:]...), d.serial...)
 	b = append(b, 0x02, 0x01, 0x00, byte(len(t10))) // ASCII, LU, T10 vendor ID
 	b = append(b, t10...)
+	b = append(b, 0x01, 0x14, 0x00, 0x04, 0, 0) // binary, target port, relative target port
+	b = be.AppendUint16(b, relativeTargetPort)
+	b = append(b, 0x01, 0x15, 0x00, 0x04, 0, 0) // binary, target port, target port group
+	b = be.AppendUint16(b, targetPortGroup)
 	return b
+}
+
+// spcReportTargetPortGroups serves REPORT TARGET PORT GROUPS (MAINTENANCE
+// IN 0xA3/0x0A, SPC-4 6.37): one implicit ALUA group, active/optimized,
+// with our one target port. Parameter data formats 000b (length only) and
+// 001b (extended header) are known; the rest are reserved.
+func spcReportTargetPortGroups(d *Disk, cdb []byte, cmd *Command, res *Result) check {
+	format := cdb[1] >> 5
+	if format > 1 {
+		return invalidCDB(1, 7)
+	}
+	alloc := int(be.Uint32(cdb[6:]))
+	b := make([]byte, 4, 24)
+	if format == 1 {
+		b = append(b, 0x10, 0, 0, 0) // FORMAT TYPE 001b, implicit transition time 0
+	}
+	b = append(b, 0x00, 0x01) // active/optimized; AO_SUP only
+	b = be.AppendUint16(b, targetPortGroup)
+	b = append(b, 0, 0x00, 0, 1, 0, 0) // status code 0, one target port
+	b = be.AppendUint16(b, relativeTargetPort)
+	be.PutUint32(b[0:], uint32(len(b)-4))
+	dataIn(cmd, res, b, alloc)
+	return good
 }
 
 // blockLimits is the body of VPD 0xB0 (SBC-3 6.5.3).
@@ -123,7 +167,10 @@ func (d *Disk) blockLimits() []byte {
 	b := make([]byte, 0x3C)
 	b[0] = 0x01 // WSNZ: WRITE SAME with 0 blocks is refused
 	gran := uint16(1) << d.physExp
-	be.PutUint16(b[2:], gran)      // OPTIMAL TRANSFER LENGTH GRANULARITY
+	be.PutUint16(b[2:], gran) // OPTIMAL TRANSFER LENGTH GRANULARITY
+	if !d.ro {
+		b[1] = maxCompareAndWrite // MAXIMUM COMPARE AND WRITE LENGTH
+	}
 	be.PutUint32(b[4:], d.advXfer) // MAXIMUM TRANSFER LENGTH
 	be.PutUint32(b[8:], d.advXfer) // OPTIMAL TRANSFER LENGTH
 	be.PutUint32(b[12:], d.maxXfer)
@@ -141,15 +188,35 @@ func (d *Disk) blockLimits() []byte {
 
 // Mode pages.
 const (
-	pageCaching = 0x08
-	pageControl = 0x0A
-	pageAll     = 0x3F
+	pageRWErrorRecovery = 0x01
+	pageCaching         = 0x08
+	pageControl         = 0x0A
+	pageInfoExceptions  = 0x1C
+	pageAll             = 0x3F
 )
 
+// modePages is what MODE SENSE of page 3Fh returns, in page code order.
+var modePages = []byte{pageRWErrorRecovery, pageCaching, pageControl, pageInfoExceptions}
+
 // modePage builds page code in the form asked for by pc (0 current,
-// 1 changeable, 2 default).
+// 1 changeable, 2 default, 3 saved). Nothing can be saved, so the saved
+// values are the defaults (LIO answers saved values too).
 func (d *Disk) modePage(code byte, pc byte) []byte {
+	if pc == 3 {
+		pc = 2
+	}
 	switch code {
+	case pageRWErrorRecovery:
+		// All zeros: no error recovery to tune on a virtual medium
+		// (read/write retry counts 0, AWRE/ARRE 0, as LIO reports).
+		p := make([]byte, 12)
+		p[0], p[1] = pageRWErrorRecovery, 0x0A
+		return p
+	case pageInfoExceptions:
+		// Informational exceptions: none are ever reported (MRIE 0).
+		p := make([]byte, 12)
+		p[0], p[1] = pageInfoExceptions, 0x0A
+		return p
 	case pageCaching:
 		p := make([]byte, 20)
 		p[0], p[1] = pageCaching, 0x12
@@ -186,15 +253,12 @@ func spcModeSense(d *Disk, cdb []byte, cmd *Command, res *Result) check {
 	if ten {
 		alloc = int(be.Uint16(cdb[7:]))
 	}
-	if pc == 3 {
-		return savingNotSupported
-	}
 	if sub != 0 && sub != 0xFF {
 		return invalidCDB(3, -1)
 	}
 	var pages []byte
 	if code == pageAll {
-		for _, c := range []byte{pageCaching, pageControl} {
+		for _, c := range modePages {
 			pages = append(pages, d.modePage(c, pc)...)
 		}
 	} else if pages = d.modePage(code, pc); pages == nil {
@@ -351,18 +415,18 @@ func EmulateReportLUNs(cmd *Command, res *Result, luns []uint64) {
 // reportLUNs encodes luns the way Linux's int_to_scsilun does (two bytes per
 // level, first level first), so a Linux guest's scsilun_to_int gives back
 // exactly the numbers of the vscsi configuration: 0..255 are plain
-// peripheral addresses.
+// peripheral addresses. SELECT REPORT 00h-02h are SPC-4's, 10h-12h SPC-5's
+// administrative-LU forms (we have no administrative LUs); any allocation
+// length is accepted and truncates (SPC-4 only says it should be >= 16).
 func reportLUNs(cdb []byte, cmd *Command, res *Result, luns []uint64) check {
 	sel := cdb[2]
 	alloc := int(be.Uint32(cdb[6:]))
-	if sel > 0x02 {
-		return invalidCDB(2, -1)
-	}
-	if alloc < 16 {
-		return invalidCDB(6, -1) // SPC-4: allocation length must be >= 16
-	}
-	if sel == 0x01 { // well-known LUNs only: we have none
+	switch sel {
+	case 0x00, 0x02, 0x11:
+	case 0x01, 0x10, 0x12: // well-known or administrative LUNs only: we have none
 		luns = nil
+	default:
+		return invalidCDB(2, -1)
 	}
 	b := make([]byte, 8+8*len(luns))
 	be.PutUint32(b[0:], uint32(8*len(luns)))
