@@ -10,9 +10,10 @@ import (
 )
 
 // This file renders vhosts as the ordered xenstore writes of the vscsiif
-// protocol (seed-vscsiif-layout.txt, protocol.md §1.9, §2.3). The result
-// is pure data; the plugin applies it (Dir writes first, then the nodes in
-// one transaction, as measured on the Xen test ground, xen-rig.md §6).
+// protocol (testdata/vscsi/seed-layout.txt, protocol.md §1.9, §2.3). The
+// result is pure data; the plugin applies it (Dir writes first, then the
+// nodes in one transaction, as measured on the Xen test ground: protocol.md
+// §2.3, "Create a vhost").
 
 // WriteKind tells a directory the writes need from a value node.
 type WriteKind int
@@ -175,7 +176,7 @@ func devWrites(d Domains, vhost int, dev VHostDev) []Write {
 // RenderHotAdd returns the writes that add devs to a connected vhost: the
 // new dev-N nodes, then backend state 7 (Reconfiguring). The nodes come
 // first so that, even applied outside a transaction, the backend never
-// scans before they exist (xen-rig.md §6 step 4). For a backend still in
+// scans before they exist (protocol.md §2.3, hot-add). For a backend still in
 // InitWait (state 2) the caller drops the last write: the nodes are picked
 // up when the frontend connects.
 func RenderHotAdd(d Domains, vhost int, devs []VHostDev) []Write {

@@ -10,7 +10,7 @@ import (
 
 // This test applies rendered writes with the real xenstore-* tools
 // (Debian's xenstore-utils, through the real libxenstore) to the xsfake
-// server, the way the Xen test ground did by hand (xen-rig.md §6): parent
+// server, the way the Xen test ground did by hand (protocol.md §2.3): parent
 // directories first with xenstore-chmod, then every node in one
 // xenstore-write (one transaction). It proves that the permissions our
 // Write list claims are what the nodes really get by inheritance, and that

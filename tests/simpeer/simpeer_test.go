@@ -78,8 +78,8 @@ const (
 	fe = "/local/domain/5/device/vscsi/0"
 )
 
-// The peers follow protocol.md §2.3 for the sequences written by hand the
-// way xen-rig.md §6 did on real Xen: create, hot-add, hot-remove (with an
+// The peers follow protocol.md §2.3 for the sequences as they were first
+// written by hand on real Xen: create, hot-add, hot-remove (with an
 // unresolvable p-dev on the way), and removal of the vhost.
 func TestSequences(t *testing.T) {
 	srv := xsfake.New()

@@ -155,7 +155,7 @@ xs_apply() {
 }
 
 # xs_apply_json FILE: apply the JSON of `xl-vscsi apply --dry-run --json` the
-# way the toolstack must (xen-rig.md section 6): parent directories ("dir")
+# way the toolstack must (docs/protocol.md §2.3): parent directories ("dir")
 # created and chmod'ed first, so that nodes inherit their permissions; then
 # every node in ONE xenstore-write (one transaction); then each node's perms.
 xs_apply_json() {

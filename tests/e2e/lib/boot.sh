@@ -3,7 +3,7 @@
 # run from the serial log. Sourced by rig.sh.
 
 # choose_accel: TCG unless RIG_ACCEL=kvm. This machine class's /dev/kvm is
-# kvm_pvm, a software virtualizer that cannot run Xen (xen-rig.md section 2),
+# kvm_pvm, a software virtualizer that cannot run Xen (docs/testing.md, "The machine"),
 # so KVM is never picked automatically.
 choose_accel() {
 	local want=${RIG_ACCEL:-tcg}

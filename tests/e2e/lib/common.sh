@@ -38,7 +38,7 @@ die() {
 }
 
 # kernel package pinned by the fetch step; read it only after apt-get update
-# (stale lists name an older ABI: xen-rig.md section 11).
+# (stale lists name an older ABI: docs/testing.md, "What it builds").
 kpkg() { cat "$RIG_DIR/kpkg"; }
 kver() { local p; p=$(kpkg) && echo "${p#linux-image-}"; }
 

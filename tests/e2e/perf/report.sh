@@ -1,12 +1,12 @@
 #!/bin/bash
-# report.sh RESULTS.json [ANALYSIS.md]: docs/performance.md (on stdout) from the
+# report.sh RESULTS.json [ANALYSIS]: docs/performance.md (on stdout) from the
 # results of the rig's perf-compare scenario (results-perf-compare.json):
 # the side-by-side table (median, min..max over the runs), the ratios against
 # the goals, the method, and the hand-written analysis (default
 # tests/e2e/perf/analysis.md, included verbatim). `make perf` runs the rig and
 # this script.
 set -euo pipefail
-res=${1:?usage: report.sh RESULTS.json [ANALYSIS.md]}
+res=${1:?usage: report.sh RESULTS.json [ANALYSIS]}
 analysis=${2:-$(dirname "$0")/analysis.md}
 jq -e '.summary.ours and .summary.kernel' "$res" >/dev/null ||
 	{ echo "report.sh: $res has no summary for both backends" >&2; exit 1; }

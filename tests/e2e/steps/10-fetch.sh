@@ -8,7 +8,7 @@
 
 # apt_refresh: apt-get update unless the lists were refreshed in the last
 # RIG_APT_MAX_AGE seconds (default 6 h). The kernel package name is read only
-# afterwards (xen-rig.md section 11).
+# afterwards (docs/testing.md, "What it builds").
 apt_refresh() {
 	local stamp="$RIG_DIR/apt-updated" max=${RIG_APT_MAX_AGE:-21600}
 	if [[ -f $stamp ]] && (($(date +%s) - $(stat -c %Y "$stamp") < max)); then
