@@ -4,7 +4,8 @@
 # make lib         build/libgovscsi.so (+ header copy) -- the one c-shared library
 # make test        unit + integration tests (real libxenstore against our test server)
 # make test-all    check + test + race + fuzz-smoke + C API tests: what CI runs
-# make check       gofmt, go vet, staticcheck, shellcheck
+# make check       gofmt, go vet, staticcheck, shellcheck, refs
+# make refs        every pitfall, section and doc reference resolves (scripts/refcheck)
 # make fuzz-smoke  every fuzz target for a few seconds
 # make e2e         the real Xen test ground in QEMU (see docs/testing.md)
 # make demo        the narrated demo on the test ground
@@ -26,7 +27,7 @@ VERSION  ?= 0.1.0
 CMDS     := $(patsubst %/,%,$(dir $(wildcard */cmd/*/main.go */*/cmd/*/main.go)))
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' 2>/dev/null) .ci/run $(wildcard hotplug/scripts/*)
 
-.PHONY: e2e-all all build lib test test-all check fmt vet staticcheck shellcheck fuzz-smoke race clean e2e e2e-shell rig-clean demo perf test-cshared install uninstall man deb
+.PHONY: e2e-all all build lib test test-all check fmt vet staticcheck shellcheck refs fuzz-smoke race clean e2e e2e-shell rig-clean demo perf test-cshared install uninstall man deb
 
 all: build lib
 
@@ -61,7 +62,7 @@ test-cshared: lib
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-check: vet staticcheck shellcheck
+check: vet staticcheck shellcheck refs
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
@@ -73,6 +74,11 @@ vet:
 staticcheck:
 	$(GO) tool staticcheck ./...
 	$(GO) tool staticcheck -tags govscsi_fakexen ./plugin/capi
+
+# Pitfall numbers, section references (protocol.md §2.1), cited docs and
+# section names must resolve inside the repository (docs/protocol.md).
+refs:
+	$(GO) run ./scripts/refcheck
 
 shellcheck:
 	@if [ -n "$(SHELL_SCRIPTS)" ]; then shellcheck -x $(SHELL_SCRIPTS); fi

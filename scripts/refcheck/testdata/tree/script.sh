@@ -1,0 +1,1 @@
+# P31 (protocol.md section 2)
