@@ -42,7 +42,7 @@ func TestDangling(t *testing.T) {
 	// section 1, two pitfalls, the bare 2.1, three more citations of the
 	// backend doc and two of its headings by name; in docs/backend.md the
 	// protocol doc, its 2.1, its own section 1 and a pitfall; the two rows
-	// of the pitfall table; in script.sh the protocol doc and its section 2.
+	// of the pitfall table; in notes.txt the protocol doc and its section 2.
 	if resolved != 21 {
 		for _, r := range refs {
 			if r.Err == "" {
