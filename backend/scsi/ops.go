@@ -56,8 +56,7 @@ type handler func(d *Disk, cdb []byte, cmd *Command, res *Result) check
 
 // access is how a command meets reservations held by another I_T nexus
 // (SPC-4 table 63 "SPC commands that are allowed in the presence of
-// various reservations", SBC-3 table 13; docs/backend.md, "Persistent
-// reservations").
+// various reservations", SBC-3 table 13; docs/backend.md §9).
 type access uint8
 
 const (
