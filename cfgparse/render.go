@@ -79,13 +79,6 @@ func ValidBackendType(t string) error {
 	return nil
 }
 
-// Xenbus states the toolstack writes (xenbus.h XenbusState*).
-const (
-	StateInitialising  = 1
-	StateClosing       = 5
-	StateReconfiguring = 7
-)
-
 // BackendRoot is /local/domain/<be>/backend/<type>/<domid>, the parent of
 // a domain's backend vhost directories.
 func BackendRoot(d Domains) string {
@@ -143,7 +136,7 @@ func RenderCreate(d Domains, vhosts []VHost) []Write {
 	node := func(path, value string, p xenif.Perms) {
 		w = append(w, Write{Path: path, Value: value, Perms: p, Kind: KindNode})
 	}
-	st := strconv.Itoa(StateInitialising)
+	st := strconv.Itoa(xenif.StateInitialising)
 	for _, v := range vhosts {
 		be, fe := BackendPath(d, v.DevID), FrontendPath(d, v.DevID)
 		node(be+"/feature-host", b01(v.FeatureHost), bp)
@@ -169,7 +162,7 @@ func devWrites(d Domains, vhost int, dev VHostDev) []Write {
 		w = append(w, Write{Path: p + "/p-devname", Value: dev.PDevName, Perms: bp})
 	}
 	return append(w,
-		Write{Path: p + "/state", Value: strconv.Itoa(StateInitialising), Perms: bp},
+		Write{Path: p + "/state", Value: strconv.Itoa(xenif.StateInitialising), Perms: bp},
 		Write{Path: p + "/v-dev", Value: dev.VDev.String(), Perms: bp})
 }
 
@@ -187,7 +180,7 @@ func RenderHotAdd(d Domains, vhost int, devs []VHostDev) []Write {
 	for _, dev := range devs {
 		w = append(w, devWrites(d, vhost, dev)...)
 	}
-	return append(w, Write{Path: BackendPath(d, vhost) + "/state", Value: strconv.Itoa(StateReconfiguring), Perms: BackendPerms(d)})
+	return append(w, Write{Path: BackendPath(d, vhost) + "/state", Value: strconv.Itoa(xenif.StateReconfiguring), Perms: BackendPerms(d)})
 }
 
 // RenderHotRemove returns the writes that start removing dev-N ids from a
@@ -201,9 +194,9 @@ func RenderHotRemove(d Domains, vhost int, ids []int) []Write {
 	bp := BackendPerms(d)
 	var w []Write
 	for _, id := range ids {
-		w = append(w, Write{Path: DevPath(d, vhost, id) + "/state", Value: strconv.Itoa(StateClosing), Perms: bp})
+		w = append(w, Write{Path: DevPath(d, vhost, id) + "/state", Value: strconv.Itoa(xenif.StateClosing), Perms: bp})
 	}
-	return append(w, Write{Path: BackendPath(d, vhost) + "/state", Value: strconv.Itoa(StateReconfiguring), Perms: bp})
+	return append(w, Write{Path: BackendPath(d, vhost) + "/state", Value: strconv.Itoa(xenif.StateReconfiguring), Perms: bp})
 }
 
 // Render returns all writes of a plan: new vhosts first, then hot-adds.
