@@ -83,7 +83,7 @@ type VHostError struct {
 
 func (e *VHostError) Error() string {
 	s := fmt.Sprintf("domain %d vhost %d closed instead of connecting (backend state %d %s, frontend state %d %s)",
-		e.Domid, e.VHost, e.BackendState, StateName(e.BackendState), e.FrontState, StateName(e.FrontState))
+		e.Domid, e.VHost, e.BackendState, xenif.StateName(e.BackendState), e.FrontState, xenif.StateName(e.FrontState))
 	if e.Detail != "" {
 		s += ": " + e.Detail
 	}
@@ -253,7 +253,7 @@ func (t *Toolstack) existingForGroup(tx xenif.Tx, domid uint32) ([]cfgparse.VHos
 }
 
 func busyState(s int) bool {
-	return s == StateInitialising || s == StateInitialised || s == StateReconfiguring || s == StateReconfigured
+	return s == xenif.StateInitialising || s == xenif.StateInitialised || s == xenif.StateReconfiguring || s == xenif.StateReconfigured
 }
 
 type busyError struct{ vhost int }
@@ -321,12 +321,12 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 				}
 				hw := cfgparse.RenderHotAdd(d, a.VHost, a.Devs)
 				switch {
-				case st == StateConnected && t.opt.HotplugScript != "" && !t.opt.DryRun:
+				case st == xenif.StateConnected && t.opt.HotplugScript != "" && !t.opt.DryRun:
 					// Reconfiguring only after the hotplug script has
 					// prepared the new devices (hotAddHotplug).
 					hw = hw[:len(hw)-1]
-				case st == StateConnected:
-				case st == StateInitWait:
+				case st == xenif.StateConnected:
+				case st == xenif.StateInitWait:
 					hw = hw[:len(hw)-1] // no Reconfiguring: picked up when the frontend connects
 					res.Pending = true
 				case busyState(st):
@@ -334,7 +334,7 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 					return *busy
 				default:
 					return fmt.Errorf("vhost %d of domain %d is in state %d (%s): devices can only be added to a vhost in state 2 or 4; destroy-vhost and attach again",
-						a.VHost, domid, st, StateName(st))
+						a.VHost, domid, st, xenif.StateName(st))
 				}
 				ws = append(ws, hw...)
 				for _, dv := range a.Devs {
@@ -388,7 +388,7 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 			if werr = t.hotAddHotplug(ctx, domid, a.VHost, states[a.VHost].BackendState); werr != nil {
 				break
 			}
-			if states[a.VHost].BackendState != StateConnected {
+			if states[a.VHost].BackendState != xenif.StateConnected {
 				continue
 			}
 			if mode.deferConnect {
@@ -479,13 +479,13 @@ func skipAttachedDevs(devs []cfgparse.Device, existing []cfgparse.VHost, byID ma
 				st = ds.BackendState
 			}
 		}
-		if st == StateClosing || st == StateClosed {
-			ce.Detail = fmt.Sprintf(" in state %d (%s): it is being removed or was refused; detach it first", st, StateName(st))
+		if st == xenif.StateClosing || st == xenif.StateClosed {
+			ce.Detail = fmt.Sprintf(" in state %d (%s): it is being removed or was refused; detach it first", st, xenif.StateName(st))
 			errs = append(errs, ce)
 			continue
 		}
-		if vs := byID[v.DevID].BackendState; vs == StateClosing || vs == StateClosed {
-			ce.Detail = fmt.Sprintf(", and the vhost is in state %d (%s): it is being destroyed", vs, StateName(vs))
+		if vs := byID[v.DevID].BackendState; vs == xenif.StateClosing || vs == xenif.StateClosed {
+			ce.Detail = fmt.Sprintf(", and the vhost is in state %d (%s): it is being destroyed", vs, xenif.StateName(vs))
 			errs = append(errs, ce)
 			continue
 		}
@@ -539,18 +539,18 @@ func (t *Toolstack) hotAddHotplug(ctx context.Context, domid uint32, vhost, prev
 	if err := t.runHotplug(ctx, d, vhost, "add"); err != nil {
 		return err
 	}
-	if prevState != StateConnected {
+	if prevState != xenif.StateConnected {
 		return nil
 	}
 	be := cfgparse.BackendPath(d, vhost)
 	return xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
 		st, _, err := readInt(t.s, tx, be+"/state")
-		if err != nil || st != StateConnected {
+		if err != nil || st != xenif.StateConnected {
 			// The script already asked for a rescan (7), or the vhost
 			// is closing: waitDevs reports what happens next.
 			return err
 		}
-		return t.s.Write(tx, be+"/state", strconv.Itoa(StateReconfiguring))
+		return t.s.Write(tx, be+"/state", strconv.Itoa(xenif.StateReconfiguring))
 	})
 }
 
@@ -568,7 +568,7 @@ func (t *Toolstack) waitNotBusy(ctx context.Context, domid uint32, vhost int) er
 				return false, "", orGone(err, domid)
 			}
 			st, _, err := readInt(t.s, xenif.NoTx, be+"/state")
-			return !busyState(st), fmt.Sprintf("backend state %d %s", st, StateName(st)), err
+			return !busyState(st), fmt.Sprintf("backend state %d %s", st, xenif.StateName(st)), err
 		})
 	if errors.Is(err, ErrTimeout) {
 		return fmt.Errorf("%w: %w", ErrBusyVHost, err)
@@ -609,10 +609,10 @@ func (t *Toolstack) waitProbed(ctx context.Context, domid uint32, v cfgparse.VHo
 			return false, "", orGone(err, domid)
 		}
 		st, _, err := readInt(t.s, xenif.NoTx, be+"/state")
-		if st == StateClosing || st == StateClosed {
+		if st == xenif.StateClosing || st == xenif.StateClosed {
 			return false, "", &VHostError{Domid: domid, VHost: v.DevID, BackendState: st, Detail: t.errorNode(xenif.NoTx, domid, v.DevID)}
 		}
-		return st >= StateInitWait, fmt.Sprintf("backend state %d %s: is the vscsi backend running?", st, StateName(st)), err
+		return st >= xenif.StateInitWait, fmt.Sprintf("backend state %d %s: is the vscsi backend running?", st, xenif.StateName(st)), err
 	})
 	cancel()
 	if err != nil {
@@ -660,12 +660,12 @@ func (t *Toolstack) waitDevs(ctx context.Context, domid uint32, vhost int, devs 
 		if err != nil {
 			return false, "", err
 		}
-		if bs == StateClosing || bs == StateClosed || fs == StateClosing || fs == StateClosed {
+		if bs == xenif.StateClosing || bs == xenif.StateClosed || fs == xenif.StateClosing || fs == xenif.StateClosed {
 			return false, "", &VHostError{Domid: domid, VHost: vhost, BackendState: bs, FrontState: fs, Detail: t.errorNode(xenif.NoTx, domid, vhost)}
 		}
 		var sb strings.Builder
-		fmt.Fprintf(&sb, "backend state %d %s, frontend state %d %s", bs, StateName(bs), fs, StateName(fs))
-		done := bs == StateConnected
+		fmt.Fprintf(&sb, "backend state %d %s, frontend state %d %s", bs, xenif.StateName(bs), fs, xenif.StateName(fs))
+		done := bs == xenif.StateConnected
 		for _, dv := range devs {
 			dp := be + "/vscsi-devs/dev-" + strconv.Itoa(dv.ID)
 			ds, _, err := readInt(t.s, xenif.NoTx, dp+"/state")
@@ -677,7 +677,7 @@ func (t *Toolstack) waitDevs(ctx context.Context, domid uint32, vhost int, devs 
 				return false, "", err
 			}
 			de := &DeviceError{Domid: domid, VHost: vhost, Dev: dv.ID, PDev: dv.PDev, VDev: dv.VDev.String()}
-			if ds == StateClosed {
+			if ds == xenif.StateClosed {
 				de.Side = "backend"
 				de.Detail, _ = readOpt(t.s, xenif.NoTx, dp+"/error")
 				if de.Detail == "" {
@@ -688,28 +688,28 @@ func (t *Toolstack) waitDevs(ctx context.Context, domid uint32, vhost int, devs 
 				}
 				return false, "", de
 			}
-			if fds == StateClosed {
+			if fds == xenif.StateClosed {
 				de.Side = "frontend"
 				de.Detail = "the guest could not add the LUN (is it booted with scsi_mod.scan=none?)"
 				return false, "", de
 			}
-			if fs == StateConnected && ds == StateConnected && fds == StateUnknown {
+			if fs == xenif.StateConnected && ds == xenif.StateConnected && fds == xenif.StateUnknown {
 				// A resumed frontend (restore, migration): it kept the
 				// LUN across the save and its READD pass skipped it
 				// (docs/host-integration.md, "Resume").
 				if err := t.markReadded(fe, dv.ID); err != nil {
 					return false, "", err
 				}
-				fds = StateConnected
+				fds = xenif.StateConnected
 			}
 			fmt.Fprintf(&sb, ", dev-%d %d/%d", dv.ID, ds, fds)
-			if ds != StateConnected || fds != StateConnected {
+			if ds != xenif.StateConnected || fds != xenif.StateConnected {
 				done = false
 			}
 		}
-		if bs == StateInitWait && fs < StateInitialised {
+		if bs == xenif.StateInitWait && fs < xenif.StateInitialised {
 			sb.WriteString(": the frontend has not connected; is xen-scsifront loaded in the guest?")
-		} else if bs < StateInitWait {
+		} else if bs < xenif.StateInitWait {
 			sb.WriteString(": the backend has not probed the vhost; is the vscsi backend running?")
 		}
 		return done, sb.String(), nil
@@ -733,7 +733,7 @@ func (t *Toolstack) markReadded(fe string, dev int) error {
 		if _, err := t.s.Read(tx, p); err == nil || !errors.Is(err, syscall.ENOENT) {
 			return err
 		}
-		return t.s.Write(tx, p, strconv.Itoa(StateConnected))
+		return t.s.Write(tx, p, strconv.Itoa(xenif.StateConnected))
 	})
 }
 

@@ -13,30 +13,6 @@ import (
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 )
 
-// Xenbus states (xen/include/public/io/xenbus.h). 0 (Unknown) also stands
-// for "node missing" in listings.
-const (
-	StateUnknown       = 0
-	StateInitialising  = 1
-	StateInitWait      = 2
-	StateInitialised   = 3
-	StateConnected     = 4
-	StateClosing       = 5
-	StateClosed        = 6
-	StateReconfiguring = 7
-	StateReconfigured  = 8
-)
-
-var stateNames = [...]string{"unknown", "initialising", "initwait", "initialised", "connected", "closing", "closed", "reconfiguring", "reconfigured"}
-
-// StateName names a xenbus state ("connected"), or its number if unknown.
-func StateName(s int) string {
-	if s >= 0 && s < len(stateNames) {
-		return stateNames[s]
-	}
-	return strconv.Itoa(s)
-}
-
 // DevStatus is one vscsi-devs/dev-N of a vhost as xenstore has it.
 type DevStatus struct {
 	ID       int    `json:"dev"`

@@ -94,7 +94,7 @@ func (t *Toolstack) detachDev(ctx context.Context, domid uint32, vhost, id int, 
 			case alive && busyState(st):
 				busy = true
 				return errDry
-			case alive && st == StateConnected && (ds == StateInitialised || ds == StateConnected):
+			case alive && st == xenif.StateConnected && (ds == xenif.StateInitialised || ds == xenif.StateConnected):
 				graceful = true
 				ws := cfgparse.RenderHotRemove(d, vhost, []int{id})
 				res.Writes = append(res.Writes, ws...)
@@ -139,21 +139,21 @@ func (t *Toolstack) detachDev(ctx context.Context, domid uint32, vhost, id int, 
 		if err != nil {
 			return false, "", err
 		}
-		if st == StateClosing || st == StateClosed {
+		if st == xenif.StateClosing || st == xenif.StateClosed {
 			return true, "", nil
 		}
-		return (st == StateConnected && ds == StateClosed) || !ok,
-			fmt.Sprintf("backend state %d %s, dev-%d state %d", st, StateName(st), id, ds), nil
+		return (st == xenif.StateConnected && ds == xenif.StateClosed) || !ok,
+			fmt.Sprintf("backend state %d %s, dev-%d state %d", st, xenif.StateName(st), id, ds), nil
 	})
 	if werr != nil && errors.Is(werr, ErrTimeout) {
 		ds, _, _ := readInt(t.s, xenif.NoTx, dp+"/state")
-		if ds != StateClosed {
+		if ds != xenif.StateClosed {
 			rerr := xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
 				if err := t.s.Write(tx, dp+"/state", strconv.Itoa(oldDev)); err != nil {
 					return err
 				}
-				if st, _, err := readInt(t.s, tx, be+"/state"); err == nil && st == StateReconfiguring {
-					return t.s.Write(tx, be+"/state", strconv.Itoa(StateConnected))
+				if st, _, err := readInt(t.s, tx, be+"/state"); err == nil && st == xenif.StateReconfiguring {
+					return t.s.Write(tx, be+"/state", strconv.Itoa(xenif.StateConnected))
 				}
 				return nil
 			})
@@ -175,10 +175,10 @@ func (t *Toolstack) detachDev(ctx context.Context, domid uint32, vhost, id int, 
 func (t *Toolstack) removeDevs(ctx context.Context, domid uint32, vhost int, ids []int, prevState int) error {
 	d := t.vhostDomains(xenif.NoTx, domid, vhost)
 	be := cfgparse.BackendPath(d, vhost)
-	if prevState == StateConnected {
+	if prevState == xenif.StateConnected {
 		_ = xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
-			if st, _, err := readInt(t.s, tx, be+"/state"); err == nil && st == StateReconfiguring {
-				return t.s.Write(tx, be+"/state", strconv.Itoa(StateConnected))
+			if st, _, err := readInt(t.s, tx, be+"/state"); err == nil && st == xenif.StateReconfiguring {
+				return t.s.Write(tx, be+"/state", strconv.Itoa(xenif.StateConnected))
 			}
 			return nil
 		})
@@ -289,8 +289,8 @@ func (t *Toolstack) destroyVHost(ctx context.Context, domid uint32, vhost int, f
 	if err != nil {
 		return err
 	}
-	probed := st >= StateInitWait
-	if !alive || fs < StateInitialised || !probed {
+	probed := st >= xenif.StateInitWait
+	if !alive || fs < xenif.StateInitialised || !probed {
 		force = true
 	}
 	closeBE := func() error {
@@ -301,10 +301,10 @@ func (t *Toolstack) destroyVHost(ctx context.Context, domid uint32, vhost int, f
 			if err := t.s.Write(tx, be+"/online", "0"); err != nil {
 				return err
 			}
-			if s, _, err := readInt(t.s, tx, be+"/state"); err != nil || s == StateClosed {
+			if s, _, err := readInt(t.s, tx, be+"/state"); err != nil || s == xenif.StateClosed {
 				return err
 			}
-			return t.s.Write(tx, be+"/state", strconv.Itoa(StateClosing))
+			return t.s.Write(tx, be+"/state", strconv.Itoa(xenif.StateClosing))
 		})
 	}
 	waitClosed := func() error {
@@ -312,7 +312,7 @@ func (t *Toolstack) destroyVHost(ctx context.Context, domid uint32, vhost int, f
 		defer cancel()
 		return t.waitUntil(c, fmt.Sprintf("the backend to close vhost %d of domain %d", vhost, domid), []string{be}, func() (bool, string, error) {
 			s, ok, err := readInt(t.s, xenif.NoTx, be+"/state")
-			return !ok || s == StateClosed, fmt.Sprintf("backend state %d %s", s, StateName(s)), err
+			return !ok || s == xenif.StateClosed, fmt.Sprintf("backend state %d %s", s, xenif.StateName(s)), err
 		})
 	}
 	if !force {
