@@ -41,15 +41,6 @@ func ParseFlavour(s string) (Flavour, error) {
 	return "", fmt.Errorf("unknown flavour %q: want kernel, hctl or userspace", s)
 }
 
-// Xenbus states the script cares about.
-const (
-	stateConnected     = 4
-	stateClosing       = 5
-	stateClosed        = 6
-	stateReconfiguring = 7
-	stateInitialising  = 1
-)
-
 // DefaultLockTimeout is below libxl's 40 s hotplug timeout, so a run that
 // cannot get the lock reports that instead of being killed.
 const DefaultLockTimeout = 30 * time.Second
@@ -286,7 +277,7 @@ func (r *Runner) add(ctx context.Context, b BackendRef, lg hclog.Logger) (err er
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d.state == stateClosing {
+		if d.state == xenif.StateClosing {
 			continue // being removed: nothing to prepare
 		}
 		// A device in state 6 may be one the backend refused because its
@@ -381,19 +372,19 @@ func (r *Runner) add(ctx context.Context, b BackendRef, lg hclog.Logger) (err er
 		// those, do what a toolstack does for a hot-add (protocol.md
 		// §3.7): dev state 1 and backend state 7 (Reconfiguring), so the
 		// backend reads p-dev again.
-		if bs, _ := r.Store.Read(tx, be+"/state"); bs == strconv.Itoa(stateConnected) {
+		if bs, _ := r.Store.Read(tx, be+"/state"); bs == strconv.Itoa(xenif.StateConnected) {
 			for dev := range prepared {
 				dp := be + "/vscsi-devs/" + dev + "/state"
-				if ds, _ := r.Store.Read(tx, dp); ds != strconv.Itoa(stateClosed) {
+				if ds, _ := r.Store.Read(tx, dp); ds != strconv.Itoa(xenif.StateClosed) {
 					continue
 				}
-				if err := r.Store.Write(tx, dp, strconv.Itoa(stateInitialising)); err != nil {
+				if err := r.Store.Write(tx, dp, strconv.Itoa(xenif.StateInitialising)); err != nil {
 					return err
 				}
 				retried = append(retried, dev)
 			}
 			if len(retried) > 0 {
-				if err := r.Store.Write(tx, be+"/state", strconv.Itoa(stateReconfiguring)); err != nil {
+				if err := r.Store.Write(tx, be+"/state", strconv.Itoa(xenif.StateReconfiguring)); err != nil {
 					return err
 				}
 			}
@@ -549,7 +540,7 @@ func (r *Runner) pdevUsers(self BackendRef) (map[string]BackendRef, error) {
 				continue
 			}
 			for _, d := range devs {
-				if d.state != stateClosed && d.pdev != "" {
+				if d.state != xenif.StateClosed && d.pdev != "" {
 					users[d.pdev] = ref
 				}
 			}
