@@ -120,10 +120,11 @@ rig-clean:
 	tests/e2e/rig.sh clean
 
 # The narrated demo (tests/e2e/scenarios/95-demo.sh): its DEMO: lines are
-# echoed as they arrive; logs in build/e2e-logs-demo.
+# echoed as they arrive; logs in build/e2e-logs-demo. Its first act installs
+# the Debian package (make deb) in dom0.
 demo:
 	scripts/deps.sh --rig
-	$(MAKE) build lib
+	$(MAKE) build lib deb
 	RIG_SKIP_DEPS=1 RIG_ONLY="dom0-ready demo" RIG_LOGS=$${RIG_LOGS:-build/e2e-logs-demo} tests/e2e/rig.sh test
 
 # fio side by side, userspace vs kernel backend, on the test ground

@@ -8,6 +8,10 @@
 #   lc_rig_dir DOMID               the agent's rig/ directory for a (new) domid
 #   lc_agent_ready DOMID           wait for a fresh guest's agent (commands from 1)
 #   lc_boot_mount                  the guest's /run/boot-mount line (fails if missing)
+#   lc_boot_mount_ok LINE          0 if that line says the disk was mounted and the
+#                                  vscsi devices were there at the guest's first look
+#                                  (vhost 0, its backend in InitWait or later)
+#   lc_hold_of LOG DOMID           how long vscsi-autoattach (log LOG) held DOMID
 #   lc_disk CTL                    the guest's /dev/sdX at c:t:l CTL (e.g. 0:1:0)
 #   lc_workload_start DEV PROBE    fio crc32c write+verify on DEV, and a 5 Hz O_DIRECT
 #                                  read probe of PROBE, both in the background
@@ -43,6 +47,12 @@ lc_boot_mount() {
 	out=$(guest_run 'cat /run/boot-mount') || { note "no /run/boot-mount: $out"; return 1; }
 	echo "$out"
 }
+
+lc_boot_mount_ok() {
+	[[ $1 == *result=mounted* && $1 == *"vhosts_at_start=[0 ]"* && $1 =~ backend_state_at_start=[234] ]]
+}
+
+lc_hold_of() { grep -E "domain released.* domid=$2( |\$)" "$1" | tail -1 | sed -n 's/.*held=\([^ ]*\).*/\1/p'; }
 
 lc_disk() {
 	guest_run -t 60 'for i in $(seq 1 300); do for b in /sys/block/sd*; do [ -e "$b/device" ] || continue; case $(basename $(readlink -f $b/device)) in *:'"$1"') echo /dev/${b##*/}; exit 0;; esac; done; sleep 0.2; done; exit 1'

@@ -87,7 +87,7 @@ check_guest() {
 		fail "$1: vhost of domain $d not 4/4 with both devices: $(jq -c . <<<"$out")"
 }
 # hold_of DOMID: how long the daemon held the domain ("" if it did not)
-hold_of() { grep -E "domain released.* domid=$1( |\$)" "$aalog" | tail -1 | sed -n 's/.*held=\([^ ]*\).*/\1/p'; }
+hold_of() { lc_hold_of "$aalog" "$1"; }
 # booted DOMID WHAT: the guest mounted its disk at boot, having found its
 # vhost (backend in InitWait or later) at its first look
 booted() {
@@ -96,9 +96,8 @@ booted() {
 	lc_agent_ready "$1" || fail "$2: guest agent of domain $1 not ready"
 	line=$(lc_boot_mount) || fail "$2: no boot-mount record"
 	note "$2: $line"
-	[[ $line == *result=mounted* ]] || fail "$2: the guest could not mount its vscsi disk at boot: $line"
-	[[ $line == *"vhosts_at_start=[0 ]"* && $line =~ backend_state_at_start=[234] ]] ||
-		fail "$2: the guest ran before its vscsi devices were there: $line"
+	lc_boot_mount_ok "$line" ||
+		fail "$2: the guest did not mount its vscsi disk at boot, or ran before its vscsi devices were there: $line"
 	[[ -n $(hold_of "$1") ]] || fail "$2: vscsi-autoattach did not hold domain $1: $(grep "domid=$1" "$aalog" | tail -3)"
 }
 
