@@ -47,7 +47,7 @@ func (v *vhost) devNames() []string {
 func (v *vhost) devFail(dp, reason string) {
 	v.log.Warn("device refused", "dev", dp[len(v.be)+1:], "reason", reason)
 	_ = v.writeIn(dp, "error", reason)
-	_ = v.writeIn(dp, "state", strconv.Itoa(StateClosed))
+	_ = v.writeIn(dp, "state", strconv.Itoa(xenif.StateClosed))
 }
 
 // addOrDel is scsiback's ADD_OR_DEL pass (FE=3 and FE=7), §2.2.
@@ -70,7 +70,7 @@ func (v *vhost) devPass(full bool) {
 		}
 		pdev, ok := v.read(dp + "/p-dev")
 		if !ok {
-			if full && st != StateClosed {
+			if full && st != xenif.StateClosed {
 				v.devFail(dp, "no p-dev")
 			}
 			continue
@@ -78,13 +78,13 @@ func (v *vhost) devPass(full bool) {
 		rawV, _ := v.read(dp + "/v-dev")
 		addr, err := ParseVdev(rawV)
 		if err != nil {
-			if full && st != StateClosed {
+			if full && st != xenif.StateClosed {
 				v.devFail(dp, err.Error())
 			}
 			continue
 		}
 		switch {
-		case st == StateInitialising && full:
+		case st == xenif.StateInitialising && full:
 			if d := v.devs[addr]; d != nil {
 				v.devFail(dp, fmt.Sprintf("Virtual ID %d:%d:%d is already used by %s", addr.Channel, addr.Target, addr.LUN, d.name))
 				continue
@@ -94,13 +94,13 @@ func (v *vhost) devPass(full bool) {
 				continue
 			}
 			_ = v.store.Rm(xenif.NoTx, dp+"/error")
-			_ = v.writeIn(dp, "state", strconv.Itoa(StateInitialised))
-		case st == StateInitialised || st == StateConnected:
+			_ = v.writeIn(dp, "state", strconv.Itoa(xenif.StateInitialised))
+		case st == xenif.StateInitialised || st == xenif.StateConnected:
 			if d := v.devs[addr]; d != nil {
 				continue
 			}
 			if err := v.open(name, pdev, addr); err != nil {
-				if st == StateInitialised {
+				if st == xenif.StateInitialised {
 					v.devFail(dp, err.Error())
 				} else {
 					// Linux writes nothing here; the guest already has the
@@ -109,13 +109,13 @@ func (v *vhost) devPass(full bool) {
 					_ = v.writeIn(dp, "error", err.Error())
 				}
 			}
-		case st == StateClosing && full:
+		case st == xenif.StateClosing && full:
 			d := v.devs[addr]
 			if d == nil || d.name != name {
 				continue
 			}
 			v.drop(addr)
-			_ = v.writeIn(dp, "state", strconv.Itoa(StateClosed))
+			_ = v.writeIn(dp, "state", strconv.Itoa(xenif.StateClosed))
 		}
 	}
 }
@@ -134,7 +134,7 @@ func (v *vhost) updateDev() {
 			v.devFail(dp, "no translation for a device in state 3")
 			continue
 		}
-		if err := v.writeIn(dp, "state", strconv.Itoa(StateConnected)); err != nil {
+		if err := v.writeIn(dp, "state", strconv.Itoa(xenif.StateConnected)); err != nil {
 			if errors.Is(err, syscall.ENOENT) {
 				v.drop(addr)
 				continue

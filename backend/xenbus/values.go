@@ -7,19 +7,7 @@ import (
 	"strings"
 
 	"github.com/govscsi/govscsi/backend/datapath"
-)
-
-// Xenbus states (xen/include/public/io/xenbus.h).
-const (
-	StateUnknown       = 0
-	StateInitialising  = 1
-	StateInitWait      = 2
-	StateInitialised   = 3
-	StateConnected     = 4
-	StateClosing       = 5
-	StateClosed        = 6
-	StateReconfiguring = 7
-	StateReconfigured  = 8
+	"github.com/govscsi/govscsi/libxlgo/xenif"
 )
 
 // maxPort bounds event-channel ports: the FIFO ABI's 2^17 channels (the
@@ -64,7 +52,7 @@ func quoteShort(v string) string {
 
 // ParseState parses a xenbus state node. Anything but "0".."8" is an error.
 func ParseState(v string) (int, error) {
-	n, err := parseUint("state", v, StateReconfigured)
+	n, err := parseUint("state", v, xenif.StateReconfigured)
 	return int(n), err
 }
 

@@ -216,7 +216,7 @@ func (v *vhost) fatal(errno syscall.Errno, msg string) {
 	}
 	v.failed = true
 	v.disconnect()
-	v.setState(StateClosing)
+	v.setState(xenif.StateClosing)
 }
 
 // ---- lifecycle ----
@@ -249,19 +249,19 @@ func (v *vhost) probe() bool {
 	}
 	fs, _, present := v.readFE()
 	switch {
-	case present && (fs == StateInitialised || fs == StateConnected):
+	case present && (fs == xenif.StateInitialised || fs == xenif.StateConnected):
 		v.log.Info("frontend already connecting: reconnecting", "fe_state", fs)
 		if st, ok := v.read(v.be + "/state"); ok {
 			if n, err := ParseState(st); err == nil {
 				v.state = n
 			}
 		}
-	case present && (fs == StateClosed || fs == StateInitialising):
+	case present && (fs == xenif.StateClosed || fs == xenif.StateInitialising):
 		// Nothing to do for these until the frontend moves.
 		v.lastFE = fs
-		v.setState(StateInitWait)
+		v.setState(xenif.StateInitWait)
 	default:
-		v.setState(StateInitWait)
+		v.setState(xenif.StateInitWait)
 	}
 	v.log.Info("vhost probed", "frontend", v.fe)
 	return true
@@ -272,7 +272,7 @@ func (v *vhost) probe() bool {
 func (v *vhost) readFE() (state int, raw string, present bool) {
 	raw, ok := v.read(v.fe + "/state")
 	if !ok {
-		return StateUnknown, "", false
+		return xenif.StateUnknown, "", false
 	}
 	n, err := ParseState(raw)
 	if err != nil {
@@ -307,7 +307,7 @@ func (v *vhost) step() bool {
 	}
 	v.lastFERaw = raw
 	if !present {
-		fs = StateUnknown
+		fs = xenif.StateUnknown
 	}
 	if fs != v.lastFE {
 		prev := v.lastFE
@@ -319,7 +319,7 @@ func (v *vhost) step() bool {
 	}
 	// Level-triggered conditions.
 	online, _ := v.read(v.be + "/online")
-	if online != "1" && (fs == StateClosed || fs == StateUnknown) {
+	if online != "1" && (fs == xenif.StateClosed || fs == xenif.StateUnknown) {
 		v.unregister()
 		return true
 	}
@@ -327,7 +327,7 @@ func (v *vhost) step() bool {
 		// libxl's removal writes online=0 and BE state 5; a state 5 we
 		// wrote ourselves counts too once online is 0 (a frontend that
 		// hung after a fatal error never writes Closed).
-		if st, ok := v.read(v.be + "/state"); ok && st == "5" && (v.state != StateClosing || online != "1") {
+		if st, ok := v.read(v.be + "/state"); ok && st == "5" && (v.state != xenif.StateClosing || online != "1") {
 			v.startRemoval(fs)
 			if v.unregistd {
 				return true
@@ -341,15 +341,15 @@ func (v *vhost) step() bool {
 // extras. It returns true if the vhost was unregistered.
 func (v *vhost) frontendChanged(fs int) bool {
 	switch fs {
-	case StateUnknown:
+	case xenif.StateUnknown:
 		v.unregister()
 		return true
-	case StateInitialising:
-		if v.state == StateClosed || v.state == StateClosing || v.state == StateConnected || v.state == StateReconfigured {
+	case xenif.StateInitialising:
+		if v.state == xenif.StateClosed || v.state == xenif.StateClosing || v.state == xenif.StateConnected || v.state == xenif.StateReconfigured {
 			v.reprobe("frontend restarted")
 		}
-	case StateInitialised:
-		if online, _ := v.read(v.be + "/online"); online == "1" && (v.state == StateClosed || v.state == StateClosing) {
+	case xenif.StateInitialised:
+		if online, _ := v.read(v.be + "/online"); online == "1" && (v.state == xenif.StateClosed || v.state == xenif.StateClosing) {
 			// A new frontend instance that skipped Initialising: Linux's
 			// xenbus unbind + bind goes Closed -> Initialised. It has no
 			// LUNs yet, so offer the devices again as for a reload (P15).
@@ -361,9 +361,9 @@ func (v *vhost) frontendChanged(fs int) bool {
 		v.disconnect() // a resuming frontend announces a new ring
 		if v.connect() {
 			v.addOrDel()
-			v.setState(StateConnected)
+			v.setState(xenif.StateConnected)
 		}
-	case StateConnected:
+	case xenif.StateConnected:
 		if v.failed {
 			return false
 		}
@@ -372,15 +372,15 @@ func (v *vhost) frontendChanged(fs int) bool {
 		}
 		v.restoreDevs() // re-opens devices after a daemon restart
 		v.updateDev()
-		if v.state != StateConnected {
-			v.setState(StateConnected)
+		if v.state != xenif.StateConnected {
+			v.setState(xenif.StateConnected)
 		}
-	case StateClosing:
+	case xenif.StateClosing:
 		v.disconnect()
-		v.setState(StateClosing)
-	case StateClosed:
+		v.setState(xenif.StateClosing)
+	case xenif.StateClosed:
 		v.disconnect()
-		v.setState(StateClosed)
+		v.setState(xenif.StateClosed)
 		v.removing = false
 		// Ready for the next frontend instance (P15) unless the toolstack
 		// is removing the vhost (online=0: step unregisters it) or it
@@ -392,12 +392,12 @@ func (v *vhost) frontendChanged(fs int) bool {
 		if online, _ := v.read(v.be + "/online"); online == "1" && !v.failed {
 			v.reprobe("frontend closed, vhost still online")
 		}
-	case StateReconfiguring:
+	case xenif.StateReconfiguring:
 		if v.failed {
 			return false
 		}
 		v.addOrDel()
-		v.setState(StateReconfigured)
+		v.setState(xenif.StateReconfigured)
 	default: // InitWait, Reconfigured: only a backend may be there
 		v.fatal(syscall.EINVAL, fmt.Sprintf("saw state %d at frontend", fs))
 	}
@@ -409,7 +409,7 @@ func (v *vhost) frontendChanged(fs int) bool {
 func (v *vhost) reprobe(why string) {
 	v.log.Info(why + ": back to InitWait")
 	v.resetForNewFrontend()
-	v.setState(StateInitWait)
+	v.setState(xenif.StateInitWait)
 }
 
 // resetForNewFrontend forgets the old frontend instance: the ring, a
@@ -492,8 +492,8 @@ func (v *vhost) unregister() {
 	v.log.Info("unregistering")
 	v.disconnect()
 	v.dropAll()
-	if v.state != StateClosed {
-		v.setState(StateClosed)
+	if v.state != xenif.StateClosed {
+		v.setState(xenif.StateClosed)
 	}
 	v.unregistd = true
 }
@@ -503,8 +503,8 @@ func (v *vhost) unregister() {
 // otherwise the backend closes at once.
 func (v *vhost) startRemoval(fs int) {
 	v.removing = true
-	v.state = StateClosing
-	if v.conn != nil && (fs == StateInitialised || fs == StateConnected || fs == StateReconfiguring) {
+	v.state = xenif.StateClosing
+	if v.conn != nil && (fs == xenif.StateInitialised || fs == xenif.StateConnected || fs == xenif.StateReconfiguring) {
 		v.log.Info("toolstack asked for removal; waiting for the frontend", "timeout", v.b.cfg.RemoveTimeout)
 		v.removeAt = time.Now().Add(v.b.cfg.RemoveTimeout)
 		return
@@ -514,7 +514,7 @@ func (v *vhost) startRemoval(fs int) {
 }
 
 func (v *vhost) removeTimeout() {
-	if !v.removing || v.state == StateClosed {
+	if !v.removing || v.state == xenif.StateClosed {
 		return
 	}
 	v.log.Warn("frontend did not close in time: closing without it")
@@ -529,7 +529,7 @@ func (v *vhost) closeForRemoval() {
 		v.unregister()
 		return
 	}
-	v.setState(StateClosed)
+	v.setState(xenif.StateClosed)
 }
 
 // shutdown is the daemon stopping: Closing, give the frontend
@@ -541,13 +541,13 @@ func (v *vhost) shutdown(feCh <-chan xenif.WatchEvent) {
 		// arrives while the daemon is down is served after a restart.
 		return
 	}
-	v.setState(StateClosing)
+	v.setState(xenif.StateClosing)
 	deadline := time.NewTimer(v.b.cfg.ShutdownTimeout)
 	defer deadline.Stop()
 wait:
 	for {
 		fs, _, present := v.readFE()
-		if !present || fs == StateClosing || fs == StateClosed || fs < 0 {
+		if !present || fs == xenif.StateClosing || fs == xenif.StateClosed || fs < 0 {
 			break
 		}
 		select {
@@ -558,7 +558,7 @@ wait:
 		}
 	}
 	v.disconnect()
-	v.setState(StateClosed)
+	v.setState(xenif.StateClosed)
 }
 
 // closeAll runs when the actor ends: nothing may stay mapped or open.
