@@ -28,19 +28,6 @@ import (
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 )
 
-// Xenbus states.
-const (
-	stUnknown = iota
-	stInitialising
-	stInitWait
-	stInitialised
-	stConnected
-	stClosing
-	stClosed
-	stReconfiguring
-	stReconfigured
-)
-
 func readInt(s xenif.Store, p string) (int, bool) {
 	v, err := s.Read(xenif.NoTx, p)
 	if err != nil {
@@ -189,7 +176,7 @@ func (b *Backend) reconcile(ctx context.Context, root string) {
 				b.vhosts[key] = v
 				b.sleep(ctx)
 				b.write(be+"/feature-sg-grant", "128")
-				b.write(be+"/state", strconv.Itoa(stInitWait))
+				b.write(be+"/state", strconv.Itoa(xenif.StateInitWait))
 				b.logf("probed %s", be)
 				v.watched = fe + "/state"
 				if err := s.Watch(v.watched, "simpeer-be-fe"); err != nil {
@@ -215,14 +202,14 @@ func (b *Backend) reconcile(ctx context.Context, root string) {
 func (b *Backend) fatal(v *beVHost, msg string) {
 	p := fmt.Sprintf("/local/domain/%d/error/backend/%s/%s/%s/error", b.Domid, b.typ(), v.domid, v.vhost)
 	b.write(p, msg)
-	b.write(v.be+"/state", strconv.Itoa(stClosing))
+	b.write(v.be+"/state", strconv.Itoa(xenif.StateClosing))
 }
 
 func (b *Backend) frontendChanged(ctx context.Context, v *beVHost) {
 	s := b.Store
 	fs, ok := readInt(s, v.fe+"/state")
 	if !ok {
-		fs = stUnknown
+		fs = xenif.StateUnknown
 	}
 	if fs == v.lastFE {
 		return
@@ -230,15 +217,15 @@ func (b *Backend) frontendChanged(ctx context.Context, v *beVHost) {
 	v.lastFE = fs
 	b.logf("%s: frontend state %d", v.be, fs)
 	switch fs {
-	case stUnknown:
+	case xenif.StateUnknown:
 		// Frontend gone: unregister; the xenbus core writes Closed.
 		v.dead, v.connected = true, false
 		v.trans = map[string]string{}
 		if exists(s, v.be) {
 			b.sleep(ctx)
-			b.write(v.be+"/state", strconv.Itoa(stClosed))
+			b.write(v.be+"/state", strconv.Itoa(xenif.StateClosed))
 		}
-	case stInitialised:
+	case xenif.StateInitialised:
 		_, ok1 := readInt(s, v.fe+"/ring-ref")
 		_, ok2 := readInt(s, v.fe+"/event-channel")
 		if !ok1 || !ok2 {
@@ -248,35 +235,35 @@ func (b *Backend) frontendChanged(ctx context.Context, v *beVHost) {
 		v.connected = true
 		b.addOrDel(ctx, v)
 		b.sleep(ctx)
-		b.write(v.be+"/state", strconv.Itoa(stConnected))
-	case stConnected:
+		b.write(v.be+"/state", strconv.Itoa(xenif.StateConnected))
+	case xenif.StateConnected:
 		for _, n := range devNames(s, v.be+"/vscsi-devs") {
-			if st, _ := readInt(s, v.be+"/vscsi-devs/"+n+"/state"); st == stInitialised {
-				b.write(v.be+"/vscsi-devs/"+n+"/state", strconv.Itoa(stConnected))
+			if st, _ := readInt(s, v.be+"/vscsi-devs/"+n+"/state"); st == xenif.StateInitialised {
+				b.write(v.be+"/vscsi-devs/"+n+"/state", strconv.Itoa(xenif.StateConnected))
 			}
 		}
-		if st, _ := readInt(s, v.be+"/state"); st != stConnected {
+		if st, _ := readInt(s, v.be+"/state"); st != xenif.StateConnected {
 			b.sleep(ctx)
-			b.write(v.be+"/state", strconv.Itoa(stConnected))
+			b.write(v.be+"/state", strconv.Itoa(xenif.StateConnected))
 		}
-	case stClosing:
+	case xenif.StateClosing:
 		if v.connected {
 			v.connected = false
 		}
 		b.sleep(ctx)
-		b.write(v.be+"/state", strconv.Itoa(stClosing))
-	case stClosed:
+		b.write(v.be+"/state", strconv.Itoa(xenif.StateClosing))
+	case xenif.StateClosed:
 		b.sleep(ctx)
-		b.write(v.be+"/state", strconv.Itoa(stClosed))
+		b.write(v.be+"/state", strconv.Itoa(xenif.StateClosed))
 		if on, _ := s.Read(xenif.NoTx, v.be+"/online"); on != "1" {
 			v.dead = true
 			v.trans = map[string]string{}
 		}
-	case stReconfiguring:
+	case xenif.StateReconfiguring:
 		b.addOrDel(ctx, v)
 		b.sleep(ctx)
-		b.write(v.be+"/state", strconv.Itoa(stReconfigured))
-	case stInitWait, stReconfigured:
+		b.write(v.be+"/state", strconv.Itoa(xenif.StateReconfigured))
+	case xenif.StateInitWait, xenif.StateReconfigured:
 		b.fatal(v, fmt.Sprintf("saw state %d at frontend", fs))
 	}
 }
@@ -291,7 +278,7 @@ func (b *Backend) addOrDel(ctx context.Context, v *beVHost) {
 			continue
 		}
 		refuse := func(why string) {
-			b.write(dp+"/state", strconv.Itoa(stClosed))
+			b.write(dp+"/state", strconv.Itoa(xenif.StateClosed))
 			if b.DevErrors {
 				b.write(dp+"/error", why)
 			}
@@ -309,7 +296,7 @@ func (b *Backend) addOrDel(ctx context.Context, v *beVHost) {
 			continue
 		}
 		switch st {
-		case stInitialising:
+		case xenif.StateInitialising:
 			if b.Resolvable != nil && !b.Resolvable(pdev) {
 				refuse(fmt.Sprintf("p-dev %s not found", pdev))
 				continue
@@ -319,15 +306,15 @@ func (b *Backend) addOrDel(ctx context.Context, v *beVHost) {
 				continue
 			}
 			v.trans[key] = pdev
-			b.write(dp+"/state", strconv.Itoa(stInitialised))
-		case stConnected:
+			b.write(dp+"/state", strconv.Itoa(xenif.StateInitialised))
+		case xenif.StateConnected:
 			if _, have := v.trans[key]; !have && (b.Resolvable == nil || b.Resolvable(pdev)) {
 				v.trans[key] = pdev
 			}
-		case stClosing:
+		case xenif.StateClosing:
 			if _, have := v.trans[key]; have {
 				delete(v.trans, key)
-				b.write(dp+"/state", strconv.Itoa(stClosed))
+				b.write(dp+"/state", strconv.Itoa(xenif.StateClosed))
 			}
 		}
 	}
@@ -430,7 +417,7 @@ func (f *Frontend) reconcile(ctx context.Context, root string) {
 			if err != nil {
 				f.logf("probe %s: %v", fe, err)
 			}
-			f.write(fe+"/state", strconv.Itoa(stInitialised))
+			f.write(fe+"/state", strconv.Itoa(xenif.StateInitialised))
 			f.logf("probed %s", fe)
 			v.watched = be + "/state"
 			if err := s.Watch(v.watched, "simpeer-fe-be"); err != nil {
@@ -451,7 +438,7 @@ func (f *Frontend) backendChanged(ctx context.Context, v *feVHost) {
 	s := f.Store
 	bs, ok := readInt(s, v.be+"/state")
 	if !ok {
-		bs = stUnknown
+		bs = xenif.StateUnknown
 	}
 	if bs == v.lastBE {
 		return
@@ -460,45 +447,45 @@ func (f *Frontend) backendChanged(ctx context.Context, v *feVHost) {
 	own, _ := readInt(s, v.fe+"/state")
 	f.logf("%s: backend state %d (own %d)", v.fe, bs, own)
 	switch bs {
-	case stConnected:
+	case xenif.StateConnected:
 		if v.resumed {
 			v.resumed = false
 			for _, n := range devNames(s, v.be+"/vscsi-devs") {
-				if st, _ := readInt(s, v.be+"/vscsi-devs/"+n+"/state"); st == stConnected {
-					f.write(v.fe+"/vscsi-devs/"+n+"/state", strconv.Itoa(stConnected))
+				if st, _ := readInt(s, v.be+"/vscsi-devs/"+n+"/state"); st == xenif.StateConnected {
+					f.write(v.fe+"/vscsi-devs/"+n+"/state", strconv.Itoa(xenif.StateConnected))
 				}
 				v.added[n] = true // the guest kept every LUN it had
 			}
 			f.sleep(ctx)
-			f.write(v.fe+"/state", strconv.Itoa(stConnected))
+			f.write(v.fe+"/state", strconv.Itoa(xenif.StateConnected))
 			return
 		}
-		if own == stInitialised {
+		if own == xenif.StateInitialised {
 			f.addPass(ctx, v)
 		}
-		if own != stConnected {
+		if own != xenif.StateConnected {
 			f.sleep(ctx)
-			f.write(v.fe+"/state", strconv.Itoa(stConnected))
+			f.write(v.fe+"/state", strconv.Itoa(xenif.StateConnected))
 		}
-	case stClosing:
+	case xenif.StateClosing:
 		f.closed(ctx, v)
-	case stClosed:
-		if own != stClosed {
+	case xenif.StateClosed:
+		if own != xenif.StateClosed {
 			f.closed(ctx, v)
 		}
-	case stReconfiguring:
+	case xenif.StateReconfiguring:
 		for _, n := range devNames(s, v.be+"/vscsi-devs") {
-			if st, _ := readInt(s, v.be+"/vscsi-devs/"+n+"/state"); st == stClosing && v.added[n] {
+			if st, _ := readInt(s, v.be+"/vscsi-devs/"+n+"/state"); st == xenif.StateClosing && v.added[n] {
 				delete(v.added, n)
-				f.write(v.fe+"/vscsi-devs/"+n+"/state", strconv.Itoa(stClosed))
+				f.write(v.fe+"/vscsi-devs/"+n+"/state", strconv.Itoa(xenif.StateClosed))
 			}
 		}
 		f.sleep(ctx)
-		f.write(v.fe+"/state", strconv.Itoa(stReconfiguring))
-	case stReconfigured:
+		f.write(v.fe+"/state", strconv.Itoa(xenif.StateReconfiguring))
+	case xenif.StateReconfigured:
 		f.addPass(ctx, v)
 		f.sleep(ctx)
-		f.write(v.fe+"/state", strconv.Itoa(stConnected))
+		f.write(v.fe+"/state", strconv.Itoa(xenif.StateConnected))
 	}
 }
 
@@ -507,7 +494,7 @@ func (f *Frontend) closed(ctx context.Context, v *feVHost) {
 		delete(v.added, n)
 	}
 	f.sleep(ctx)
-	f.write(v.fe+"/state", strconv.Itoa(stClosed))
+	f.write(v.fe+"/state", strconv.Itoa(xenif.StateClosed))
 }
 
 // addPass is scsifront's ADD pass: every backend dev in state 3 is added.
@@ -515,16 +502,16 @@ func (f *Frontend) addPass(ctx context.Context, v *feVHost) {
 	s := f.Store
 	for _, n := range devNames(s, v.be+"/vscsi-devs") {
 		dp := v.be + "/vscsi-devs/" + n
-		if st, _ := readInt(s, dp+"/state"); st != stInitialised || v.added[n] {
+		if st, _ := readInt(s, dp+"/state"); st != xenif.StateInitialised || v.added[n] {
 			continue
 		}
 		vdev, _ := s.Read(xenif.NoTx, dp+"/v-dev")
 		if f.FailAdd != nil && f.FailAdd(vdev) {
-			f.write(v.fe+"/vscsi-devs/"+n+"/state", strconv.Itoa(stClosed))
+			f.write(v.fe+"/vscsi-devs/"+n+"/state", strconv.Itoa(xenif.StateClosed))
 			continue
 		}
 		v.added[n] = true
-		f.write(v.fe+"/vscsi-devs/"+n+"/state", strconv.Itoa(stConnected))
+		f.write(v.fe+"/vscsi-devs/"+n+"/state", strconv.Itoa(xenif.StateConnected))
 	}
 }
 
