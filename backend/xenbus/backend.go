@@ -261,7 +261,7 @@ func (b *Backend) scan(ctx context.Context, wg *sync.WaitGroup) error {
 			if dead {
 				// A fresh device at the same place (the toolstack wrote
 				// state 1 again) is probed again.
-				if st, err := s.Read(xenif.NoTx, be+"/state"); err != nil || st != "1" {
+				if st, err := s.Read(xenif.NoTx, be+"/state"); err != nil || st != strconv.Itoa(xenif.StateInitialising) {
 					continue
 				}
 				b.mu.Lock()

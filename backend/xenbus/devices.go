@@ -125,7 +125,7 @@ func (v *vhost) devPass(full bool) {
 func (v *vhost) updateDev() {
 	for _, name := range v.devNames() {
 		dp := v.be + "/vscsi-devs/" + name
-		if st, ok := v.read(dp + "/state"); !ok || st != "3" {
+		if st, ok := v.read(dp + "/state"); !ok || st != strconv.Itoa(xenif.StateInitialised) {
 			continue
 		}
 		rawV, _ := v.read(dp + "/v-dev")

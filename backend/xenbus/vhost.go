@@ -327,7 +327,7 @@ func (v *vhost) step() bool {
 		// libxl's removal writes online=0 and BE state 5; a state 5 we
 		// wrote ourselves counts too once online is 0 (a frontend that
 		// hung after a fatal error never writes Closed).
-		if st, ok := v.read(v.be + "/state"); ok && st == "5" && (v.state != xenif.StateClosing || online != "1") {
+		if st, ok := v.read(v.be + "/state"); ok && st == strconv.Itoa(xenif.StateClosing) && (v.state != xenif.StateClosing || online != "1") {
 			v.startRemoval(fs)
 			if v.unregistd {
 				return true
@@ -422,7 +422,7 @@ func (v *vhost) resetForNewFrontend() {
 	_ = v.store.Rm(xenif.NoTx, v.errp)
 	for _, d := range v.devs {
 		dp := v.be + "/vscsi-devs/" + d.name
-		if st, ok := v.read(dp + "/state"); ok && st == "4" {
+		if st, ok := v.read(dp + "/state"); ok && st == strconv.Itoa(xenif.StateConnected) {
 			_ = v.writeIn(dp, "state", "3")
 		}
 	}
