@@ -65,7 +65,7 @@ type Device struct {
 type call struct {
 	hdr   Hdr
 	cdb   [16]byte
-	sense [senseBufLen]byte
+	sense [vscsiif.SenseBufferSize]byte
 	pin   runtime.Pinner
 }
 
@@ -166,7 +166,7 @@ func (d *Device) Execute(cmd *scsi.Command, res *scsi.Result) {
 		InterfaceID:    interfaceID,
 		DxferDirection: dir,
 		CmdLen:         uint8(n),
-		MxSbLen:        senseBufLen,
+		MxSbLen:        vscsiif.SenseBufferSize,
 		DxferLen:       uint32(len(data)),
 		Cmdp:           uintptr(unsafe.Pointer(&c.cdb[0])),
 		Sbp:            uintptr(unsafe.Pointer(&c.sense[0])),

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/govscsi/govscsi/backend/scsi"
+	"github.com/govscsi/govscsi/backend/vscsiif"
 )
 
 // FuzzPassThrough: arbitrary CDBs, directions and buffer sizes, and arbitrary
@@ -17,8 +18,8 @@ func FuzzPassThrough(f *testing.F) {
 	f.Add([]byte{0xA0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}, uint8(2), uint16(256), uint8(0), uint16(7), uint16(6), int32(-5), []byte{}, true)
 	f.Fuzz(func(t *testing.T, cdb []byte, dir uint8, n uint16, status uint8, host, driver uint16, resid int32, sense []byte, raw bool) {
 		fk := &fakeDev{t: t, status: status, host: host, driver: driver, resid: 0, sense: sense}
-		if len(fk.sense) > senseBufLen {
-			fk.sense = fk.sense[:senseBufLen]
+		if len(fk.sense) > vscsiif.SenseBufferSize {
+			fk.sense = fk.sense[:vscsiif.SenseBufferSize]
 		}
 		d := newDevice("fuzz", nil, 3, Options{Raw: raw, ReportLUNs: func() []uint64 { return []uint64{1} }}, fk.ioctl)
 		// The fake fills FROM_DEV buffers up to len-resid: keep that sane
@@ -32,7 +33,7 @@ func FuzzPassThrough(f *testing.F) {
 		if res.Host > 20 {
 			t.Fatalf("host byte %d outside XEN_VSCSIIF_RSLT_HOST_*", res.Host)
 		}
-		if len(res.Sense) > senseBufLen {
+		if len(res.Sense) > vscsiif.SenseBufferSize {
 			t.Fatalf("sense of %d bytes", len(res.Sense))
 		}
 		if !raw && len(cdb) > 0 && len(cdb) <= 16 && fk.calls > 0 && classify(defaultAllow(), cdb, false) != pass {
@@ -40,7 +41,7 @@ func FuzzPassThrough(f *testing.F) {
 		}
 		// A kernel reporting a nonsense residual cannot push DataLen out of range.
 		c := &call{}
-		c.hdr.Resid, c.hdr.MxSbLen, c.hdr.SbLenWr = resid, senseBufLen, uint8(len(fk.sense))
+		c.hdr.Resid, c.hdr.MxSbLen, c.hdr.SbLenWr = resid, vscsiif.SenseBufferSize, uint8(len(fk.sense))
 		var r2 scsi.Result
 		d.translate(c, &scsi.Command{Dir: scsi.DirFromDevice}, len(data), &r2)
 		if r2.DataLen < 0 || r2.DataLen > len(data) {

@@ -46,7 +46,6 @@ const (
 	dxferNone     = -1
 	dxferToDev    = -2
 	dxferFromDev  = -3
-	senseBufLen   = 96 // SCSI_SENSE_BUFFERSIZE: what the vscsiif response can carry
 	driverTimeout = 0x06
 	driverSense   = 0x08
 )

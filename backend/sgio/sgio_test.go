@@ -49,7 +49,7 @@ func (f *fakeDev) ioctl(fd uintptr, req uintptr, arg unsafe.Pointer) syscall.Err
 	}
 	h := (*Hdr)(arg)
 	f.lastHdr = *h
-	if h.InterfaceID != 'S' || h.CmdLen == 0 || h.CmdLen > 16 || h.MxSbLen != senseBufLen {
+	if h.InterfaceID != 'S' || h.CmdLen == 0 || h.CmdLen > 16 || h.MxSbLen != vscsiif.SenseBufferSize {
 		f.t.Fatalf("bad header %+v", *h)
 	}
 	f.lastCDB = f.cdbBuf[:copy(f.cdbBuf[:], unsafe.Slice((*byte)(ptr(&h.Cmdp)), h.CmdLen))]
