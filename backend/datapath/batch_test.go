@@ -688,7 +688,7 @@ type reusedSenseLUN struct{ buf []byte }
 func (l *reusedSenseLUN) Execute(cmd *scsi.Command, res *scsi.Result) {
 	copy(l.buf, illegalRequest)
 	l.buf[12] = cmd.CDB[2]
-	res.Status, res.Sense = statusCheckCondition, l.buf
+	res.Status, res.Sense = scsi.StatusCheckCondition, l.buf
 }
 
 func (l *reusedSenseLUN) Close() error { return nil }
@@ -707,7 +707,7 @@ func TestBatchSenseNotShared(t *testing.T) {
 	got, _ := r.run(t, reqs...)
 	for i := 0; i < 8; i++ {
 		rsp := got[uint16(i)]
-		expectRslt(t, rsp, uint16(i), vscsiif.Rslt(0, statusCheckCondition))
+		expectRslt(t, rsp, uint16(i), vscsiif.Rslt(0, scsi.StatusCheckCondition))
 		if rsp.SenseLen != uint8(len(illegalRequest)) || rsp.Sense[12] != byte(0x40+i) {
 			t.Errorf("rqid %d: sense % x, want ASC %#x", i, rsp.Sense[:rsp.SenseLen], 0x40+i)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govscsi/govscsi/backend/scsi"
 	"github.com/govscsi/govscsi/backend/vscsiif"
 )
 
@@ -92,7 +93,7 @@ func TestResidualAndSense(t *testing.T) {
 	bad.CDB[0] = 0xff
 	f.send(bad)
 	r = f.recv(1)[0]
-	expectRslt(t, r, 4, vscsiif.Rslt(0, statusCheckCondition))
+	expectRslt(t, r, 4, vscsiif.Rslt(0, scsi.StatusCheckCondition))
 	if r.SenseLen != 18 || r.Sense[0] != 0x70 || r.Sense[2] != 5 || r.Sense[12] != 0x20 {
 		t.Fatalf("sense %d % x", r.SenseLen, r.Sense[:18])
 	}
@@ -214,7 +215,7 @@ func TestHostileRequests(t *testing.T) {
 		mk("unknown lun", rsltNoConn, func(r *vscsiif.Request) { r.LUN = 5 }),
 		mk("unknown target", rsltNoConn, func(r *vscsiif.Request) { r.ID = 0xffff }),
 		mk("panicking LUN", rsltError, func(r *vscsiif.Request) { r.ID = 1 }),
-		mk("LUN rejects oversize transfer", vscsiif.Rslt(0, statusCheckCondition), func(r *vscsiif.Request) {
+		mk("LUN rejects oversize transfer", vscsiif.Rslt(0, scsi.StatusCheckCondition), func(r *vscsiif.Request) {
 			r.CDB = cdb10(opRead10, 0, 2)
 		}),
 	}

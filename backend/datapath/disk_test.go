@@ -83,7 +83,7 @@ func TestRealDiskEmulation(t *testing.T) {
 			bad.CDB[0] = 0xc7 // vendor specific: unsupported
 			f.send(bad)
 			r = f.recv(1)[0]
-			expectRslt(t, r, 5, vscsiif.Rslt(0, statusCheckCondition))
+			expectRslt(t, r, 5, vscsiif.Rslt(0, scsi.StatusCheckCondition))
 			if r.SenseLen < 18 || r.Sense[0] != 0x70 || r.Sense[2]&0xf != 5 {
 				t.Fatalf("sense %d % x", r.SenseLen, r.Sense[:18])
 			}
@@ -92,7 +92,7 @@ func TestRealDiskEmulation(t *testing.T) {
 			expectRslt(t, f.recv(1)[0], 6, vscsiif.RsltResetSuccess)
 			f.send(rw(7, opTUR, vscsiif.DMANone, 0, 0))
 			r = f.recv(1)[0]
-			expectRslt(t, r, 7, vscsiif.Rslt(0, statusCheckCondition))
+			expectRslt(t, r, 7, vscsiif.Rslt(0, scsi.StatusCheckCondition))
 			if r.Sense[2]&0xf != 6 || r.Sense[12] != 0x29 {
 				t.Fatalf("after reset: sense % x, want UNIT ATTENTION 29/xx", r.Sense[:18])
 			}

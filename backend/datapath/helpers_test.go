@@ -213,7 +213,7 @@ func (l *memLUN) Execute(cmd *scsi.Command, res *scsi.Result) {
 		lba := int(binary.BigEndian.Uint32(cdb[2:]))
 		n := int(binary.BigEndian.Uint16(cdb[7:])) * blockSize
 		if lba*blockSize+n > len(l.data) || n > len(cmd.Data) {
-			res.Status, res.Sense = statusCheckCondition, illegalRequest
+			res.Status, res.Sense = scsi.StatusCheckCondition, illegalRequest
 			return
 		}
 		if cdb[0] == opRead10 {
@@ -222,7 +222,7 @@ func (l *memLUN) Execute(cmd *scsi.Command, res *scsi.Result) {
 			copy(l.data[lba*blockSize:], cmd.Data[:n])
 		}
 	default:
-		res.Status, res.Sense = statusCheckCondition, illegalRequest
+		res.Status, res.Sense = scsi.StatusCheckCondition, illegalRequest
 	}
 }
 

@@ -181,7 +181,7 @@ func (c *Conn) result(s *slot) (dl int, rslt int32, sense []byte, residual uint3
 		dl = min(max(res.DataLen, 0), len(s.cmd.Data))
 	}
 	rslt = vscsiif.Rslt(res.Host, res.Status)
-	if res.Status == statusCheckCondition {
+	if res.Status == scsi.StatusCheckCondition {
 		sense = res.Sense
 	}
 	if fromDevice {
@@ -236,8 +236,6 @@ func (c *Conn) workerUnlockAndPush() {
 	}
 	c.unlockAndPush()
 }
-
-const statusCheckCondition = 0x02
 
 // reject answers a request that never reached a LUN.
 func (c *Conn) reject(s *slot, host uint8, err error) {
