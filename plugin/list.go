@@ -51,7 +51,7 @@ type VHostStatus struct {
 // 0), so half-removed leftovers show up.
 func (t *Toolstack) List(domid uint32) ([]VHostStatus, error) {
 	var out []VHostStatus
-	err := xenif.Transact(t.s, 5, func(tx xenif.Tx) error {
+	err := xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
 		var err error
 		out, err = t.readVHosts(tx, domid)
 		return err

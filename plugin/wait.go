@@ -25,6 +25,12 @@ type timeoutError struct {
 }
 
 func (e *timeoutError) Error() string {
+	if errors.Is(e.err, context.Canceled) {
+		// Given up by the caller (vscsi_abort, vscsi_close, a signal): it
+		// is handled as a timeout (the operation undoes its writes), but
+		// it is not one.
+		return fmt.Sprintf("cancelled while waiting for %s (%s)", e.what, e.last)
+	}
 	return fmt.Sprintf("timed out waiting for %s (%s)", e.what, e.last)
 }
 func (e *timeoutError) Unwrap() []error { return []error{ErrTimeout, e.err} }
