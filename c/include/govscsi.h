@@ -7,8 +7,9 @@
  * Conventions
  *   - A handle is a small positive int from vscsi_open; it owns one
  *     xenstore connection (libxenstore: XENSTORED_PATH, else the local
- *     xenstored socket, else /dev/xen/xenbus). Calls on one handle are
- *     serialised; use several handles to work in parallel.
+ *     xenstored socket, else /dev/xen/xenbus). Synchronous calls on one
+ *     handle are serialised; use several handles, or the asynchronous
+ *     calls (below), to work in parallel.
  *   - Every function returning int returns 0 on success or a negative
  *     errno: -EBADF unknown handle, -EINVAL bad argument/spec/options,
  *     -ESRCH no such domain, -ENOENT no such device or vhost, -ENODEV a
@@ -27,8 +28,12 @@
  *   xenstore watch dispatcher), and libxenstore starts its reader thread
  *   with the first watch; vscsi_close stops both. vscsi_backend_start
  *   starts the embedded backend's goroutines; vscsi_backend_stop ends
- *   them. A process that forks should do so with no handle open, and only
- *   exec in the child.
+ *   them. The first asynchronous operation or event subscription starts
+ *   the callback thread (see "Asynchronous operations"); it ends when no
+ *   operation or subscription is left. A process that forks should do so
+ *   with no handle open, and only exec in the child.
+ *   No Go panic crosses into C: an internal error inside the library
+ *   is returned as -EIO with its message.
  *   Backend handles share the handle space: vscsi_errmsg and
  *   vscsi_open_handles cover them; vscsi_close refuses them (-EBADF).
  *   Only one Go c-shared library may be loaded into a process (one Go
@@ -44,7 +49,7 @@ extern "C" {
 #endif
 
 /* Bumped on every incompatible change; compare with vscsi_api_version(). */
-#define GOVSCSI_API_VERSION 2
+#define GOVSCSI_API_VERSION 3
 
 /* The API version the loaded library implements (GOVSCSI_API_VERSION). */
 int vscsi_api_version(void);
@@ -164,6 +169,154 @@ int vscsi_backend_stats(int handle, char **json_out);
  * Before the first vscsi_open and after the last vscsi_close it is the
  * same small baseline. */
 int vscsi_debug_goroutines(void);
+
+/*
+ * Asynchronous operations (API version 3), in the shape of libxl's
+ * libxl_asyncop_how: each operation that waits for peers has a variant
+ * taking a vscsi_async_how. With how == NULL, or how->callback == NULL,
+ * the call is synchronous and behaves exactly as the call without _async
+ * (the message of a failure is then in vscsi_errmsg). Otherwise the call
+ * returns at once:
+ *   - 0: the operation started; how->callback will be called exactly once
+ *     with its result (0 or a negative errno as listed above, -ECANCELED
+ *     if it was aborted) and, on failure, its message (else ""; valid
+ *     during the callback only). The callback may run before the starting
+ *     call has returned (on the callback thread): set up what it needs
+ *     first. vscsi_errmsg of the handle is not changed by the operation.
+ *   - a negative errno: it did not start (-EBADF unknown handle, -EINVAL a
+ *     NULL argument; message in vscsi_errmsg) and the callback is never
+ *     called.
+ * Asynchronous operations run concurrently with each other and with the
+ * handle's synchronous calls; operations on one vhost are still serialised
+ * by the library (they wait for each other), as between processes.
+ *
+ * Callback thread: every completion and event callback of the process
+ * runs on one thread the library creates for them (never the caller's,
+ * never a signal handler), one callback at a time, in the order the
+ * results and events happened. The thread exists while an operation is
+ * pending or a subscription is enabled. A callback may call any function
+ * of this API, including vscsi_close, vscsi_abort and vscsi_evdisable of
+ * its own handle (those then do not wait for the callback thread, see
+ * each), and synchronous operations (which block the other callbacks
+ * meanwhile). It must not block for long: the other callbacks wait.
+ */
+typedef void vscsi_done_fn(int handle, int rc, const char *errmsg, void *user);
+
+typedef struct vscsi_async_how {
+	vscsi_done_fn *callback; /* NULL: synchronous */
+	void *user;              /* handed to callback unchanged */
+} vscsi_async_how;
+
+int vscsi_attach_async(int handle, const char *domain, const char *pdev, const char *vdev_and_opts,
+		       const vscsi_async_how *how);
+int vscsi_detach_async(int handle, const char *domain, const char *vdev, const vscsi_async_how *how);
+int vscsi_destroy_vhost_async(int handle, const char *domain, int vhost, const vscsi_async_how *how);
+int vscsi_apply_async(int handle, const char *config_path, const char *domain, const vscsi_async_how *how);
+/* The handle stays valid until the callback reports 0 or an error other
+ * than -ETIMEDOUT (as vscsi_backend_stop). Stopping cannot be aborted. */
+int vscsi_backend_stop_async(int handle, int timeout_ms, const vscsi_async_how *how);
+
+/*
+ * Abort the asynchronous operations of handle started with the same
+ * callback and user pointer as how (libxl_ao_abort's matching). An
+ * aborted operation undoes its own writes, as on a timeout, and completes
+ * with -ECANCELED (or with its result, if it finished first). Returns 0 if
+ * at least one operation was asked to stop, -ENOENT if none matched,
+ * -EBADF, -EINVAL (how or how->callback NULL).
+ *
+ * vscsi_close aborts every pending operation of the handle and returns
+ * once each has completed and its callback has run (when vscsi_close is
+ * called from a callback, the remaining callbacks run after that one
+ * returns).
+ */
+int vscsi_abort(int handle, const vscsi_async_how *how);
+
+/*
+ * Device-state events: a subscription reports every change of a vhost's or
+ * a device's xenbus state, backend or frontend side, and a domain's end.
+ * The baseline is the state when vscsi_evenable returns (vscsi_list gives
+ * it); each later change is reported once. Changes are found through
+ * xenstore watches by comparing the vscsi trees before and after: writes
+ * in quick succession may be reported as one change (old_state to the
+ * state read), never as a state that was not there.
+ */
+enum vscsi_event_type {
+	VSCSI_EVENT_VHOST_STATE = 1,  /* vhost, side, state, old_state */
+	VSCSI_EVENT_DEVICE_STATE = 2, /* vhost, dev, vdev, side, state, old_state */
+	VSCSI_EVENT_DOMAIN_GONE = 3,  /* the domain's xenstore home went away: its last event */
+	VSCSI_EVENT_ERROR = 4,        /* the subscription stopped: state is -errno, errmsg says why */
+};
+
+enum vscsi_side {
+	VSCSI_SIDE_BACKEND = 0,
+	VSCSI_SIDE_FRONTEND = 1,
+};
+
+typedef struct vscsi_event {
+	size_t size;              /* sizeof(vscsi_event) in the library; fields are only ever added at the end */
+	int type;                 /* enum vscsi_event_type */
+	unsigned int domid;
+	int vhost;                /* the vhost's devid; -1 for DOMAIN_GONE and ERROR */
+	int dev;                  /* dev-N's N for DEVICE_STATE, else -1 */
+	int side;                 /* enum vscsi_side (VSCSI_SIDE_BACKEND for DOMAIN_GONE and ERROR) */
+	int state;                /* the xenbus state now; 0: the node went away */
+	int old_state;            /* the one before; 0: the node did not exist */
+	const char *vdev;         /* "h:c:t:l" for DEVICE_STATE, else NULL */
+	const char *backend_type; /* "vscsi", "vscsiu", ...; NULL for DOMAIN_GONE and ERROR */
+	const char *errmsg;       /* ERROR only, else NULL */
+} vscsi_event;                    /* the strings are valid during the callback only */
+
+typedef void vscsi_event_fn(int handle, const vscsi_event *ev, void *user);
+
+/* An enabled subscription (opaque; from vscsi_evenable). */
+typedef struct vscsi_evsub vscsi_evsub;
+
+/*
+ * Subscribe to the events of domain (a name or domid, resolved now; the
+ * subscription follows that domid and ends with its DOMAIN_GONE), or of
+ * every domain, including those created later, if domain is NULL or "".
+ * fn is called on the callback thread with user. *sub is set; release it
+ * with vscsi_evdisable (also after DOMAIN_GONE or ERROR). Errors: -EBADF,
+ * -EINVAL (fn or sub NULL), -ESRCH no such domain, xenstore errors.
+ */
+int vscsi_evenable(int handle, const char *domain, vscsi_event_fn *fn, void *user, vscsi_evsub **sub);
+
+/*
+ * End a subscription and release sub. Once it returns fn is not called
+ * again for it (called from a callback, after that callback returns).
+ * vscsi_close disables the handle's remaining subscriptions. -EBADF if sub
+ * is not an enabled subscription of handle.
+ */
+int vscsi_evdisable(int handle, vscsi_evsub *sub);
+
+/*
+ * Logging. The library's messages (those the log_level options send to
+ * stderr) of every handle and embedded backend of the process also go to
+ * fn when level is reached: VSCSI_LOG_TRACE (most) .. VSCSI_LOG_ERROR.
+ * msg is "<name>: <message>: key=value ..." and is valid during the call.
+ * fn runs on the thread that logs (the caller's own thread inside a
+ * synchronous call, a library thread otherwise), one call at a time
+ * process-wide; it must not call into this library. fn == NULL turns it
+ * off; once vscsi_set_log returns, the previous fn is not called any more
+ * (unless another thread is inside it: the call waits for it to return).
+ * Returns 0, or -EINVAL for a level out of range.
+ */
+enum vscsi_log_level {
+	VSCSI_LOG_TRACE = 1,
+	VSCSI_LOG_DEBUG = 2,
+	VSCSI_LOG_INFO = 3,
+	VSCSI_LOG_WARN = 4,
+	VSCSI_LOG_ERROR = 5,
+};
+
+typedef void vscsi_log_fn(int level, const char *msg, void *user);
+
+int vscsi_set_log(vscsi_log_fn *fn, int level, void *user);
+
+/* For tests: opaque pointers the library has handed out and not taken
+ * back (subscriptions; github.com/mattn/go-pointer entries). 0 once every
+ * subscription is disabled. */
+int vscsi_debug_pointers(void);
 
 #ifdef __cplusplus
 }

@@ -9,16 +9,34 @@
  *
  * It starts the backend, attaches a ram: LUN to guest6 with the toolstack
  * API (flavour userspace), checks state 4 on both sides and the backend's
- * statistics, detaches, stops the backend and checks nothing is left.
+ * statistics, detaches, stops the backend (vscsi_backend_stop_async) and
+ * checks nothing is left.
  * Prints PASS and exits 0 when every check holds.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "govscsi.h"
 #include "check.h"
+
+struct stopped {
+	atomic_int done;
+	int rc, handle;
+};
+
+static void on_stopped(int handle, int rc, const char *msg, void *user)
+{
+	struct stopped *st = user;
+	st->rc = rc;
+	st->handle = handle;
+	if (rc != 0)
+		fprintf(stderr, "stop: %s\n", msg);
+	atomic_fetch_add(&st->done, 1);
+}
 
 int main(void)
 {
@@ -27,7 +45,7 @@ int main(void)
 
 	base_g = vscsi_debug_goroutines();
 	CHECK(base_g <= 1, "%d goroutines at load", base_g);
-	CHECK(vscsi_api_version() == 2 && GOVSCSI_API_VERSION == 2, "api version %d", vscsi_api_version());
+	CHECK(vscsi_api_version() == 3 && GOVSCSI_API_VERSION == 3, "api version %d", vscsi_api_version());
 
 	/* A bad configuration: EINVAL, the message names the key, nothing runs. */
 	rc = vscsi_backend_start("domid: 0\nallow_pathz: [/dev/]\n", &be);
@@ -87,10 +105,19 @@ int main(void)
 	json = NULL;
 	CHECK(vscsi_close(h) == 0, "close");
 
-	rc = vscsi_backend_stop(be, 10000);
-	CHECK(rc == 0, "stop rc %d: %s", rc, errmsg(0));
+	/* Stopped asynchronously (API version 3): the callback reports it. */
+	struct stopped st = {0, 1, 0};
+	vscsi_async_how how = {on_stopped, &st};
+	rc = vscsi_backend_stop_async(be, 10000, &how);
+	CHECK(rc == 0, "stop_async rc %d: %s", rc, errmsg(be));
+	for (int i = 0; i < 1500 && !atomic_load(&st.done); i++)
+		usleep(10000);
+	CHECK(atomic_load(&st.done) == 1 && st.rc == 0, "stop callback %d times, rc %d", atomic_load(&st.done), st.rc);
+	CHECK(st.handle == be, "stop callback for handle %d, want %d", st.handle, be);
 	CHECK(vscsi_backend_stop(be, 10000) == -EBADF, "double stop");
 	CHECK(vscsi_open_handles() == 0, "handles leaked: %d", vscsi_open_handles());
+	for (int i = 0; i < 100 && vscsi_debug_goroutines() > base_g; i++)
+		usleep(20000); /* the callback thread ends just after its last callback */
 	CHECK(vscsi_debug_goroutines() == base_g, "goroutines %d after stop, %d at load",
 	      vscsi_debug_goroutines(), base_g);
 

@@ -64,8 +64,8 @@ func vscsi_backend_start(configYAML *C.char, out *C.int) C.int {
 	if err != nil {
 		return fail(invalidArg(err.Error()))
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "govscsi-backend", Level: hclog.LevelFromString(cfg.LogLevel),
-		Output: os.Stderr, JSONFormat: cfg.LogJSON})
+	log := withSink(hclog.New(&hclog.LoggerOptions{Name: "govscsi-backend", Level: hclog.LevelFromString(cfg.LogLevel),
+		Output: os.Stderr, JSONFormat: cfg.LogJSON}), "govscsi-backend")
 	deps, closers, err := xenDeps()
 	if err != nil {
 		return fail(err)

@@ -45,7 +45,7 @@ import (
 )
 
 // apiVersion must equal GOVSCSI_API_VERSION in c/include/govscsi.h.
-const apiVersion = 2
+const apiVersion = 3
 
 // handle is a toolstack handle (vscsi_open: store, ts) or an embedded
 // backend (vscsi_backend_start: be).
@@ -56,6 +56,7 @@ type handle struct {
 	closer  io.Closer
 	be      *backendRun
 	lastErr string
+	async   asyncSet // asynchronous operations and subscriptions (async.go)
 }
 
 var (
@@ -165,6 +166,7 @@ func vscsi_open(options *C.char, out *C.int) C.int {
 		}
 		opt, closer = o, c
 	}
+	opt.Logger = withSink(opt.Logger, "govscsi")
 	st, err := xs.Open(0)
 	if err != nil {
 		if closer != nil {
@@ -202,6 +204,7 @@ func vscsi_close(h C.int) C.int {
 	if hd == nil {
 		return -C.int(syscall.EBADF)
 	}
+	closeAsync(hd)
 	hd.mu.Lock()
 	defer hd.mu.Unlock()
 	hd.ts.Close()

@@ -74,6 +74,9 @@ xenstore-write /local/domain/6 "" /local/domain/6/name guest6 /local/domain/6/de
 xenstore-chmod /local/domain/6 n0 r6
 xenstore-chmod /local/domain/6/device n6 r0
 xenstore-chmod /local/domain/6/data n0 r6
+# guest7: no frontend plays it, so an attach to it waits (test_async aborts one)
+xenstore-write /local/domain/7 "" /local/domain/7/name guest7 /local/domain/7/device ""
+xenstore-chmod /local/domain/7 n0 r7
 
 "$work/peer" -socket "$sock" -guest-socket "$sock.5" -domid 5 > "$work/peer.out" 2> "$work/peer.err" &
 peer_pid=$!
@@ -93,7 +96,7 @@ printf "vscsi = [ 'naa.5001405012345678:2,0:0:2:0' ]\n" > "$work/apply.cfg"
 status=0
 
 # ABI check: the header declares exactly the functions the library exports.
-grep -o '\bvscsi_[a-z_]*(' "$top/c/include/govscsi.h" | tr -d '(' | sort -u > "$work/declared"
+grep -v '^typedef' "$top/c/include/govscsi.h" | grep -o '\bvscsi_[a-z_]*(' | tr -d '(' | sort -u > "$work/declared"
 for lib in "$build/libgovscsi.so" "$work/libfake/libgovscsi.so.0"; do
 	nm -D --defined-only "$lib" | awk '$3 ~ /^vscsi_/ { print $3 }' | sort -u > "$work/exported"
 	if ! diff -u "$work/declared" "$work/exported"; then
@@ -107,6 +110,21 @@ if strings "$build/libgovscsi.so" | grep -q 'GOVSCSI_FAKEXEN_GUESTS'; then
 	status=1
 fi
 
+# run_test NAME PROGRAM GUESTS: run one test program; it must print PASS.
+run_test() {
+	echo "== $1"
+	if GOVSCSI_FAKEXEN_GUESTS=$3 "$2" "$work/apply.cfg" > "$work/out" 2>&1 && grep -q '^PASS$' "$work/out"; then
+		cat "$work/out"
+	else
+		cat "$work/out"
+		for f in peer.err peer6.err; do
+			[ -s "$work/$f" ] && { echo "-- $f"; tail -20 "$work/$f"; }
+		done
+		echo "run.sh: $1 failed" >&2
+		status=1
+	fi
+}
+
 # Compile with the flags build/govscsi.pc gives, so the .pc is tested too.
 pcflags=$(PKG_CONFIG_PATH="$build" pkg-config --cflags --libs govscsi)
 for src in "$top"/c/tests/*.c; do
@@ -117,18 +135,21 @@ for src in "$top"/c/tests/*.c; do
 	test_backend) libdir=$work/libfake guests=6 ;;
 	esac
 	# shellcheck disable=SC2086 # pkg-config output is a list of flags
-	"$CC" -Wall -Wextra -Werror -o "$work/$name" "$src" $pcflags -Wl,-rpath,"$libdir"
-	echo "== $name"
-	if GOVSCSI_FAKEXEN_GUESTS=$guests "$work/$name" "$work/apply.cfg" > "$work/$name.out" 2>&1 && grep -q '^PASS$' "$work/$name.out"; then
-		cat "$work/$name.out"
-	else
-		cat "$work/$name.out"
-		for f in peer.err peer6.err; do
-			[ -s "$work/$f" ] && { echo "-- $f"; tail -20 "$work/$f"; }
-		done
-		echo "run.sh: $name failed" >&2
-		status=1
-	fi
+	"$CC" -Wall -Wextra -Werror -pthread -o "$work/$name" "$src" $pcflags -Wl,-rpath,"$libdir"
+	run_test "$name" "$work/$name" "$guests"
+	case $name in
+	test_async)
+		# Again under AddressSanitizer + LeakSanitizer: a C string or
+		# go-pointer entry the library does not free, or a bad access
+		# through what it hands to C, fails the run. (Go's own memory is
+		# not malloc'ed, so LeakSanitizer sees only the C side.)
+		# shellcheck disable=SC2086
+		"$CC" -Wall -Wextra -Werror -pthread -fsanitize=address -fno-omit-frame-pointer -g \
+			-o "$work/$name.asan" "$src" $pcflags -Wl,-rpath,"$libdir"
+		ASAN_OPTIONS=detect_leaks=1:handle_segv=0:allow_user_segv_handler=1:exitcode=23 \
+			run_test "$name (ASan)" "$work/$name.asan" "$guests"
+		;;
+	esac
 done
 
 # The library left no connection open on the server: only the peer's two.
