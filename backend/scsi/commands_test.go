@@ -92,7 +92,7 @@ func (s *blockingStore) ReadAt(p []byte, off int64) (int, error) {
 func TestCompareAndWriteIsAtomicAcrossNexuses(t *testing.T) {
 	r, _ := store.NewRAM(1<<20, store.RAMOptions{})
 	bs := &blockingStore{Store: r, off: 7 * 512, entered: make(chan struct{}), release: make(chan struct{})}
-	unit := NewLogicalUnit()
+	unit := newUnit(t)
 	n1 := NewDisk(bs, DiskOptions{Unit: unit, WriteCache: true})
 	n2 := NewDisk(r, DiskOptions{Unit: unit, WriteCache: true})
 	a, b := bytes.Repeat([]byte{0xA}, 512), bytes.Repeat([]byte{0xB}, 512)
@@ -133,7 +133,7 @@ func TestCompareAndWriteIsAtomicAcrossNexuses(t *testing.T) {
 // read + COMPARE AND WRITE, retrying on miscompare; no increment is lost.
 func TestCompareAndWriteCounter(t *testing.T) {
 	r, _ := store.NewRAM(1<<20, store.RAMOptions{})
-	unit := NewLogicalUnit()
+	unit := newUnit(t)
 	const nexuses, each = 4, 200
 	var wg sync.WaitGroup
 	for i := 0; i < nexuses; i++ {

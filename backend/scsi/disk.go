@@ -75,6 +75,13 @@ type DiskOptions struct {
 	// same backing share one (lunconf.Units hands it out). Nil gives the
 	// disk a logical unit of its own.
 	Unit *LogicalUnit
+	// Initiator names the I_T nexus's initiator port: persistent
+	// reservations are registered by it, so it should stay the same for
+	// the same guest vhost across backend restarts and guest reboots
+	// (backend/server uses the domain's UUID and the vhost). Disks of one
+	// unit with equal names are one nexus. Empty: a name of this disk's
+	// own.
+	Initiator string
 }
 
 // Validate reports the first problem with opts for a disk over st.
@@ -163,6 +170,7 @@ type Disk struct {
 	naa       uint64
 	ops       [256]opEntry
 	lu        *LogicalUnit
+	initiator string
 	capacity  atomic.Uint64 // logical blocks
 	wce       atomic.Bool
 	uaPending atomic.Bool
@@ -191,9 +199,13 @@ func NewDisk(st Store, opts DiskOptions) LUN {
 }
 
 func newDisk(st Store, opts DiskOptions) *Disk {
-	d := &Disk{st: st, ro: opts.ReadOnly, rotating: opts.Rotational, wceDef: opts.WriteCache, lun: opts.LUN, peers: opts.ReportLUNs, lu: opts.Unit}
+	d := &Disk{st: st, ro: opts.ReadOnly, rotating: opts.Rotational, wceDef: opts.WriteCache, lun: opts.LUN, peers: opts.ReportLUNs, lu: opts.Unit,
+		initiator: opts.Initiator}
 	if d.lu == nil {
-		d.lu = NewLogicalUnit()
+		d.lu, _ = NewLogicalUnit(LogicalUnitOptions{}) // no PRStore: cannot fail
+	}
+	if d.initiator == "" {
+		d.initiator = nexusName(d)
 	}
 	lbs := opts.LogicalBlockSize
 	slbs := st.LogicalBlockSize()
@@ -236,13 +248,8 @@ func newDisk(st Store, opts DiskOptions) *Disk {
 	d.capacity.Store(uint64(st.Size()) / uint64(d.lbs))
 	d.wce.Store(opts.WriteCache)
 
-	h := fnv.New64a()
-	h.Write([]byte("govscsi\x00" + opts.ID))
-	sum := h.Sum64()
-	d.naa = opts.NAA
-	if d.naa == 0 || (d.naa>>60 != 2 && d.naa>>60 != 3 && d.naa>>60 != 5) {
-		d.naa = 3<<60 | sum&(1<<60-1) // NAA 3: locally assigned
-	}
+	sum := idHash(opts.ID)
+	d.naa = opts.naa()
 	d.serial = sanitize(opts.Serial, 64, "")
 	if d.serial == "" {
 		d.serial = fmt.Sprintf("%016x", sum)
@@ -251,8 +258,29 @@ func newDisk(st Store, opts DiskOptions) *Disk {
 	padCopy(d.product[:], sanitize(opts.Product, 16, "VIRTUAL-DISK"))
 	padCopy(d.revision[:], sanitize(opts.Revision, 4, "0001"))
 	d.buildOps()
+	d.lu.attach(d)
 	return d
 }
+
+func idHash(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte("govscsi\x00" + id))
+	return h.Sum64()
+}
+
+// naa is the disk's 64-bit NAA designator (VPD 0x83): NAA, or a locally
+// assigned (NAA 3) name derived from ID.
+func (o DiskOptions) naa() uint64 {
+	if o.NAA != 0 && (o.NAA>>60 == 2 || o.NAA>>60 == 3 || o.NAA>>60 == 5) {
+		return o.NAA
+	}
+	return 3<<60 | idHash(o.ID)&(1<<60-1)
+}
+
+// DeviceName is the logical unit's name as a guest sees it ("naa." and the
+// NAA designator in hex, as in /dev/disk/by-id/wwn-0x...): the name its
+// reservation state is kept under (backend/prstore).
+func (o DiskOptions) DeviceName() string { return fmt.Sprintf("naa.%016x", o.naa()) }
 
 // sanitize keeps printable ASCII, truncates to max and falls back to def.
 func sanitize(s string, max int, def string) string {
@@ -300,16 +328,29 @@ func (d *Disk) NotifyCapacityChanged() error {
 	return nil
 }
 
-// Reset implements TaskManagement: mode parameters go back to their
-// defaults and the next command gets BUS DEVICE RESET FUNCTION OCCURRED.
-// Store I/O is synchronous and not interruptible, so commands already
-// running complete normally.
+// Reset implements TaskManagement, a logical unit reset: mode parameters
+// go back to their defaults, an SPC-2 reservation is released, and the
+// next command of every nexus of the unit gets BUS DEVICE RESET FUNCTION
+// OCCURRED. Persistent reservations stay (SPC-4 5.13.1). Store I/O is
+// synchronous and not interruptible, so commands already running complete
+// normally.
 func (d *Disk) Reset() error {
-	d.wce.Store(d.wceDef)
-	d.uaMu.Lock()
-	d.uaQueue = d.uaQueue[:0] // a reset supersedes older attentions
-	d.uaMu.Unlock()
-	d.raiseUA(uaReset)
+	u := d.lu
+	u.mu.Lock()
+	u.prMu.Lock()
+	if u.pr.spc2 != "" {
+		u.pr.spc2 = ""
+		u.publish()
+	}
+	for n := range u.disks {
+		n.wce.Store(n.wceDef)
+		n.uaMu.Lock()
+		n.uaQueue = n.uaQueue[:0] // a reset supersedes older attentions
+		n.uaMu.Unlock()
+		n.raiseUA(uaReset)
+	}
+	u.prMu.Unlock()
+	u.mu.Unlock()
 	return nil
 }
 
@@ -319,8 +360,12 @@ func (d *Disk) Reset() error {
 // command when Execute returns.
 func (d *Disk) Abort(tag uint64) bool { return false }
 
-// Close closes the store.
-func (d *Disk) Close() error { return d.st.Close() }
+// Close ends the nexus (its SPC-2 reservation with it) and closes the
+// store.
+func (d *Disk) Close() error {
+	d.lu.detachDisk(d)
+	return d.st.Close()
+}
 
 func (d *Disk) raiseUA(c check) {
 	d.uaMu.Lock()
@@ -386,18 +431,28 @@ func (d *Disk) Execute(cmd *Command, res *Result) {
 	switch e.lock {
 	case lockShared:
 		d.lu.mu.RLock()
-		e.fn(d, cdb, cmd, res).apply(res)
+		d.run(e, cdb, cmd, res)
 		d.lu.mu.RUnlock()
 	case lockExclusive:
 		d.lu.mu.Lock()
-		e.fn(d, cdb, cmd, res).apply(res)
+		d.run(e, cdb, cmd, res)
 		d.lu.mu.Unlock()
 	default:
-		e.fn(d, cdb, cmd, res).apply(res)
+		d.run(e, cdb, cmd, res)
 	}
 	if res.DataLen > len(cmd.Data) { // cannot happen; belt and braces for the datapath
 		res.DataLen = len(cmd.Data)
 	}
+}
+
+// run checks the command against the unit's reservations and runs it.
+// Without a reservation the check is one atomic load.
+func (d *Disk) run(e *opEntry, cdb []byte, cmd *Command, res *Result) {
+	if v := d.lu.resv.Load(); v != nil && v.conflict(d.initiator, d.accessOf(e, cdb), e.spc2OK) {
+		reservationConflict.apply(res)
+		return
+	}
+	e.fn(d, cdb, cmd, res).apply(res)
 }
 
 // Null is a LUN that completes every command GOOD without moving data: the

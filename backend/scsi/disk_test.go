@@ -19,8 +19,8 @@ var be16, be32, be64 = binary.BigEndian.Uint16, binary.BigEndian.Uint32, binary.
 
 func TestUnsupportedOpcodesAreRejectedCleanly(t *testing.T) {
 	d, _ := newRAMDisk(t, 1<<20, store.RAMOptions{}, DiskOptions{})
-	for _, op := range []byte{0x04 /*FORMAT UNIT*/, OpReserve6, OpRelease6, 0x56, 0x57, OpPersistentResIn, OpPersistentResOut,
-		OpWriteBuffer, 0x3C, 0xC0, 0xFF, 0x7F, OpUnmap /* no discard on this disk */} {
+	for _, op := range []byte{0x04 /*FORMAT UNIT*/, OpWriteBuffer, 0x3C, 0x83 /* EXTENDED COPY */, 0xC0, 0xFF, 0x7F,
+		OpUnmap /* no discard on this disk */} {
 		cdb := make([]byte, 16)
 		cdb[0] = op
 		res := run(t, d, DirFromDevice, make([]byte, 512), cdb...)
@@ -872,8 +872,12 @@ func TestReportSupportedOpcodes(t *testing.T) {
 			t.Fatalf("SERVICE ACTION IN 0x13 reported as supported: % x", b)
 		}
 		b, _ = one(1, OpPersistentResIn, 0)
+		if b[1]&7 != 3 || be16(b[2:]) != 10 || b[4] != OpPersistentResIn {
+			t.Fatalf("PR IN not reported as supported: % x", b)
+		}
+		b, _ = one(1, 0x83, 0)
 		if b[1]&7 != 1 || len(b) != 4 {
-			t.Fatalf("PR IN reported as supported: % x", b)
+			t.Fatalf("EXTENDED COPY reported as supported: % x", b)
 		}
 		b, _ = one(3, OpRead10, 0)
 		if b[1]&7 != 3 {

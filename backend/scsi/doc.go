@@ -32,10 +32,16 @@
 //     configured LUN numbers; allocation lengths below 16 are refused.
 //   - Unit attentions: LUN reset (29/03) and capacity change (2A/09), not at
 //     power-on; INQUIRY, REPORT LUNS and REQUEST SENSE are exempt.
-//   - PERSISTENT RESERVE, RESERVE/RELEASE, WRITE BUFFER, FORMAT UNIT,
-//     EXTENDED COPY and all vendor-specific opcodes are unsupported
-//     (05/20/00). docs/backend.md §9 has the command set and every
-//     difference from LIO kept on purpose.
+//   - WRITE BUFFER, FORMAT UNIT, EXTENDED COPY and all vendor-specific
+//     opcodes are unsupported (05/20/00). docs/backend.md §9 has the
+//     command set and every difference from LIO kept on purpose.
+//   - Persistent reservations (pr.go, SPC-4 5.13) and SPC-2 RESERVE/
+//     RELEASE live in the LogicalUnit that every Disk over one backing
+//     shares; each Disk is an I_T nexus named by DiskOptions.Initiator.
+//     PERSISTENT RESERVE OUT and RESERVE/RELEASE hold the unit
+//     exclusively, so a PREEMPT AND ABORT completes only after every
+//     write past its reservation check has finished. The state goes to
+//     a PRStore (backend/prstore) before it takes effect.
 //   - COMPARE AND WRITE holds the LogicalUnit's lock exclusively, medium
 //     writes hold it shared: the compare and the write are atomic against
 //     every writer of the logical unit, whichever nexus (guest) it is.

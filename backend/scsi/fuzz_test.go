@@ -1,6 +1,7 @@
 package scsi
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/govscsi/govscsi/backend/store"
@@ -129,4 +130,68 @@ func TestReadWritePathAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { d.Execute(w, &res); d.Execute(rd, &res) }); n != 0 {
 		t.Fatalf("READ/WRITE(10) allocate %v times per command pair", n)
 	}
+}
+
+// FuzzPersistentReserve drives the reservation commands' CDB and
+// parameter list parsers from three nexuses of one unit with arbitrary
+// bytes: every answer is a valid Result, and after every command the
+// unit's state is one a unit could be created from (every rule of
+// stateFrom holds) and is what was saved.
+func FuzzPersistentReserve(f *testing.F) {
+	reg := func(n byte, key, sa uint64, flags byte) []byte {
+		return append([]byte{n, OpPersistentResOut, proRegister, 0, 24}, prOutParams(key, sa, flags)...)
+	}
+	f.Add(append(reg(0, 0, 0xA, 1), reg(1, 0, 0xB, 0)...))
+	f.Add(append(append(reg(0, 0, 0xA, 0), 0, OpPersistentResOut, proReserve, prWriteExclusive, 24), prOutParams(0xA, 0, 0)...))
+	f.Add(append(append(reg(1, 0, 0xB, 4), 1, OpPersistentResOut, proPreemptAbort, prExclusiveAccessAll, 24), prOutParams(0xB, 0, 0)...))
+	f.Add([]byte{2, OpPersistentResIn, 3, 0, 255, 0, OpReserve6, 0, 0, 0, 1, OpRelease10, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, prog []byte) {
+		r, err := store.NewRAM(64*512, store.RAMOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr := &memPR{}
+		unit, err := NewLogicalUnit(LogicalUnitOptions{PR: pr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var disks [3]*Disk
+		for i := range disks {
+			disks[i] = newDisk(keepOpen{r}, DiskOptions{Unit: unit, Initiator: string(rune('A' + i))})
+		}
+		// program: nexus, opcode, b1, b2, plen/alloc, then plen bytes of data
+		for len(prog) >= 5 && len(prog) < 4096 {
+			n, op, b1, b2, l := int(prog[0]%3), prog[1], prog[2], prog[3], int(prog[4])
+			prog = prog[5:]
+			var cmd Command
+			switch op % 6 {
+			case 0, 1:
+				data := prog[:min(l, len(prog))]
+				prog = prog[len(data):]
+				cmd = Command{CDB: prOutCDB(b1, b2, uint32(l)), Dir: DirToDevice, Data: append([]byte(nil), data...)}
+			case 2:
+				cmd = Command{CDB: []byte{OpPersistentResIn, b1, 0, 0, 0, 0, 0, 0, byte(l), 0}, Dir: DirFromDevice, Data: make([]byte, l)}
+			case 3:
+				cmd = Command{CDB: []byte{[]byte{OpReserve6, OpRelease6}[b1&1], b2, 0, 0, 0, 0}}
+			case 4:
+				cmd = Command{CDB: []byte{[]byte{OpReserve10, OpRelease10}[b1&1], b2, 0, 0, 0, 0, 0, 0, 0, 0}}
+			case 5:
+				if b1&1 == 0 {
+					disks[n].Reset()
+					continue
+				}
+				cmd = Command{CDB: cdb10(OpWrite10, 0, uint32(b2%64), 1), Dir: DirToDevice, Data: make([]byte, 512)}
+			}
+			var res Result
+			disks[n].Execute(&cmd, &res)
+			checkInvariants(t, cmd.CDB, cmd.Data, &res)
+			st := unit.State()
+			if _, err := stateFrom(st); err != nil {
+				t.Fatalf("after % x from %d: the unit's state breaks a rule: %v (%+v)", cmd.CDB, n, err, st)
+			}
+			if pr.ok && !reflect.DeepEqual(st, pr.st) {
+				t.Fatalf("saved %+v, unit %+v", pr.st, st)
+			}
+		}
+	})
 }

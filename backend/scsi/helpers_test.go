@@ -52,6 +52,10 @@ func checkInvariants(t testing.TB, cdb, data []byte, res *Result) {
 		if res.DataLen != 0 {
 			t.Fatalf("cdb % x: CHECK CONDITION with DataLen %d", cdb, res.DataLen)
 		}
+	case StatusReservationConflict:
+		if res.Sense != nil || res.DataLen != 0 {
+			t.Fatalf("cdb % x: RESERVATION CONFLICT with sense % x and %d bytes", cdb, res.Sense, res.DataLen)
+		}
 	default:
 		t.Fatalf("cdb % x: unexpected status %#x", cdb, res.Status)
 	}
@@ -204,3 +208,13 @@ func (h *hookStore) Sync() error {
 }
 
 var errSyncFails = errors.New("sync fails")
+
+// newUnit is a logical unit without saved state.
+func newUnit(t testing.TB) *LogicalUnit {
+	t.Helper()
+	u, err := NewLogicalUnit(LogicalUnitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

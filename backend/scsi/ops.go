@@ -64,13 +64,17 @@ const (
 	// conflict with any reservation held by another nexus, except that
 	// registrants pass Registrants Only and All Registrants types.
 	accWrite access = iota
-	// accRead commands read the medium: they also pass Write Exclusive.
+	// accRead commands read the medium or the unit's parameters (MODE
+	// SENSE, REPORT SUPPORTED OPERATION CODES): they also pass Write
+	// Exclusive.
 	accRead
-	// accInfo commands (MODE SENSE, REPORT SUPPORTED OPERATION CODES)
-	// pass Write Exclusive, and Exclusive Access for registrants.
-	accInfo
 	// accAlways commands pass every persistent reservation.
 	accAlways
+	// accPR: PERSISTENT RESERVE IN/OUT follow their own rules; they only
+	// conflict with another nexus's SPC-2 reservation.
+	accPR
+	// accSPC2: RESERVE/RELEASE(6/10) decide everything themselves.
+	accSPC2
 )
 
 type saEntry struct {
@@ -127,8 +131,8 @@ func (d *Disk) buildOps() {
 	set(OpRezeroUnit, "REZERO UNIT", accRead, spcTestUnitReady, 0, 0, 0, 0, 0, ctl)
 	set(OpRequestSense, "REQUEST SENSE", accAlways, spcRequestSense, 0, 0x01, 0, 0, 0xFF, ctl)
 	set(OpInquiry, "INQUIRY", accAlways, spcInquiry, 0, 0x03, 0xFF, 0xFF, 0xFF, ctl)
-	set(OpModeSense6, "MODE SENSE(6)", accInfo, spcModeSense, 0, 0x08, 0xFF, 0xFF, 0xFF, ctl)
-	set(OpModeSense10, "MODE SENSE(10)", accInfo, spcModeSense, 0, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, ctl)
+	set(OpModeSense6, "MODE SENSE(6)", accRead, spcModeSense, 0, 0x08, 0xFF, 0xFF, 0xFF, ctl)
+	set(OpModeSense10, "MODE SENSE(10)", accRead, spcModeSense, 0, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, ctl)
 	set(OpModeSelect6, "MODE SELECT(6)", accWrite, spcModeSelect, 0, 0x11, 0, 0, 0xFF, ctl)
 	set(OpModeSelect10, "MODE SELECT(10)", accWrite, spcModeSelect, 0, 0x11, 0, 0, 0, 0, 0, 0xFF, 0xFF, ctl)
 	set(OpLogSense, "LOG SENSE", accAlways, spcLogSense, 0, 0x03, 0xFF, 0xFF, 0, 0xFF, 0xFF, 0xFF, 0xFF, ctl)
@@ -147,6 +151,12 @@ func (d *Disk) buildOps() {
 	set(OpPreFetch16, "PRE-FETCH(16)", accRead, sbcPreFetch, 0, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, ctl)
 	set(OpSyncCache10, "SYNCHRONIZE CACHE(10)", accWrite, sbcSyncCache, 0, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, ctl)
 	set(OpSyncCache16, "SYNCHRONIZE CACHE(16)", accWrite, sbcSyncCache, 0, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, ctl)
+	set(OpPersistentResIn, "PERSISTENT RESERVE IN", accPR, spcPersistentReserveIn, 0, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, ctl)
+	set(OpPersistentResOut, "PERSISTENT RESERVE OUT", accPR, spcPersistentReserveOut, 0, 0x1F, 0xFF, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, ctl)
+	set(OpReserve6, "RESERVE(6)", accSPC2, spcReserve, 0, 0, 0, 0, 0, ctl)
+	set(OpRelease6, "RELEASE(6)", accSPC2, spcRelease, 0, 0, 0, 0, 0, ctl)
+	set(OpReserve10, "RESERVE(10)", accSPC2, spcReserve, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, ctl)
+	set(OpRelease10, "RELEASE(10)", accSPC2, spcRelease, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, ctl)
 	if !d.ro {
 		set(OpWrite6, "WRITE(6)", accWrite, sbcReadWrite, 0, 0x1F, 0xFF, 0xFF, 0xFF, ctl)
 		set(OpWrite10, "WRITE(10)", accWrite, sbcReadWrite, 0, rw, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0xFF, 0xFF, ctl)
@@ -183,6 +193,9 @@ func (d *Disk) buildOps() {
 	for _, op := range []byte{OpInquiry, OpReportLUNs, OpRequestSense} {
 		d.ops[op].noUA = true
 	}
+	for _, op := range []byte{OpPersistentResOut, OpReserve6, OpRelease6, OpReserve10, OpRelease10} {
+		d.ops[op].lock = lockExclusive
+	}
 	for _, op := range []byte{OpInquiry, OpReportLUNs, OpRequestSense, OpRelease6, OpRelease10, OpReserve6, OpReserve10} {
 		d.ops[op].spc2OK = true // RESERVE answers the conflict itself
 	}
@@ -195,9 +208,29 @@ func (d *Disk) buildOps() {
 	d.ops[OpMaintenanceIn] = opEntry{name: "MAINTENANCE IN", cdbLen: 12, fn: serviceAction, sas: []saEntry{
 		{sa: SAReportTargetPGs, name: "REPORT TARGET PORT GROUPS", fn: spcReportTargetPortGroups, acc: accAlways,
 			usage: []byte{OpMaintenanceIn, 0xE0 | SAReportTargetPGs, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, ctl}},
-		{sa: SAReportSupportedOps, name: "REPORT SUPPORTED OPERATION CODES", fn: spcReportSupportedOps, acc: accInfo,
+		{sa: SAReportSupportedOps, name: "REPORT SUPPORTED OPERATION CODES", fn: spcReportSupportedOps, acc: accRead,
 			usage: []byte{OpMaintenanceIn, SAReportSupportedOps, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, ctl}},
 	}}
+}
+
+// accessOf is the reservation access class of cdb (len >= 1, an opcode
+// of the table). START STOP UNIT with START=1 and no power condition is
+// allowed through every reservation (SBC-3 table 13); other forms stop
+// the unit for everybody and conflict.
+func (d *Disk) accessOf(e *opEntry, cdb []byte) (acc access) {
+	if e.sas != nil {
+		sa := uint16(cdb[1] & 0x1F)
+		for i := range e.sas {
+			if e.sas[i].sa == sa {
+				return e.sas[i].acc
+			}
+		}
+		return accAlways // an unknown service action fails in its handler
+	}
+	if cdb[0] == OpStartStopUnit && cdb[4]&0xF3 == 0x01 {
+		return accAlways
+	}
+	return e.acc
 }
 
 // cdbLength is the CDB length implied by the opcode's group code.

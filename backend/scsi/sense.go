@@ -35,6 +35,7 @@ const FixedSenseLen = 18
 // the good path allocates nothing.
 type check struct {
 	failed    bool
+	conflict  bool // RESERVATION CONFLICT status instead of CHECK CONDITION
 	key       uint8
 	asc, ascq uint8
 	infoValid bool
@@ -140,6 +141,10 @@ func (c check) sense() []byte {
 // CONDITION with sense and drops any data count.
 func (c check) apply(res *Result) {
 	if !c.failed {
+		return
+	}
+	if c.conflict {
+		res.Status, res.Sense, res.DataLen = StatusReservationConflict, nil, 0
 		return
 	}
 	res.Status = StatusCheckCondition
