@@ -133,6 +133,13 @@ type Options struct {
 	// MaxTransferBytes is the datapath's segment limit * 4096 (0: the
 	// scsi package's default).
 	MaxTransferBytes int
+	// Units shares the logical unit of a backing among its attachments
+	// and keeps reservation state (one Units per daemon); nil: every disk
+	// is a logical unit of its own with reservations in memory.
+	Units *Units
+	// Initiator names the attachment's I_T nexus (scsi.DiskOptions.
+	// Initiator): stable for the same guest vhost.
+	Initiator string
 	// StatePath, when set, is a file the LUN may keep its state in, on
 	// tmpfs: a ram: disk lives there (store.OpenRAMFile), so a restarted
 	// backend finds its contents again. The caller deletes the file when
@@ -171,7 +178,17 @@ func (p Policy) OpenSpec(s Spec, o Options) (Opened, error) {
 		return Opened{}, err
 	}
 	disk := scsi.DiskOptions{ID: o.ID, LUN: o.LUN, ReportLUNs: o.ReportLUNs, ReadOnly: s.ReadOnly,
-		MaxTransferBytes: o.MaxTransferBytes, WriteCache: true}
+		MaxTransferBytes: o.MaxTransferBytes, WriteCache: true, Initiator: o.Initiator}
+	// newDisk puts the disk into its logical unit and opens it.
+	newDisk := func(st store.Store, backing string) (scsi.LUN, error) {
+		if o.Units != nil {
+			if err := o.Units.attach(&disk, st, backing); err != nil {
+				st.Close()
+				return nil, err
+			}
+		}
+		return scsi.NewDisk(st, disk), nil
+	}
 	if s.Kind == KindRAM {
 		var st *store.RAM
 		var err error
@@ -187,7 +204,11 @@ func (p Policy) OpenSpec(s Spec, o Options) (Opened, error) {
 			return Opened{}, err
 		}
 		disk.Discard = true
-		return Opened{LUN: scsi.NewDisk(st, disk), Inline: true, Kind: KindRAM, Restored: restored}, nil
+		lun, err := newDisk(st, s.String())
+		if err != nil {
+			return Opened{}, err
+		}
+		return Opened{LUN: lun, Inline: true, Kind: KindRAM, Restored: restored}, nil
 	}
 
 	pf, err := p.lookup(s.Path)
@@ -247,7 +268,11 @@ func (p Policy) OpenSpec(s Spec, o Options) (Opened, error) {
 			st.Close()
 			return Opened{}, err
 		}
-		return Opened{LUN: scsi.NewDisk(st, disk), Kind: KindFile, Path: real}, nil
+		lun, err := newDisk(st, s.String()+" ("+real+")")
+		if err != nil {
+			return Opened{}, err
+		}
+		return Opened{LUN: lun, Kind: KindFile, Path: real}, nil
 	case KindBlock:
 		if s.Raw {
 			return Opened{}, fmt.Errorf("lunconf: option raw needs sg pass-through, not a block disk")
@@ -272,7 +297,11 @@ func (p Policy) OpenSpec(s Spec, o Options) (Opened, error) {
 				return Opened{}, err2
 			}
 		}
-		return Opened{LUN: scsi.NewDisk(st, disk), Kind: KindBlock, Path: real}, nil
+		lun, err := newDisk(st, s.String()+" ("+real+")")
+		if err != nil {
+			return Opened{}, err
+		}
+		return Opened{LUN: lun, Kind: KindBlock, Path: real}, nil
 	case KindSG:
 		if s.Direct {
 			return Opened{}, fmt.Errorf("lunconf: option direct is for emulated block disks, not pass-through")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/govscsi/govscsi/backend/lunconf"
+	"github.com/govscsi/govscsi/backend/prstore"
 	"github.com/govscsi/govscsi/backend/stats"
 	"github.com/govscsi/govscsi/backend/xenbus"
 	"github.com/govscsi/govscsi/cfgparse"
@@ -49,6 +51,20 @@ type Config struct {
 	// Workers per vhost for non-inline LUNs (default 16).
 	Workers  int      `yaml:"workers"`
 	Timeouts Timeouts `yaml:"timeouts"`
+	// Reservations says where the persistent reservation state of the
+	// emulated logical units is kept (docs/backend.md §9.2).
+	Reservations Reservations `yaml:"reservations"`
+}
+
+// Reservations are the directories of backend/prstore.
+type Reservations struct {
+	// StateDir keeps every unit's state for the next process of a
+	// handover or restart (tmpfs; default prstore.DefaultRunDir).
+	StateDir string `yaml:"state_dir"`
+	// APTPLDir keeps the state of units whose initiator asked for APTPL
+	// (persist through power loss) across reboots (default
+	// prstore.DefaultAPTPLDir).
+	APTPLDir string `yaml:"aptpl_dir"`
 }
 
 // Timeouts are Go durations ("5s", "500ms").
@@ -193,6 +209,17 @@ func (c *Config) fill() error {
 	}
 	if _, err := c.maxRAM(); err != nil {
 		return err
+	}
+	if c.Reservations.StateDir == "" {
+		c.Reservations.StateDir = prstore.DefaultRunDir
+	}
+	if c.Reservations.APTPLDir == "" {
+		c.Reservations.APTPLDir = prstore.DefaultAPTPLDir
+	}
+	for key, d := range map[string]string{"state_dir": c.Reservations.StateDir, "aptpl_dir": c.Reservations.APTPLDir} {
+		if !filepath.IsAbs(d) || filepath.Clean(d) != d || d == "/" {
+			return fmt.Errorf("config: reservations.%s %q: want a clean absolute directory other than /", key, d)
+		}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/govscsi/govscsi/backend/datapath"
 	"github.com/govscsi/govscsi/backend/lunconf"
+	"github.com/govscsi/govscsi/backend/prstore"
 	"github.com/govscsi/govscsi/backend/safeopen"
 	"github.com/govscsi/govscsi/backend/stats"
 	"github.com/govscsi/govscsi/backend/xenbus"
@@ -67,9 +68,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if maxSegs == 0 {
 		maxSegs = datapath.DefaultMaxSegments
 	}
+	dirs := prstore.Dirs{Run: cfg.Reservations.StateDir, APTPL: cfg.Reservations.APTPLDir, Log: s.log.Named("reservations")}
+	units := &lunconf.Units{PR: dirs.For}
 	open := func(req xenbus.LUNRequest) (datapath.Entry, error) {
 		ctl := fmt.Sprintf("%d:%d:%d", req.Addr.Channel, req.Addr.Target, req.Addr.LUN)
 		o, err := policy.Open(req.Pdev, lunconf.Options{
+			Units:            units,
+			Initiator:        s.initiator(req),
 			ID:               diskID(req),
 			LUN:              uint64(req.Addr.LUN),
 			ReportLUNs:       req.ReportLUNs,
@@ -108,6 +113,37 @@ func diskID(req xenbus.LUNRequest) string {
 		return fmt.Sprintf("%s@%d/%s/%s", req.Pdev, req.Domid, req.Vhost, req.Dev)
 	}
 	return req.Pdev
+}
+
+// initiator names a vhost's I_T nexus for persistent reservations: the
+// guest's UUID (/local/domain/<domid>/vm is "/vm/<uuid>", written by
+// libxl) and the vhost, so a guest finds its registrations again after a
+// reboot (a new domid), a migration back, or a backend restart. Without a
+// readable UUID (other toolstacks, tests) the domid stands in.
+func (s *Server) initiator(req xenbus.LUNRequest) string {
+	vm, err := s.deps.Store.Read(xenif.NoTx, fmt.Sprintf("/local/domain/%d/vm", req.Domid))
+	if uuid, ok := strings.CutPrefix(strings.TrimSpace(vm), "/vm/"); err == nil && ok && validUUID(uuid) {
+		return "vm:" + uuid + "/vhost:" + req.Vhost
+	}
+	return fmt.Sprintf("dom:%d/vhost:%s", req.Domid, req.Vhost)
+}
+
+// validUUID accepts the 8-4-4-4-12 hex form libxl writes.
+func validUUID(u string) bool {
+	if len(u) != 36 {
+		return false
+	}
+	for i, c := range u {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'):
+			return false
+		}
+	}
+	return true
 }
 
 // Domid is the backend domain served.

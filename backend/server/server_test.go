@@ -58,6 +58,9 @@ timeouts:
 		c.Timeouts.SGCommand != time.Minute || c.Policy().MaxRAM != 1<<30 || c.MaxSegments != 256 {
 		t.Errorf("parsed: %+v", c)
 	}
+	if c, _ := ParseConfig(nil); c.Reservations.StateDir != "/run/govscsi/pr" || c.Reservations.APTPLDir != "/var/lib/govscsi/pr" {
+		t.Errorf("reservation directories: %+v", c.Reservations)
+	}
 	if p, _ := ParseConfig([]byte("max_ram: \"0\"")); p.Policy().MaxRAM != -1 {
 		t.Errorf("max_ram 0 does not disable RAM disks")
 	}
@@ -87,6 +90,10 @@ timeouts:
 		{"backend_type: a/b", "backend_type"},
 		{"backend_type: VSCSI", "backend_type"},
 		{"stats_socket: /" + strings.Repeat("s", 120), "stats_socket"},
+		{"reservations: {state_dir: run/pr}", "reservations.state_dir"},
+		{"reservations: {aptpl_dir: /var/lib/../pr}", "reservations.aptpl_dir"},
+		{"reservations: {aptpl_dir: /}", "reservations.aptpl_dir"},
+		{"reservations: {keep: yes}", "reservations.keep"},
 	} {
 		_, err := ParseConfig([]byte(c.yaml))
 		if err == nil || !strings.Contains(err.Error(), c.word) {
@@ -124,6 +131,34 @@ func FuzzConfigDaemonAgrees(f *testing.F) {
 			t.Fatalf("ParseConfig accepts %q, the daemon refuses it: %v", text, err)
 		}
 	})
+}
+
+// TestInitiatorNames: a vhost's I_T nexus is named by its guest's UUID
+// (stable across reboots and restarts), or by the domid without one.
+func TestInitiatorNames(t *testing.T) {
+	srv := xsfake.StartT(t)
+	store, err := srv.Connect(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	store.Write(xenif.NoTx, "/local/domain/5/vm", "/vm/5a1f0e2c-7b3d-4c1e-9a8f-0123456789ab")
+	store.Write(xenif.NoTx, "/local/domain/6/vm", "/vm/../etc")
+	s := &Server{deps: Deps{Store: store}}
+	for _, c := range []struct {
+		domid uint32
+		vhost string
+		want  string
+	}{
+		{5, "0", "vm:5a1f0e2c-7b3d-4c1e-9a8f-0123456789ab/vhost:0"},
+		{5, "3", "vm:5a1f0e2c-7b3d-4c1e-9a8f-0123456789ab/vhost:3"},
+		{6, "0", "dom:6/vhost:0"},
+		{7, "1", "dom:7/vhost:1"},
+	} {
+		if got := s.initiator(xenbus.LUNRequest{Domid: c.domid, Vhost: c.vhost}); got != c.want {
+			t.Errorf("domain %d vhost %s: %q, want %q", c.domid, c.vhost, got, c.want)
+		}
+	}
 }
 
 func TestLoadConfig(t *testing.T) {
