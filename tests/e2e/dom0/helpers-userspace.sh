@@ -17,6 +17,7 @@
 #                              agent protocol as guest_start
 #   us_guest_dev VENDOR [NAME] /dev/sdX in the guest whose vendor is VENDOR
 #                              (waits up to 60 s)
+#   us_guest_sg VENDOR [NAME]  /dev/sgN in the guest of the disk whose vendor is VENDOR
 #   us_attach DOM PDEV VDEV    xl-vscsi --flavour userspace scsi-attach
 #   us_detach DOM VDEV         xl-vscsi scsi-detach
 #   us_cleanup                 remove every vscsiu vhost of every guest and stop
@@ -129,6 +130,13 @@ us_guest_devs() {
 	local vendor=$1 name=${2:-$GUEST_NAME}
 	# shellcheck disable=SC2016 # guest-side code
 	GUEST_NAME=$name guest_run 'for b in /sys/block/sd*; do [ -e "$b/device/vendor" ] || continue; v=$(cat "$b/device/vendor"); [ "${v%% *}" = "'"$vendor"'" ] && echo "/dev/${b##*/} $(basename $(readlink -f $b/device))"; done; true'
+}
+
+# us_guest_sg VENDOR [NAME]: the guest's /dev/sgN whose SCSI vendor is VENDOR.
+us_guest_sg() {
+	local vendor=$1 name=${2:-$GUEST_NAME}
+	# shellcheck disable=SC2016 # guest-side code
+	GUEST_NAME=$name guest_run 'for s in /sys/class/scsi_generic/sg*; do v=$(cat $s/device/vendor 2>/dev/null); [ "${v%% *}" = "'"$vendor"'" ] && { echo /dev/${s##*/}; exit 0; }; done; exit 1'
 }
 
 us_attach() {

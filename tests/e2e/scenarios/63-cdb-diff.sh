@@ -35,11 +35,8 @@ out=$(xl-vscsi scsi-attach --flavour kernel --timeout 60s "$g" "$W:0" 1:0:0:0 2>
 	fail "scsi-attach (kernel) $W:0: $out"
 us_guest_dev GOVSCSI >/dev/null || fail "guest shows no GOVSCSI disk"
 us_guest_dev LIO-ORG >/dev/null || fail "guest shows no LIO disk"
-sg_of() { # VENDOR: the guest's /dev/sgN of that vendor's disk
-	guest_run 'for s in /sys/class/scsi_generic/sg*; do v=$(cat $s/device/vendor); [ "${v%% *}" = "'"$1"'" ] && { echo /dev/${s##*/}; exit 0; }; done; exit 1'
-}
-sg_us=$(sg_of GOVSCSI) || fail "no sg node for the GOVSCSI disk"
-sg_k=$(sg_of LIO-ORG) || fail "no sg node for the LIO disk"
+sg_us=$(us_guest_sg GOVSCSI) || fail "no sg node for the GOVSCSI disk"
+sg_k=$(us_guest_sg LIO-ORG) || fail "no sg node for the LIO disk"
 note "ours: $sg_us, LIO: $sg_k"
 out=$(guest_run "sg_readcap -l $sg_us; sg_readcap -l $sg_k") || fail "sg_readcap: $out"
 (($(grep -c 'Device size: 67108864 bytes' <<<"$out") == 2)) || fail "the LUNs are not both 64 MiB: $out"
