@@ -56,6 +56,7 @@ type Device struct {
 	opts      Options
 	timeoutMS uint32
 	allow     *[256]uint8
+	ptype     byte
 	ioctl     ioctlFunc
 	calls     sync.Pool
 }
@@ -100,11 +101,42 @@ func FromFile(f *os.File, opts Options) (*Device, error) {
 		f.Close()
 		return nil, fmt.Errorf("sgio: %s: sg driver version %d lacks the v3 interface", path, ver)
 	}
-	return newDevice(path, f, f.Fd(), opts, sysIoctl), nil
+	d := newDevice(path, f, f.Fd(), opts, sysIoctl, TypeDisk)
+	if err := d.probeType(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
-func newDevice(path string, f *os.File, fd uintptr, opts Options, io ioctlFunc) *Device {
-	d := &Device{path: path, f: f, fd: fd, opts: opts, allow: defaultAllow(), ioctl: io}
+// probeType asks the device what it is (standard INQUIRY) and takes the
+// allow-list of its peripheral device type.
+func (d *Device) probeType() error {
+	buf := make([]byte, 36)
+	var res scsi.Result
+	d.Execute(&scsi.Command{CDB: []byte{scsi.OpInquiry, 0, 0, 0, 36, 0}, Dir: scsi.DirFromDevice, Data: buf}, &res)
+	if res.Status != scsi.StatusGood || res.Host != 0 || res.DataLen < 1 {
+		return fmt.Errorf("sgio: %s: INQUIRY failed (status %#x, host %d, sense % x): cannot tell the device type", d.path, res.Status, res.Host, res.Sense)
+	}
+	if q := buf[0] >> 5; q != 0 {
+		return fmt.Errorf("sgio: %s: peripheral qualifier %d: no device connected at this LUN", d.path, q)
+	}
+	d.setType(buf[0] & 0x1F)
+	return nil
+}
+
+func (d *Device) setType(ptype byte) {
+	d.ptype = ptype
+	d.allow = policyFor(ptype)
+}
+
+// Type is the device's peripheral device type (TypeDisk, TypeTape, ...),
+// whose allow-list filters the guest's CDBs.
+func (d *Device) Type() byte { return d.ptype }
+
+func newDevice(path string, f *os.File, fd uintptr, opts Options, io ioctlFunc, ptype byte) *Device {
+	d := &Device{path: path, f: f, fd: fd, opts: opts, ioctl: io}
+	d.setType(ptype)
 	t := opts.Timeout
 	if t <= 0 {
 		t = DefaultTimeout

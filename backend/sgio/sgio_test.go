@@ -82,7 +82,7 @@ func (f *fakeDev) ioctl(fd uintptr, req uintptr, arg unsafe.Pointer) syscall.Err
 
 func newFake(t *testing.T, opts Options) (*Device, *fakeDev) {
 	f := &fakeDev{t: t}
-	return newDevice("fake", nil, 3, opts, f.ioctl), f
+	return newDevice("fake", nil, 3, opts, f.ioctl, TypeDisk), f
 }
 
 func run(d *Device, dir scsi.Direction, data []byte, cdb ...byte) scsi.Result {
@@ -111,7 +111,7 @@ func TestLayoutIsSane(t *testing.T) {
 }
 
 func TestAllowList(t *testing.T) {
-	tab := defaultAllow()
+	tab := diskPolicy()
 	for _, tc := range []struct {
 		cdb  []byte
 		ro   bool
@@ -400,5 +400,115 @@ func TestRealDevice(t *testing.T) {
 	// Denied without ever reaching the device.
 	if res = run(d, scsi.DirNone, nil, 0x04, 0, 0, 0, 0, 0); res.Status != 2 || res.Sense[12] != 0x20 {
 		t.Fatalf("FORMAT UNIT not refused: %+v", res)
+	}
+}
+
+// TestPolicyPerDeviceType: an opcode means what the device's command set
+// says; each type gets the commands its software sends, and only those.
+func TestPolicyPerDeviceType(t *testing.T) {
+	type c struct {
+		cdb  []byte
+		ro   bool
+		want verdict
+	}
+	cases := map[byte][]c{
+		TypeTape: {
+			{[]byte{0x01, 0, 0, 0, 0, 0}, false, pass},                 // REWIND
+			{[]byte{0x05, 0, 0, 0, 0, 0}, false, pass},                 // READ BLOCK LIMITS
+			{[]byte{0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0}, false, pass},     // READ POSITION
+			{[]byte{0x2B, 0, 0, 0, 0, 0, 0, 0, 0, 0}, false, pass},     // LOCATE(10)
+			{[]byte{0x92, 0}, false, pass},                             // LOCATE(16)
+			{[]byte{0x11, 1, 0, 0, 1, 0}, false, pass},                 // SPACE(6)
+			{[]byte{0x1B, 0, 0, 0, 1, 0}, false, pass},                 // LOAD UNLOAD
+			{[]byte{0x4D, 0, 0x6E, 0, 0, 0, 0, 0, 64, 0}, false, pass}, // LOG SENSE TapeAlert (2Eh)
+			{[]byte{0x15, 0x10, 0, 0, 12, 0}, true, pass},              // MODE SELECT on a read-only tape (block size)
+			{[]byte{0x10, 0, 0, 0, 1, 0}, false, pass},                 // WRITE FILEMARKS(6)
+			{[]byte{0x10, 0, 0, 0, 1, 0}, true, refuseReadOnly},        //
+			{[]byte{0x04, 0, 0, 0, 0, 0}, false, pass},                 // FORMAT MEDIUM
+			{[]byte{0x0A, 1, 0, 0, 1, 0}, true, refuseReadOnly},        // WRITE(6)
+			{[]byte{0x8D, 0}, false, pass},                             // WRITE ATTRIBUTE
+			{[]byte{0xA5, 0}, false, refuseOpcode},                     // MOVE MEDIUM is a changer's
+			{[]byte{0xA2, 0}, false, refuseOpcode},                     // SECURITY PROTOCOL IN
+			{[]byte{0x3B, 0}, false, refuseOpcode},                     // WRITE BUFFER
+			{[]byte{0x5F, 0}, false, refuseOpcode},                     // PERSISTENT RESERVE OUT
+		},
+		TypeChanger: {
+			{[]byte{0xA5, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0}, false, pass}, // MOVE MEDIUM
+			{[]byte{0xA5, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0}, true, pass},  // ... read-only changer too
+			{[]byte{0xB8, 0x10}, false, pass},                            // READ ELEMENT STATUS
+			{[]byte{0x07, 0, 0, 0, 0, 0}, false, pass},                   // INITIALIZE ELEMENT STATUS
+			{[]byte{0x37, 0}, false, pass},                               // ... WITH RANGE
+			{[]byte{0x2B, 0}, false, pass},                               // POSITION TO ELEMENT
+			{[]byte{0xA6, 0}, false, pass},                               // EXCHANGE MEDIUM
+			{[]byte{0x1E, 0, 0, 0, 1, 0}, false, pass},                   // PREVENT ALLOW (door lock)
+			{[]byte{0x28, 0}, false, refuseOpcode},                       // READ(10) is a disk's
+			{[]byte{0x01, 0}, false, refuseOpcode},                       // REWIND is a tape's
+		},
+		TypeDisk: {
+			{[]byte{0x2B, 0}, false, pass},         // SEEK(10)
+			{[]byte{0x04, 0}, false, refuseOpcode}, // FORMAT UNIT
+			{[]byte{0xA5, 0}, false, refuseOpcode},
+			{[]byte{0x10, 0}, false, refuseOpcode}, // no filemarks on a disk
+			{[]byte{0x89, 0}, true, refuseReadOnly},
+		},
+		TypeCDROM: {
+			{[]byte{0x43, 0}, false, pass},         // READ TOC
+			{[]byte{0xBD, 0}, false, pass},         // MECHANISM STATUS
+			{[]byte{0x0A, 0}, false, refuseOpcode}, // WRITE(6)
+		},
+		0x03: { // a processor: SPC only
+			{[]byte{0x12, 0}, false, pass},
+			{[]byte{0x28, 0}, false, refuseOpcode},
+		},
+	}
+	for ptype, cs := range cases {
+		tab := policyFor(ptype)
+		for _, tc := range cs {
+			if got := classify(tab, tc.cdb, tc.ro); got != tc.want {
+				t.Errorf("%s: % x ro=%v: verdict %d, want %d", TypeName(ptype), tc.cdb, tc.ro, got, tc.want)
+			}
+		}
+		for op := 0xC0; op <= 0xFF; op++ {
+			if tab[op] != deny {
+				t.Errorf("%s: vendor-specific opcode %#x allowed", TypeName(ptype), op)
+			}
+		}
+	}
+}
+
+// TestProbeType: the device's INQUIRY picks its allow-list; a LUN with no
+// device connected (peripheral qualifier != 0) or an INQUIRY that fails is
+// refused.
+func TestProbeType(t *testing.T) {
+	for _, c := range []struct {
+		byte0   byte
+		wantErr bool
+		want    byte
+	}{{0x01, false, TypeTape}, {0x08, false, TypeChanger}, {0x05, false, TypeCDROM}, {0x00, false, TypeDisk}, {0x7F, true, 0}, {0x21, true, 0}} {
+		d, f := newFake(t, Options{})
+		f.fill = c.byte0
+		err := d.probeType()
+		if (err != nil) != c.wantErr || err == nil && d.Type() != c.want {
+			t.Errorf("INQUIRY byte 0 %#x: type %d, err %v", c.byte0, d.Type(), err)
+		}
+		if !c.wantErr && f.lastCDB[0] != scsi.OpInquiry {
+			t.Errorf("probe sent % x", f.lastCDB)
+		}
+	}
+	d, f := newFake(t, Options{})
+	f.status = scsi.StatusCheckCondition
+	if err := d.probeType(); err == nil || !strings.Contains(err.Error(), "INQUIRY failed") {
+		t.Errorf("failing INQUIRY: %v", err)
+	}
+	// Once a tape, tape commands pass and disk ones do not.
+	d, f = newFake(t, Options{})
+	f.fill = TypeTape
+	d.probeType()
+	f.fill = 0
+	if res := run(d, scsi.DirNone, nil, 0x01, 0, 0, 0, 0, 0); res.Status != 0 || f.lastCDB[0] != 0x01 {
+		t.Fatalf("REWIND on a tape: %+v, device saw % x", res, f.lastCDB)
+	}
+	if res := run(d, scsi.DirNone, nil, 0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0); res.Status != scsi.StatusCheckCondition {
+		t.Fatalf("SYNCHRONIZE CACHE on a tape passed: %+v", res)
 	}
 }
