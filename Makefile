@@ -22,7 +22,10 @@ BUILD    ?= build
 # "context deadline exceeded" when an input is still running at the deadline
 # on a loaded machine (a go test tooling race, not a finding).
 FUZZTIME ?= 20000x
-VERSION  ?= 0.1.0
+# The version's one source is internal/version/VERSION; `make deb VERSION=x`
+# overrides it, and GOLDFLAGS stamps it into every binary and the library.
+VERSION  ?= $(shell cat internal/version/VERSION)
+GOLDFLAGS = -X github.com/govscsi/govscsi/internal/version.stamped=$(VERSION)
 # Binaries: each main package under */cmd/<name> becomes build/<name>.
 CMDS     := $(patsubst %/,%,$(dir $(wildcard */cmd/*/main.go */*/cmd/*/main.go)))
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' 2>/dev/null) .ci/run $(wildcard hotplug/scripts/*)
@@ -34,15 +37,15 @@ all: build lib
 build:
 	@mkdir -p $(BUILD)
 	@for d in $(CMDS); do \
-		echo "go build -o $(BUILD)/$$(basename $$d) ./$$d"; \
-		$(GO) build -o $(BUILD)/$$(basename $$d) ./$$d || exit 1; \
+		echo "go build -ldflags '$(GOLDFLAGS)' -o $(BUILD)/$$(basename $$d) ./$$d"; \
+		$(GO) build -ldflags "$(GOLDFLAGS)" -o $(BUILD)/$$(basename $$d) ./$$d || exit 1; \
 	done
 
 lib:
 	@mkdir -p $(BUILD)
 	@if [ -d plugin/capi ]; then \
 		echo "go build -buildmode=c-shared -o $(BUILD)/libgovscsi.so ./plugin/capi"; \
-		$(GO) build -buildmode=c-shared -ldflags=-extldflags=-Wl,-soname,libgovscsi.so.0 \
+		$(GO) build -buildmode=c-shared -ldflags="-extldflags=-Wl,-soname,libgovscsi.so.0 $(GOLDFLAGS)" \
 			-o $(BUILD)/libgovscsi.so ./plugin/capi && rm -f $(BUILD)/libgovscsi.h; \
 		ln -sf libgovscsi.so $(BUILD)/libgovscsi.so.0; \
 		sed -e "s|@PREFIX@|$(CURDIR)|" -e "s|@LIBDIR@|$(CURDIR)/$(BUILD)|" \
@@ -57,7 +60,7 @@ race:
 	$(GO) test -count=1 -race -timeout 600s ./...
 
 test-cshared: lib
-	@if [ -x tests/cshared/run.sh ]; then tests/cshared/run.sh; else echo "test-cshared: nothing yet"; fi
+	@if [ -x tests/cshared/run.sh ]; then VERSION=$(VERSION) tests/cshared/run.sh; else echo "test-cshared: nothing yet"; fi
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -38,7 +38,7 @@ cd "$top"
 : "${SYSTEMDUNITDIR:=$PREFIX/lib/systemd/system}"
 if [ "$PREFIX" = /usr ]; then : "${UDEVRULESDIR:=/lib/udev/rules.d}"; else : "${UDEVRULESDIR:=/etc/udev/rules.d}"; fi
 : "${BUILD:=build}"
-: "${VERSION:=0.1.0}"
+: "${VERSION:=$(cat internal/version/VERSION)}"
 gen="$BUILD/install" # generated files (paths substituted)
 
 # files prints the manifest: "<mode> <source> <destination>" per file,
