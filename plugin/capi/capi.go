@@ -25,8 +25,6 @@ package main
 /*
 #include <stdlib.h>
 #include <string.h>
-
-static const char *govscsi_version_string(void) { return "govscsi 0.1.0"; }
 */
 import "C"
 
@@ -40,6 +38,7 @@ import (
 	"unsafe"
 
 	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/internal/version"
 	"github.com/govscsi/govscsi/libxlgo/xs"
 	"github.com/govscsi/govscsi/plugin"
 )
@@ -143,8 +142,18 @@ func goStr(s *C.char) (string, bool) {
 //export vscsi_api_version
 func vscsi_api_version() C.int { return apiVersion }
 
+// versionString is vscsi_version's answer, made at its first call (not at
+// load time) and never freed: the header promises a static string.
+var (
+	versionOnce   sync.Once
+	versionString *C.char
+)
+
 //export vscsi_version
-func vscsi_version() *C.char { return C.govscsi_version_string() }
+func vscsi_version() *C.char {
+	versionOnce.Do(func() { versionString = C.CString("govscsi " + version.String()) })
+	return versionString
+}
 
 //export vscsi_open
 func vscsi_open(options *C.char, out *C.int) C.int {

@@ -26,8 +26,12 @@ CC=${CC:-cc}
 
 [ -f "$build/libgovscsi.so" ] || { echo "run.sh: $build/libgovscsi.so missing (make lib)" >&2; exit 1; }
 
+# The version make lib stamped into the library (make passes VERSION; its one
+# source is internal/version/VERSION): the .pc says it, test_attach checks
+# that vscsi_version() does.
+version=${VERSION:-$(cat "$top/internal/version/VERSION")}
 sed -e "s|@PREFIX@|$top|" -e "s|@LIBDIR@|$build|" -e "s|@INCLUDEDIR@|$top/c/include|" \
-	-e "s|@VERSION@|0.1.0|" "$top/c/govscsi.pc.in" > "$build/govscsi.pc"
+	-e "s|@VERSION@|$version|" "$top/c/govscsi.pc.in" > "$build/govscsi.pc"
 
 work=$(mktemp -d /tmp/govscsi-cshared.XXXXXX)
 xs_pid=
@@ -50,7 +54,8 @@ ln -s "$build/libgovscsi.so" "$work/lib/libgovscsi.so.0"
 "$GO" build -o "$work/peer" "$top/tests/cshared/peer"
 mkdir "$work/libfake"
 (cd "$top" && "$GO" build -buildmode=c-shared -tags govscsi_fakexen \
-	-ldflags=-extldflags=-Wl,-soname,libgovscsi.so.0 -o "$work/libfake/libgovscsi.so.0" ./plugin/capi)
+	-ldflags="-extldflags=-Wl,-soname,libgovscsi.so.0 -X github.com/govscsi/govscsi/internal/version.stamped=$version" \
+	-o "$work/libfake/libgovscsi.so.0" ./plugin/capi)
 rm -f "$work/libfake/libgovscsi.so.h"
 
 sock=$work/socket
@@ -127,6 +132,7 @@ run_test() {
 
 # Compile with the flags build/govscsi.pc gives, so the .pc is tested too.
 pcflags=$(PKG_CONFIG_PATH="$build" pkg-config --cflags --libs govscsi)
+pcversion=$(PKG_CONFIG_PATH="$build" pkg-config --modversion govscsi)
 for src in "$top"/c/tests/*.c; do
 	name=$(basename "$src" .c)
 	libdir=$work/lib
@@ -135,7 +141,7 @@ for src in "$top"/c/tests/*.c; do
 	test_backend) libdir=$work/libfake guests=6 ;;
 	esac
 	# shellcheck disable=SC2086 # pkg-config output is a list of flags
-	"$CC" -Wall -Wextra -Werror -pthread -o "$work/$name" "$src" $pcflags -Wl,-rpath,"$libdir"
+	"$CC" -Wall -Wextra -Werror -pthread -DGOVSCSI_TEST_VERSION="\"$pcversion\"" -o "$work/$name" "$src" $pcflags -Wl,-rpath,"$libdir"
 	run_test "$name" "$work/$name" "$guests"
 	case $name in
 	test_async)
@@ -144,7 +150,7 @@ for src in "$top"/c/tests/*.c; do
 		# through what it hands to C, fails the run. (Go's own memory is
 		# not malloc'ed, so LeakSanitizer sees only the C side.)
 		# shellcheck disable=SC2086
-		"$CC" -Wall -Wextra -Werror -pthread -fsanitize=address -fno-omit-frame-pointer -g \
+		"$CC" -Wall -Wextra -Werror -pthread -DGOVSCSI_TEST_VERSION="\"$pcversion\"" -fsanitize=address -fno-omit-frame-pointer -g \
 			-o "$work/$name.asan" "$src" $pcflags -Wl,-rpath,"$libdir"
 		ASAN_OPTIONS=detect_leaks=1:handle_segv=0:allow_user_segv_handler=1:exitcode=23 \
 			run_test "$name (ASan)" "$work/$name.asan" "$guests"
