@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/govscsi/govscsi/backend/server"
+	"github.com/govscsi/govscsi/internal/version"
 	"github.com/govscsi/govscsi/libxlgo/evtchn"
 	"github.com/govscsi/govscsi/libxlgo/gnttab"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
@@ -35,6 +36,9 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
+// stdout receives --version (a variable for the tests).
+var stdout io.Writer = os.Stdout
+
 func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vscsi-backend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -43,8 +47,13 @@ func run(args []string, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "", "override the configured log level (trace, debug, info, warn, error)")
 	checkOnly := fs.Bool("check-config", false, "parse the configuration, print it and exit")
 	cpuProfile := fs.String("cpu-profile", "", "write a Go CPU profile (pprof) to `file` until the daemon exits (performance work)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "vscsi-backend %s\n", version.String())
+		return 0
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "vscsi-backend: unexpected argument %q\n", fs.Arg(0))

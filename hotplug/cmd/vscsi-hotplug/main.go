@@ -21,12 +21,17 @@ import (
 	"syscall"
 
 	"github.com/govscsi/govscsi/hotplug"
+	"github.com/govscsi/govscsi/internal/version"
 	"github.com/govscsi/govscsi/libxlgo/xs"
 )
 
 func main() { os.Exit(run()) }
 
 func run() int {
+	if len(os.Args) == 2 && os.Args[1] == "--version" {
+		fmt.Printf("vscsi-hotplug %s\n", version.String())
+		return 0
+	}
 	// NAME=value arguments set variables for everything below (Xen's
 	// findCommand exports them), so they can override GOVSCSI_* too.
 	for _, a := range os.Args[1:] {

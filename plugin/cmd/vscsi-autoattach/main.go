@@ -22,6 +22,7 @@ import (
 
 	"github.com/govscsi/govscsi/internal/opfile"
 	"github.com/govscsi/govscsi/internal/strictyaml"
+	"github.com/govscsi/govscsi/internal/version"
 	"github.com/govscsi/govscsi/libxlgo/xenctrl"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xs"
@@ -130,6 +131,9 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
+// stdout receives --version (a variable for the tests).
+var stdout io.Writer = os.Stdout
+
 func run(args []string, stderr io.Writer) int {
 	fl := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fl.SetOutput(stderr)
@@ -139,6 +143,7 @@ func run(args []string, stderr io.Writer) int {
 	once := fl.Bool("once", false, "reconcile once (attach to the running domains that lack their devices, clean up after gone ones) and exit")
 	level := fl.String("log-level", "", "trace, debug, info, warn or error (overrides log_level)")
 	be := fl.Int("backend-domid", -1, "the domain running the vscsi backend (overrides toolstack.backend_domid)")
+	showVersion := fl.Bool("version", false, "print the version and exit")
 	fl.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [options]\n\nAttach the vscsi= devices of domains started by plain 'xl create', and remove\nthe vscsi trees of destroyed domains. See vscsi-autoattach(8).\n\nOptions:\n", prog)
 		fl.PrintDefaults()
@@ -152,6 +157,10 @@ func run(args []string, stderr io.Writer) int {
 	if fl.NArg() != 0 {
 		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", prog, fl.Arg(0))
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "%s %s\n", prog, version.String())
+		return 0
 	}
 	explicit := false
 	fl.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/internal/version"
 )
 
 const prog = "xl-vscsi"
@@ -117,6 +118,9 @@ func runEnv(e *env, args []string) int {
 		return 1
 	}
 	switch args[0] {
+	case "version", "-version", "--version":
+		fmt.Fprintf(e.stdout, "%s %s\n", prog, version.String())
+		return 0
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			c := lookup(args[1])
