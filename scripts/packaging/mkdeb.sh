@@ -9,10 +9,11 @@ set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 : "${BUILD:=build}"
-: "${VERSION:=0.1.0}"
+: "${VERSION:=$(cat internal/version/VERSION)}"
 : "${DEBOUT:=$BUILD}"
 : "${DEBREVISION:=1}"
 : "${MAINTAINER:=govscsi developers <govscsi@localhost>}"
+case $BUILD in /*) ;; *) BUILD=$top/$BUILD ;; esac # absolute from here on
 
 arch=$(dpkg --print-architecture)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
@@ -22,7 +23,7 @@ rm -rf "$work"
 mkdir -p "$root/DEBIAN"
 
 # The same manifest as make install.
-DESTDIR="$(pwd)/$root" PREFIX=/usr LIBDIR="/usr/lib/$multiarch" SYSCONFDIR=/etc \
+DESTDIR="$root" PREFIX=/usr LIBDIR="/usr/lib/$multiarch" SYSCONFDIR=/etc \
 	SYSTEMDUNITDIR=/lib/systemd/system UDEVRULESDIR=/lib/udev/rules.d \
 	XEN_SCRIPT_DIR=/etc/xen/scripts BUILD="$BUILD" VERSION="$VERSION" \
 	scripts/packaging/install.sh install >/dev/null
@@ -50,7 +51,7 @@ printf 'Source: govscsi\n\nPackage: govscsi\nArchitecture: any\n' >"$work/shlibs
 elfs=""
 for f in $(find "$root" -type f | sort); do
 	if [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then
-		elfs="$elfs -e$(pwd)/$f"
+		elfs="$elfs -e$f"
 	fi
 done
 # shellcheck disable=SC2086 # one -e argument per ELF file

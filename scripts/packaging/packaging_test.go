@@ -210,10 +210,18 @@ func TestInstallUninstall(t *testing.T) {
 func TestDeb(t *testing.T) {
 	need(t, "make", "dpkg-deb", "dpkg", "groff")
 	out := t.TempDir()
-	run(t, "make", "-C", top, "deb", "DEBOUT="+out)
+	// A version other than the tree's, built in a build directory of its
+	// own: `make deb VERSION=...` must stamp it into every program, the
+	// library, the .pc file and the package.
+	b, err := os.ReadFile(filepath.Join(top, "internal/version/VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver := strings.TrimSpace(string(b)) + "+debtest1"
+	run(t, "make", "-C", top, "deb", "DEBOUT="+out, "BUILD="+t.TempDir(), "VERSION="+ver)
 	debs, _ := filepath.Glob(out + "/govscsi_*.deb")
-	if len(debs) != 1 {
-		t.Fatalf("debs: %v", debs)
+	if len(debs) != 1 || filepath.Base(debs[0]) != "govscsi_"+ver+"-1_"+strings.TrimSpace(run(t, "dpkg", "--print-architecture"))+".deb" {
+		t.Fatalf("debs: %v, want one of version %s", debs, ver)
 	}
 	deb := debs[0]
 
@@ -255,6 +263,9 @@ func TestDeb(t *testing.T) {
 	}
 	if v := field("Package"); v != "govscsi" {
 		t.Errorf("Package %q", v)
+	}
+	if v := field("Version"); v != ver+"-1" {
+		t.Errorf("Version %q, want %s-1", v, ver)
 	}
 	if v := field("Architecture"); v != strings.TrimSpace(run(t, "dpkg", "--print-architecture")) {
 		t.Errorf("Architecture %q", v)
@@ -304,6 +315,17 @@ func TestDeb(t *testing.T) {
 	dpkg("-i", deb)
 	if _, err := os.Stat(root + "/usr/sbin/vscsi-autoattach"); err != nil {
 		t.Errorf("not installed: %v", err)
+	}
+	for _, p := range []string{"/usr/sbin/xl-vscsi", "/usr/sbin/vscsi-backend", "/usr/sbin/vscsi-autoattach", "/usr/lib/govscsi/vscsi-hotplug"} {
+		if got, want := strings.TrimSpace(run(t, root+p, "--version")), filepath.Base(p)+" "+ver; got != want {
+			t.Errorf("%s --version: %q, want %q", p, got, want)
+		}
+	}
+	if pc, err := os.ReadFile(root + "/usr/lib/" + ma + "/pkgconfig/govscsi.pc"); err != nil || !strings.Contains(string(pc), "\nVersion: "+ver+"\n") {
+		t.Errorf("govscsi.pc (%v) does not say Version: %s:\n%s", err, ver, pc)
+	}
+	if so, err := os.ReadFile(root + "/usr/lib/" + ma + "/libgovscsi.so.0"); err != nil || !bytes.Contains(so, []byte(ver)) {
+		t.Errorf("libgovscsi.so.0 (%v) does not carry the version %s (vscsi_version() is checked by make test-cshared)", err, ver)
 	}
 	dpkg("-r", "govscsi")
 	left := tree(t, root)
