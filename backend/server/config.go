@@ -54,6 +54,8 @@ type Config struct {
 	// Reservations says where the persistent reservation state of the
 	// emulated logical units is kept (docs/backend.md §9.2).
 	Reservations Reservations `yaml:"reservations"`
+	// Metrics: Prometheus text exposition, off by default (metrics.go).
+	Metrics MetricsConfig `yaml:"metrics"`
 }
 
 // Reservations are the directories of backend/prstore.
@@ -221,7 +223,7 @@ func (c *Config) fill() error {
 			return fmt.Errorf("config: reservations.%s %q: want a clean absolute directory other than /", key, d)
 		}
 	}
-	return nil
+	return c.Metrics.check()
 }
 
 // maxSocketPath is sizeof(sockaddr_un.sun_path) on Linux, with its NUL.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -41,6 +42,8 @@ type Server struct {
 	domid   uint32
 	backend *xenbus.Backend
 	stats   *stats.Registry
+	// metricsAddr is the HTTP metrics endpoint's address once listening.
+	metricsAddr atomic.Value
 }
 
 // New resolves the domid (config or xenstore) and builds the backend.
@@ -154,13 +157,20 @@ func (s *Server) Backend() *xenbus.Backend { return s.backend }
 
 // Snapshot is what the stats endpoint returns.
 func (s *Server) Snapshot() stats.Snapshot {
-	snap := stats.Snapshot{Time: time.Now(), UptimeSeconds: s.stats.Uptime().Seconds(), LUNs: s.stats.LUNs()}
+	return stats.Snapshot{Time: time.Now(), UptimeSeconds: s.stats.Uptime().Seconds(), LUNs: s.stats.LUNs(),
+		Vhosts: s.vhostStatuses()}
+}
+
+// vhostStatuses is every served vhost's state and datapath counters.
+func (s *Server) vhostStatuses() []stats.VhostStatus {
+	var out []stats.VhostStatus
 	for _, v := range s.backend.Vhosts() {
-		snap.Vhosts = append(snap.Vhosts, stats.VhostStatus{Domid: v.Domid, Vhost: v.Vhost, State: v.State,
+		out = append(out, stats.VhostStatus{Domid: v.Domid, Vhost: v.Vhost, State: v.State,
 			Frontend: v.Frontend, Connected: v.Connected, Error: v.Error,
-			Requests: v.Requests, Responses: v.Responses, Rejected: v.Rejected})
+			Requests: v.Requests, Responses: v.Responses, Rejected: v.Rejected,
+			Notifies: v.Notifies, Events: v.Events, Replayed: v.Replayed})
 	}
-	return snap
+	return out
 }
 
 // Run serves until ctx ends (then every vhost is closed cleanly) or the
@@ -179,15 +189,24 @@ func (s *Server) Run(ctx context.Context) error {
 	} else {
 		statsDone <- nil
 	}
+	waitMetrics, err := s.startMetrics(sctx)
+	if err != nil {
+		stopStats()
+		<-statsDone
+		return err
+	}
 	s.log.Info("vscsi backend starting", "domid", s.domid, "type", s.cfg.BackendType,
 		"allow_paths", strings.Join(s.cfg.AllowPaths, ","), "max_segments", strconv.Itoa(s.cfg.MaxSegments))
 	if !safeopen.Available() {
 		s.log.Error("file and device p-devs will be refused", "error", safeopen.ErrNoOpenat2)
 	}
-	err := s.backend.Run(ctx)
+	err = s.backend.Run(ctx)
 	stopStats()
 	if serr := <-statsDone; serr != nil && err == nil {
 		err = serr
+	}
+	if merr := waitMetrics(); merr != nil && err == nil {
+		err = merr
 	}
 	return err
 }

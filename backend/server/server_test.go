@@ -208,7 +208,9 @@ func TestServerOnLibxenstore(t *testing.T) {
 	must(err)
 	defer os.RemoveAll(sockDir)
 	sock := filepath.Join(sockDir, "stats.sock")
-	cfg, err := ParseConfig([]byte(fmt.Sprintf("allow_paths: [%s]\nstats_socket: %s\ntimeouts: {shutdown: 2s}\n", dir, sock)))
+	promFile := filepath.Join(dir, "govscsi.prom")
+	cfg, err := ParseConfig([]byte(fmt.Sprintf("allow_paths: [%s]\nstats_socket: %s\ntimeouts: {shutdown: 2s}\n"+
+		"metrics: {textfile: %s, interval: 1s, listen: \"127.0.0.1:0\"}\n", dir, sock, promFile)))
 	must(err)
 
 	grants, hub := xenfake.NewGrants(), xenfake.NewEventHub()
@@ -328,6 +330,7 @@ func TestServerOnLibxenstore(t *testing.T) {
 	if len(snap.Vhosts) != 1 || !snap.Vhosts[0].Connected || snap.Vhosts[0].Requests != 2 {
 		t.Errorf("stats vhosts: %+v", snap.Vhosts)
 	}
+	checkMetrics(t, s, promFile, "file:"+img) // the same numbers, as Prometheus reads them
 
 	// SIGTERM: Closing -> the frontend closes -> Closed, all released.
 	cancel()
@@ -358,6 +361,7 @@ func TestServerOnLibxenstore(t *testing.T) {
 			t.Errorf("stats endpoint still answering after shutdown")
 		}
 	}
+	checkMetricsGone(t, s, promFile)
 }
 
 type testWriter struct{ t *testing.T }

@@ -37,6 +37,7 @@ type counters struct {
 	inflight              atomic.Int64
 	seq                   atomic.Uint64 // commands started, for sampling
 	hist                  [nBuckets]atomic.Uint64
+	latSum                atomic.Uint64 // ns, of the commands in hist
 }
 
 // LatencySample: the first command of a LUN and then one in this many are
@@ -130,6 +131,7 @@ func (w *countingLUN) Execute(cmd *scsi.Command, res *scsi.Result) {
 		w.inner.Execute(cmd, res)
 		ns := max(time.Since(start).Nanoseconds(), 0)
 		c.hist[bucket(uint64(ns))].Add(1)
+		c.latSum.Add(uint64(ns))
 	} else {
 		w.inner.Execute(cmd, res)
 	}
@@ -214,6 +216,9 @@ type VhostStatus struct {
 	Requests  uint64 `json:"ring_requests"`
 	Responses uint64 `json:"ring_responses"`
 	Rejected  uint64 `json:"ring_rejected"`
+	Notifies  uint64 `json:"ring_notifies"` // events sent to the frontend
+	Events    uint64 `json:"ring_events"`   // events received from it
+	Replayed  uint64 `json:"ring_replayed"` // requests run again from the in-flight journal
 }
 
 // LUNs returns a snapshot of every registered LUN, sorted by domid, vhost
@@ -230,17 +235,19 @@ func (r *Registry) LUNs() []LUNSnapshot {
 	for _, e := range es {
 		out = append(out, e.snapshot(now))
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Domid != b.Domid {
-			return a.Domid < b.Domid
-		}
-		if a.Vhost != b.Vhost {
-			return a.Vhost < b.Vhost
-		}
-		return a.Dev < b.Dev
-	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Meta.less(out[j].Meta) })
 	return out
+}
+
+// less orders LUNs by domid, vhost and dev.
+func (a Meta) less(b Meta) bool {
+	if a.Domid != b.Domid {
+		return a.Domid < b.Domid
+	}
+	if a.Vhost != b.Vhost {
+		return a.Vhost < b.Vhost
+	}
+	return a.Dev < b.Dev
 }
 
 // Uptime is the time since the registry was created.

@@ -383,8 +383,10 @@ type VhostInfo struct {
 	Connected bool
 	Error     string // the last fatal error, if any
 	Devices   []DeviceInfo
-	// Ring counters of the current connection (zero when disconnected).
+	// Ring counters of the current connection (zero when disconnected):
+	// datapath.Counters.
 	Requests, Responses, Rejected uint64
+	Notifies, Events, Replayed    uint64
 }
 
 // DeviceInfo is one translated device.

@@ -84,6 +84,7 @@ func (v *vhost) info() VhostInfo {
 	if v.snapConn != nil {
 		st := v.snapConn.Stats()
 		s.Requests, s.Responses, s.Rejected = st.Requests.Load(), st.Responses.Load(), st.Rejected.Load()
+		s.Notifies, s.Events, s.Replayed = st.Notifies.Load(), st.Events.Load(), st.Replayed.Load()
 	}
 	return s
 }
