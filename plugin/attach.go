@@ -107,7 +107,7 @@ var errDry = errors.New("dry run")
 // vscsi spec. A new vhost is created if none serves the vdev host number.
 func (t *Toolstack) Attach(ctx context.Context, domain, pdev, vdevAndOpts string) (Result, error) {
 	if strings.TrimSpace(pdev) == "" {
-		return Result{}, fmt.Errorf("empty physical device")
+		return Result{}, invalidArgument(errors.New("empty physical device"))
 	}
 	spec := pdev + "," + vdevAndOpts
 	s, warns, err := cfgparse.ParseSpec(spec)

@@ -26,7 +26,7 @@ var ErrNoDevice = errors.New("no such device")
 func (t *Toolstack) Detach(ctx context.Context, domain, vdev string) (Result, error) {
 	h, err := cfgparse.ParseHCTL(vdev)
 	if err != nil {
-		return Result{}, fmt.Errorf("virtual device %q: %v", vdev, err)
+		return Result{}, invalidArgument(fmt.Errorf("virtual device %q: %v", vdev, err))
 	}
 	domid, err := t.DomainID(domain)
 	if err != nil {

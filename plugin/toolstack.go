@@ -101,6 +101,18 @@ func (t *Toolstack) vhostDomains(tx xenif.Tx, domid uint32, vhost int) cfgparse.
 	return d
 }
 
+// ErrInvalidArgument is wrapped by errors about a malformed argument (a
+// vdev that is not h:c:t:l, an empty p-dev): the caller's mistake, EINVAL
+// in the C API. The message is the argument error's alone.
+var ErrInvalidArgument = errors.New("invalid argument")
+
+// invalidArgument wraps err as an ErrInvalidArgument without adding text.
+func invalidArgument(err error) error { return argError{err} }
+
+type argError struct{ error }
+
+func (e argError) Unwrap() []error { return []error{e.error, ErrInvalidArgument} }
+
 // Errors of domain lookup; test with errors.Is.
 var (
 	ErrNoDomain        = errors.New("no such domain")

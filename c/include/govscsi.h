@@ -15,8 +15,14 @@
  *     -ESRCH no such domain, -ENOENT no such device or vhost, -ENODEV a
  *     peer refused the device (state 6), -ENOTCONN the vhost closed,
  *     -ETIMEDOUT a peer did not answer in time, -EBUSY the vhost stayed in
- *     a reconfiguration, other values from xenstore (-EACCES ...).
- *     vscsi_errmsg gives the message.
+ *     a reconfiguration, -EIO an internal error (a Go panic caught before
+ *     it reached C: a bug, the message says what; the library stays
+ *     usable), other values from xenstore (-EACCES ...).
+ *     vscsi_errmsg gives the message: every failing call on a valid handle
+ *     sets it (a NULL pointer or malformed argument included), a call on
+ *     an unknown handle (-EBADF) has no message to set. A config file that
+ *     is not a regular file, is larger than 1 MiB or nests lists deeper
+ *     than 64 is -EINVAL too (docs/vscsi-syntax.md).
  *   - Writing operations wait for both peers (backend and guest) and undo
  *     their own writes when they fail (see docs/toolstack.md).
  *   - Strings returned by the library are released with vscsi_free.
@@ -120,8 +126,11 @@ void vscsi_free(char *p);
 /*
  * Copy the message of the last failed call on handle (0: the last failed
  * vscsi_open) into buf, always NUL-terminated; "" if the last call
- * succeeded. Returns 0, -ERANGE if the message was truncated, -EBADF for
- * an unknown handle, -EINVAL if buf is NULL or len is 0.
+ * succeeded. Only strlen(message)+1 bytes of buf are written, at most len.
+ * Returns 0, -ERANGE if the message was truncated, -EBADF for an unknown
+ * handle, -EINVAL if buf is NULL, len is 0 or len is larger than
+ * PTRDIFF_MAX (such as (size_t)-1: no buffer is that large). It never
+ * changes the message.
  */
 int vscsi_errmsg(int handle, char *buf, size_t len);
 

@@ -135,18 +135,17 @@ func closeAsync(hd *handle) {
 
 //export vscsi_abort
 func vscsi_abort(h C.int, how unsafe.Pointer) (rc C.int) {
-	defer recoverExport(&rc, "vscsi_abort")
-	cb, user := readHow(how)
-	if cb == nil {
-		return -C.int(syscall.EINVAL)
-	}
+	defer recoverExport(h, &rc, "vscsi_abort")
 	hd := lookup(h)
 	if hd == nil {
 		return -C.int(syscall.EBADF)
 	}
+	cb, user := readHow(how)
+	if cb == nil {
+		return badArg(h, invalidArg("vscsi_abort: NULL how or how->callback"))
+	}
 	a := &hd.async
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	n := 0
 	for o := range a.ops {
 		if o.callback == cb && o.user == user {
@@ -154,8 +153,9 @@ func vscsi_abort(h C.int, how unsafe.Pointer) (rc C.int) {
 			n++
 		}
 	}
+	a.mu.Unlock()
 	if n == 0 {
-		return -C.int(syscall.ENOENT)
+		return badArg(h, fmt.Errorf("vscsi_abort: no asynchronous operation of this handle has that callback and user: %w", syscall.ENOENT))
 	}
 	return 0
 }
@@ -164,7 +164,7 @@ func nullArg(name string) error { return invalidArg(name + ": NULL argument") }
 
 //export vscsi_attach_async
 func vscsi_attach_async(h C.int, domain, pdev, vdevAndOpts *C.char, how unsafe.Pointer) (rc C.int) {
-	defer recoverExport(&rc, "vscsi_attach_async")
+	defer recoverExport(h, &rc, "vscsi_attach_async")
 	d, ok1 := goStr(domain)
 	p, ok2 := goStr(pdev)
 	v, ok3 := goStr(vdevAndOpts)
@@ -180,7 +180,7 @@ func vscsi_attach_async(h C.int, domain, pdev, vdevAndOpts *C.char, how unsafe.P
 
 //export vscsi_detach_async
 func vscsi_detach_async(h C.int, domain, vdev *C.char, how unsafe.Pointer) (rc C.int) {
-	defer recoverExport(&rc, "vscsi_detach_async")
+	defer recoverExport(h, &rc, "vscsi_detach_async")
 	d, ok1 := goStr(domain)
 	v, ok2 := goStr(vdev)
 	if cb, _ := readHow(how); cb != nil && (!ok1 || !ok2) {
@@ -195,7 +195,7 @@ func vscsi_detach_async(h C.int, domain, vdev *C.char, how unsafe.Pointer) (rc C
 
 //export vscsi_destroy_vhost_async
 func vscsi_destroy_vhost_async(h C.int, domain *C.char, vhost C.int, how unsafe.Pointer) (rc C.int) {
-	defer recoverExport(&rc, "vscsi_destroy_vhost_async")
+	defer recoverExport(h, &rc, "vscsi_destroy_vhost_async")
 	d, ok := goStr(domain)
 	if cb, _ := readHow(how); cb != nil && (!ok || vhost < 0) {
 		return badArg(h, invalidArg("vscsi_destroy_vhost_async: NULL domain or negative vhost"))
@@ -209,7 +209,7 @@ func vscsi_destroy_vhost_async(h C.int, domain *C.char, vhost C.int, how unsafe.
 
 //export vscsi_apply_async
 func vscsi_apply_async(h C.int, configPath, domain *C.char, how unsafe.Pointer) (rc C.int) {
-	defer recoverExport(&rc, "vscsi_apply_async")
+	defer recoverExport(h, &rc, "vscsi_apply_async")
 	c, ok1 := goStr(configPath)
 	d, ok2 := goStr(domain)
 	if cb, _ := readHow(how); cb != nil && (!ok1 || !ok2) {
@@ -224,7 +224,7 @@ func vscsi_apply_async(h C.int, configPath, domain *C.char, how unsafe.Pointer) 
 
 //export vscsi_backend_stop_async
 func vscsi_backend_stop_async(h C.int, timeoutMS C.int, how unsafe.Pointer) (rc C.int) {
-	defer recoverExport(&rc, "vscsi_backend_stop_async")
+	defer recoverExport(h, &rc, "vscsi_backend_stop_async")
 	return startAsync(h, how, false, func() C.int { return vscsi_backend_stop(h, timeoutMS) },
 		func(_ context.Context, hd *handle) error {
 			if rc := vscsi_backend_stop(h, timeoutMS); rc != 0 {

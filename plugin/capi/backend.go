@@ -49,7 +49,8 @@ const startupGrace = 100 * time.Millisecond
 const defaultStopTimeout = 30 * time.Second
 
 //export vscsi_backend_start
-func vscsi_backend_start(configYAML *C.char, out *C.int) C.int {
+func vscsi_backend_start(configYAML *C.char, out *C.int) (rc C.int) {
+	defer recoverExport(0, &rc, "vscsi_backend_start")
 	fail := func(err error) C.int {
 		tableMu.Lock()
 		openErr = err.Error()
@@ -153,8 +154,9 @@ func (b *backendRun) wait(d time.Duration) bool {
 }
 
 //export vscsi_backend_stop
-func vscsi_backend_stop(h C.int, timeoutMS C.int) C.int {
-	rc := callBackend(h, func(hd *handle) error {
+func vscsi_backend_stop(h C.int, timeoutMS C.int) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_backend_stop")
+	rc = callBackend(h, func(hd *handle) error {
 		b := hd.be
 		b.cancel()
 		d := time.Duration(timeoutMS) * time.Millisecond
@@ -191,12 +193,15 @@ func vscsi_backend_stop(h C.int, timeoutMS C.int) C.int {
 }
 
 //export vscsi_backend_stats
-func vscsi_backend_stats(h C.int, jsonOut **C.char) C.int {
-	if jsonOut == nil {
-		return -C.int(syscall.EINVAL)
+func vscsi_backend_stats(h C.int, jsonOut **C.char) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_backend_stats")
+	if jsonOut != nil {
+		*jsonOut = nil
 	}
-	*jsonOut = nil
 	return callBackend(h, func(hd *handle) error {
+		if jsonOut == nil {
+			return invalidArg("vscsi_backend_stats: json_out is NULL")
+		}
 		b := hd.be
 		b.wait(0)
 		snap := b.srv.Snapshot()

@@ -32,12 +32,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
 
 	"github.com/govscsi/govscsi/cfgparse"
+	"github.com/govscsi/govscsi/internal/opfile"
 	"github.com/govscsi/govscsi/internal/version"
 	"github.com/govscsi/govscsi/libxlgo/xs"
 	"github.com/govscsi/govscsi/plugin"
@@ -102,7 +104,8 @@ func errnoOf(err error) C.int {
 		return -C.int(syscall.ENODEV)
 	case errors.As(err, &ve):
 		return -C.int(syscall.ENOTCONN)
-	case errors.As(err, &se), errors.As(err, &ge), errors.As(err, new(invalidArg)):
+	case errors.As(err, &se), errors.As(err, &ge), errors.As(err, new(invalidArg)),
+		errors.Is(err, plugin.ErrInvalidArgument), errors.Is(err, opfile.ErrNotRegular), errors.Is(err, opfile.ErrTooLarge):
 		return -C.int(syscall.EINVAL)
 	case errors.As(err, &en) && en != 0:
 		return -C.int(en)
@@ -156,7 +159,8 @@ func vscsi_version() *C.char {
 }
 
 //export vscsi_open
-func vscsi_open(options *C.char, out *C.int) C.int {
+func vscsi_open(options *C.char, out *C.int) (rc C.int) {
+	defer recoverExport(0, &rc, "vscsi_open")
 	fail := func(err error) C.int {
 		tableMu.Lock()
 		openErr = err.Error()
@@ -198,7 +202,8 @@ func vscsi_open(options *C.char, out *C.int) C.int {
 }
 
 //export vscsi_close
-func vscsi_close(h C.int) C.int {
+func vscsi_close(h C.int) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_close")
 	tableMu.Lock()
 	hd := table[h]
 	if hd != nil && hd.be != nil {
@@ -233,7 +238,8 @@ func vscsi_open_handles() C.int {
 }
 
 //export vscsi_attach
-func vscsi_attach(h C.int, domain, pdev, vdevAndOpts *C.char) C.int {
+func vscsi_attach(h C.int, domain, pdev, vdevAndOpts *C.char) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_attach")
 	return call(h, func(hd *handle) error {
 		d, ok1 := goStr(domain)
 		p, ok2 := goStr(pdev)
@@ -247,7 +253,8 @@ func vscsi_attach(h C.int, domain, pdev, vdevAndOpts *C.char) C.int {
 }
 
 //export vscsi_detach
-func vscsi_detach(h C.int, domain, vdev *C.char) C.int {
+func vscsi_detach(h C.int, domain, vdev *C.char) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_detach")
 	return call(h, func(hd *handle) error {
 		d, ok1 := goStr(domain)
 		v, ok2 := goStr(vdev)
@@ -260,7 +267,8 @@ func vscsi_detach(h C.int, domain, vdev *C.char) C.int {
 }
 
 //export vscsi_apply
-func vscsi_apply(h C.int, configPath, domain *C.char) C.int {
+func vscsi_apply(h C.int, configPath, domain *C.char) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_apply")
 	return call(h, func(hd *handle) error {
 		c, ok1 := goStr(configPath)
 		d, ok2 := goStr(domain)
@@ -273,7 +281,8 @@ func vscsi_apply(h C.int, configPath, domain *C.char) C.int {
 }
 
 //export vscsi_destroy_vhost
-func vscsi_destroy_vhost(h C.int, domain *C.char, vhost C.int) C.int {
+func vscsi_destroy_vhost(h C.int, domain *C.char, vhost C.int) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_destroy_vhost")
 	return call(h, func(hd *handle) error {
 		d, ok := goStr(domain)
 		if !ok || vhost < 0 {
@@ -285,7 +294,8 @@ func vscsi_destroy_vhost(h C.int, domain *C.char, vhost C.int) C.int {
 }
 
 //export vscsi_cleanup
-func vscsi_cleanup(h C.int) C.int {
+func vscsi_cleanup(h C.int) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_cleanup")
 	return call(h, func(hd *handle) error {
 		_, err := hd.ts.Cleanup()
 		return err
@@ -293,12 +303,15 @@ func vscsi_cleanup(h C.int) C.int {
 }
 
 //export vscsi_list
-func vscsi_list(h C.int, domain *C.char, jsonOut **C.char) C.int {
-	if jsonOut == nil {
-		return -C.int(syscall.EINVAL)
+func vscsi_list(h C.int, domain *C.char, jsonOut **C.char) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_list")
+	if jsonOut != nil {
+		*jsonOut = nil
 	}
-	*jsonOut = nil
 	return call(h, func(hd *handle) error {
+		if jsonOut == nil {
+			return invalidArg("vscsi_list: json_out is NULL")
+		}
 		d, ok := goStr(domain)
 		if !ok {
 			return invalidArg("vscsi_list: NULL domain")
@@ -324,7 +337,14 @@ func vscsi_list(h C.int, domain *C.char, jsonOut **C.char) C.int {
 func vscsi_free(p *C.char) { C.free(unsafe.Pointer(p)) }
 
 //export vscsi_errmsg
-func vscsi_errmsg(h C.int, buf *C.char, n C.size_t) C.int {
+func vscsi_errmsg(h C.int, buf *C.char, n C.size_t) (rc C.int) {
+	// Its own failures leave the message alone: it is what the caller
+	// wants to read.
+	defer func() {
+		if recover() != nil {
+			rc = -C.int(syscall.EIO)
+		}
+	}()
 	var msg string
 	if h == 0 {
 		tableMu.Lock()
@@ -339,10 +359,13 @@ func vscsi_errmsg(h C.int, buf *C.char, n C.size_t) C.int {
 		msg = hd.lastErr
 		hd.mu.Unlock()
 	}
-	if buf == nil || n == 0 {
+	// No object is larger than PTRDIFF_MAX bytes: a larger len is a bug
+	// such as (size_t)-1, not a buffer (unsafe.Slice panicked on it).
+	if buf == nil || n == 0 || uint64(n) > math.MaxInt {
 		return -C.int(syscall.EINVAL)
 	}
-	dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))
+	// Only the bytes written are touched: the message and its NUL.
+	dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), min(uint64(n), uint64(len(msg))+1))
 	k := copy(dst[:len(dst)-1], msg)
 	dst[k] = 0
 	if k < len(msg) {

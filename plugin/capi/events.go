@@ -58,7 +58,7 @@ func toCEvent(ev plugin.StateEvent) cEvent {
 
 //export vscsi_evenable
 func vscsi_evenable(h C.int, domain *C.char, fn, user unsafe.Pointer, out *unsafe.Pointer) (rc C.int) {
-	defer recoverExport(&rc, "vscsi_evenable")
+	defer recoverExport(h, &rc, "vscsi_evenable")
 	if fn == nil || out == nil {
 		return badArg(h, invalidArg("vscsi_evenable: NULL fn or sub"))
 	}
@@ -144,10 +144,16 @@ func vscsi_evenable(h C.int, domain *C.char, fn, user unsafe.Pointer, out *unsaf
 
 //export vscsi_evdisable
 func vscsi_evdisable(h C.int, sub unsafe.Pointer) (rc C.int) {
-	defer recoverExport(&rc, "vscsi_evdisable")
+	defer recoverExport(h, &rc, "vscsi_evdisable")
+	notEnabled := func() C.int {
+		return badArg(h, fmt.Errorf("vscsi_evdisable: %p is not an enabled subscription of handle %d: %w", sub, int(h), syscall.EBADF))
+	}
+	if lookup(h) == nil {
+		return -C.int(syscall.EBADF)
+	}
 	s, ok := restoreRef(sub).(*subscription)
 	if !ok || s.h != h {
-		return -C.int(syscall.EBADF)
+		return notEnabled()
 	}
 	a := &s.hd.async
 	a.mu.Lock()
@@ -155,7 +161,7 @@ func vscsi_evdisable(h C.int, sub unsafe.Pointer) (rc C.int) {
 	delete(a.subs, s)
 	a.mu.Unlock()
 	if !enabled {
-		return -C.int(syscall.EBADF)
+		return notEnabled()
 	}
 	s.stop()
 	return 0

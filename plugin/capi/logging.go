@@ -34,7 +34,7 @@ var (
 
 //export vscsi_set_log
 func vscsi_set_log(fn unsafe.Pointer, level C.int, user unsafe.Pointer) (rc C.int) {
-	defer recoverExport(&rc, "vscsi_set_log")
+	defer recoverExport(0, &rc, "vscsi_set_log")
 	if fn != nil && (level < C.int(hclog.Trace) || level > C.int(hclog.Error)) {
 		setOpenErr(fmt.Sprintf("vscsi_set_log: level %d: want %d (VSCSI_LOG_TRACE) to %d (VSCSI_LOG_ERROR)", level, hclog.Trace, hclog.Error))
 		return -C.int(syscall.EINVAL)

@@ -13,7 +13,7 @@ package main
 // port, published as /local/domain/<domid>/data/fakexen-ring-ref and
 // .../fakexen-event-channel for the test's frontend peer to write into its
 // vhost (tests/cshared/peer -frontend-only). The variable is read only in
-// this build.
+// this build, as is GOVSCSI_FAKEXEN_PANIC (see xenDeps).
 
 import (
 	"fmt"
@@ -35,6 +35,16 @@ import (
 var fakeRings [][]byte
 
 func xenDeps() (server.Deps, []io.Closer, error) {
+	// While the file GOVSCSI_FAKEXEN_PANIC names exists,
+	// vscsi_backend_start panics here, so c/tests/test_badargs.c sees the
+	// export's guard turn a Go panic into -EIO and a message instead of an
+	// abort of the host process. (A file, not the variable itself: the Go
+	// runtime copies the environment when the library loads.)
+	if p := os.Getenv("GOVSCSI_FAKEXEN_PANIC"); p != "" {
+		if _, err := os.Stat(p); err == nil {
+			panic("GOVSCSI_FAKEXEN_PANIC: " + p + " exists")
+		}
+	}
 	store, err := xs.Open(0)
 	if err != nil {
 		return server.Deps{}, nil, fmt.Errorf("cannot connect to xenstore: %w", err)

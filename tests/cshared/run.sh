@@ -115,10 +115,12 @@ if strings "$build/libgovscsi.so" | grep -q 'GOVSCSI_FAKEXEN_GUESTS'; then
 	status=1
 fi
 
-# run_test NAME PROGRAM GUESTS: run one test program; it must print PASS.
+# run_test NAME PROGRAM GUESTS [PANIC]: run one test program; it must print
+# PASS. PANIC is the file whose existence makes the govscsi_fakexen build
+# panic in vscsi_backend_start (c/tests/test_badargs.c).
 run_test() {
 	echo "== $1"
-	if GOVSCSI_FAKEXEN_GUESTS=$3 "$2" "$work/apply.cfg" > "$work/out" 2>&1 && grep -q '^PASS$' "$work/out"; then
+	if GOVSCSI_FAKEXEN_GUESTS=$3 GOVSCSI_FAKEXEN_PANIC=${4:-} "$2" "$work/apply.cfg" > "$work/out" 2>&1 && grep -q '^PASS$' "$work/out"; then
 		cat "$work/out"
 	else
 		cat "$work/out"
@@ -137,12 +139,14 @@ for src in "$top"/c/tests/*.c; do
 	name=$(basename "$src" .c)
 	libdir=$work/lib
 	guests=
+	panic=
 	case $name in
 	test_backend) libdir=$work/libfake guests=6 ;;
+	test_badargs) libdir=$work/libfake panic=$work/panic ;;
 	esac
 	# shellcheck disable=SC2086 # pkg-config output is a list of flags
 	"$CC" -Wall -Wextra -Werror -pthread -DGOVSCSI_TEST_VERSION="\"$pcversion\"" -o "$work/$name" "$src" $pcflags -Wl,-rpath,"$libdir"
-	run_test "$name" "$work/$name" "$guests"
+	run_test "$name" "$work/$name" "$guests" "$panic"
 	case $name in
 	test_async)
 		# Again under AddressSanitizer + LeakSanitizer: a C string or
