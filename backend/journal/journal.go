@@ -169,6 +169,21 @@ func Open(path string, id Identity) (*File, Snapshot, error) {
 	return f, snap, nil
 }
 
+// ReadIdentity says which ring the journal at path belongs to (the backend
+// tells a frontend that made a new ring while no backend ran from one that
+// waits for its old ring to be served again).
+func ReadIdentity(path string) (Identity, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Identity{}, fmt.Errorf("journal: %w", err)
+	}
+	if len(raw) < headerSize || !bytes.Equal(raw[offMagic:offMagic+8], magic[:]) || get32(raw, offVersion) != version {
+		return Identity{}, fmt.Errorf("%w: %s is not a journal", ErrMismatch, path)
+	}
+	return Identity{Domid: get32(raw, offDomid), RingRef: get32(raw, offRingRef), Port: get32(raw, offPort),
+		Slots: int(get32(raw, offSlots)), RingSize: int(get32(raw, offRingSize))}, nil
+}
+
 func parse(raw []byte, id Identity) (Snapshot, error) {
 	if len(raw) < headerSize || !bytes.Equal(raw[offMagic:offMagic+8], magic[:]) {
 		return Snapshot{}, fmt.Errorf("%w: not a journal (%d bytes)", ErrMismatch, len(raw))

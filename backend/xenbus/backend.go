@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,8 +26,43 @@ const (
 	DefaultTeardownTimeout = 10 * time.Second
 	DefaultRemoveTimeout   = 5 * time.Second
 	DefaultShutdownTimeout = 5 * time.Second
+	DefaultHandoverTimeout = 10 * time.Second
 	DefaultRescanInterval  = 2 * time.Second
+	DefaultLockWait        = 30 * time.Second
 )
+
+// StopMode says what Run does with connected guests when its context ends.
+type StopMode int32
+
+const (
+	// StopHandover (the default) leaves every vhost connected for the
+	// next backend process: xenstore untouched (no Closing), commands in
+	// flight finished and answered, requests not taken left in the ring.
+	// The guests see a pause until the next process takes over.
+	StopHandover StopMode = iota
+	// StopDisconnect closes every connected vhost (BE Closing, the
+	// frontend closes, BE Closed): the guests lose their disks until the
+	// vhost is set up again. An explicit act, never a side effect.
+	StopDisconnect
+)
+
+func (m StopMode) String() string {
+	if m == StopDisconnect {
+		return "disconnect"
+	}
+	return "handover"
+}
+
+// ParseStopMode reads "handover" or "disconnect".
+func ParseStopMode(s string) (StopMode, error) {
+	switch s {
+	case "handover", "":
+		return StopHandover, nil
+	case "disconnect":
+		return StopDisconnect, nil
+	}
+	return 0, fmt.Errorf("stop mode %q: want handover or disconnect", s)
+}
 
 // maxScanFailures consecutive failed scans of the backend tree end Run.
 const maxScanFailures = 3
@@ -41,6 +77,12 @@ type LUNRequest struct {
 	// ReportLUNs lists the LUNs configured on Addr's (channel, target),
 	// for REPORT LUNS.
 	ReportLUNs func() []uint64
+	// StatePath is a file the LUN may keep state in that must outlive
+	// the process (a RAM disk's contents), under Config.StateDir; empty
+	// without one. The backend deletes it when the device is really
+	// removed (hot-remove, vhost removed, domain gone), never on a
+	// handover or a restart.
+	StatePath string
 }
 
 // LUNOpener opens the LUN a p-dev names. The error text ends up in
@@ -79,7 +121,25 @@ type Config struct {
 	// exist yet are looked at again (creating the FE directory fires no
 	// watch on the backend tree).
 	RescanInterval time.Duration
-	Logger         hclog.Logger
+	// StateDir keeps what must outlive the process, on tmpfs (it survives
+	// a restart, not a reboot, as the guests do not either):
+	// <StateDir>/lock (one backend per directory: a restarted backend
+	// waits for its predecessor), and per vhost
+	// <StateDir>/<domid>/<vhost>/ring.journal (the in-flight journal, so
+	// a crash loses no request) and <dev>.lun (LUNRequest.StatePath).
+	// Empty: none of it (a crash loses the requests in flight, RAM disks
+	// live in the process).
+	StateDir string
+	// StopMode is what Run does when its context ends (SetStopMode
+	// changes it while running).
+	StopMode StopMode
+	// HandoverTimeout bounds one connection's handover: commands still
+	// in their LUN then are left to the next process (journal).
+	HandoverTimeout time.Duration
+	// LockWait bounds how long Run waits for a previous backend to
+	// release StateDir's lock (a handover in progress).
+	LockWait time.Duration
+	Logger   hclog.Logger
 }
 
 // Backend serves every vhost of one backend type in one domain.
@@ -93,6 +153,13 @@ type Backend struct {
 	mu     sync.Mutex
 	vhosts map[key]*vhost
 	dead   map[key]bool // unregistered: not probed again while the nodes exist
+
+	stopMode   atomic.Int32
+	handedOver atomic.Int32 // vhosts left connected at the end of Run
+	killed     atomic.Bool  // tests: Run's end is a process death (kill)
+
+	stateMu sync.Mutex
+	domTags map[uint32]bool // domains whose state directory was checked
 }
 
 type key struct {
@@ -128,19 +195,38 @@ func New(cfg Config) (*Backend, error) {
 	if cfg.RescanInterval <= 0 {
 		cfg.RescanInterval = DefaultRescanInterval
 	}
+	if cfg.HandoverTimeout <= 0 {
+		cfg.HandoverTimeout = DefaultHandoverTimeout
+	}
+	if cfg.LockWait <= 0 {
+		cfg.LockWait = DefaultLockWait
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	me := strconv.FormatUint(uint64(cfg.Domid), 10)
-	return &Backend{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		root:   "/local/domain/" + me + "/backend/" + cfg.Type,
-		errs:   "/local/domain/" + me + "/error/backend/" + cfg.Type,
-		vhosts: map[key]*vhost{},
-		dead:   map[key]bool{},
-	}, nil
+	b := &Backend{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		root:    "/local/domain/" + me + "/backend/" + cfg.Type,
+		errs:    "/local/domain/" + me + "/error/backend/" + cfg.Type,
+		vhosts:  map[key]*vhost{},
+		dead:    map[key]bool{},
+		domTags: map[uint32]bool{},
+	}
+	b.stopMode.Store(int32(cfg.StopMode))
+	return b, nil
 }
+
+// SetStopMode changes what Run does when its context ends; call it before
+// cancelling (xl-vscsi backend-stop --disconnect, the C API's disconnect).
+func (b *Backend) SetStopMode(m StopMode) { b.stopMode.Store(int32(m)) }
+
+// StopMode is the current stop mode.
+func (b *Backend) StopMode() StopMode { return StopMode(b.stopMode.Load()) }
+
+// HandedOver is how many vhosts the last Run left connected.
+func (b *Backend) HandedOver() int { return int(b.handedOver.Load()) }
 
 func validName(s string) bool {
 	if s == "" || len(s) > 64 {
@@ -158,11 +244,23 @@ func validName(s string) bool {
 // Root is the backend tree served, /local/domain/<me>/backend/<type>.
 func (b *Backend) Root() string { return b.root }
 
-// Run serves until ctx ends, then shuts every vhost down cleanly (Closing,
-// disconnect, Closed; bounded by ShutdownTimeout and TeardownTimeout) and
-// returns. It returns early with an error if the xenstore connection
-// fails.
+// Run serves until ctx ends, then stops as StopMode says: a handover
+// (every vhost left connected for the next backend; bounded by
+// HandoverTimeout) or a disconnect (Closing, disconnect, Closed; bounded by
+// ShutdownTimeout and TeardownTimeout), and returns. It returns early with
+// an error if the xenstore connection fails (after a handover: a restarted
+// backend picks the guests up). With a StateDir it first takes the
+// directory's lock, waiting up to LockWait for a previous backend.
 func (b *Backend) Run(ctx context.Context) error {
+	if b.cfg.StateDir != "" {
+		unlock, err := b.lockState(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		b.sweepState()
+	}
+	b.handedOver.Store(0)
 	b.mux = xsutil.NewMux(b.cfg.Store)
 	defer b.mux.Close()
 	rootCh, cancelRoot, err := b.mux.Watch(b.root)
@@ -217,10 +315,23 @@ loop:
 		}
 	}
 
-	// Clean shutdown: every actor goes Closing -> Closed.
+	// Every actor hands its vhost over or closes it (StopMode).
+	if runErr != nil {
+		// Lost xenstore: the actors cannot talk to it; leave the guests
+		// to the restarted backend.
+		b.SetStopMode(StopHandover)
+	}
 	stopActors()
 	wg.Wait()
-	b.log.Info("backend stopped", "root", b.root)
+	if b.killed.Load() {
+		return runErr
+	}
+	if b.StopMode() == StopHandover {
+		b.log.Info("backend stopped: vhosts left connected for the next vscsi-backend", "root", b.root,
+			"vhosts_left_connected", b.HandedOver())
+	} else {
+		b.log.Info("backend stopped: every vhost disconnected", "root", b.root)
+	}
 	return runErr
 }
 
@@ -364,6 +475,7 @@ func (b *Backend) releaseDead(ctx context.Context) {
 				b.log.Warn("removing tree of a dead domain", "path", p, "error", err)
 			}
 		}
+		b.forgetDomain(domid)
 		b.mu.Lock()
 		for k := range b.dead {
 			if k.domid == domid {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"syscall"
@@ -114,7 +116,7 @@ func (v *vhost) devPass(full bool) {
 			if d == nil || d.name != name {
 				continue
 			}
-			v.drop(addr)
+			v.drop(addr, true)
 			_ = v.writeIn(dp, "state", strconv.Itoa(xenif.StateClosed))
 		}
 	}
@@ -136,10 +138,10 @@ func (v *vhost) updateDev() {
 		}
 		if err := v.writeIn(dp, "state", strconv.Itoa(xenif.StateConnected)); err != nil {
 			if errors.Is(err, syscall.ENOENT) {
-				v.drop(addr)
+				v.drop(addr, true)
 				continue
 			}
-			v.drop(addr)
+			v.drop(addr, true)
 			v.devFail(dp, "cannot write state 4: "+err.Error())
 		}
 	}
@@ -147,15 +149,21 @@ func (v *vhost) updateDev() {
 
 // open opens pdev and adds the translation.
 func (v *vhost) open(name, pdev string, addr datapath.Addr) error {
+	statePath := v.devStatePath(name)
+	if statePath != "" {
+		if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+	}
 	e, err := v.b.cfg.OpenLUN(LUNRequest{Pdev: pdev, Addr: addr, Domid: v.k.domid, Vhost: v.k.vhost, Dev: name,
-		ReportLUNs: v.reportLUNs(addr)})
+		ReportLUNs: v.reportLUNs(addr), StatePath: statePath})
 	if err != nil {
 		return err
 	}
 	if e.LUN == nil {
 		return errors.New("opener returned no LUN")
 	}
-	v.devs[addr] = &dev{name: name, pdev: pdev, entry: e}
+	v.devs[addr] = &dev{name: name, pdev: pdev, entry: e, statePath: statePath}
 	v.table.Set(addr, e)
 	v.publish()
 	v.log.Info("device added", "dev", name, "pdev", pdev, "ctl", fmt.Sprintf("%d:%d:%d", addr.Channel, addr.Target, addr.LUN))
@@ -163,8 +171,10 @@ func (v *vhost) open(name, pdev string, addr datapath.Addr) error {
 }
 
 // drop removes a translation: no new command reaches the LUN, commands in
-// flight finish (bounded by TeardownTimeout), then the LUN is closed.
-func (v *vhost) drop(addr datapath.Addr) {
+// flight finish (bounded by TeardownTimeout), then the LUN is closed. With
+// forget the device is really removed and its state file (a RAM disk's
+// contents) deleted; without, it is only closed (a handover, a stop).
+func (v *vhost) drop(addr datapath.Addr, forget bool) {
 	d := v.devs[addr]
 	if d == nil {
 		return
@@ -181,13 +191,18 @@ func (v *vhost) drop(addr datapath.Addr) {
 	if err := d.entry.LUN.Close(); err != nil {
 		v.log.Warn("closing LUN", "dev", d.name, "error", err)
 	}
+	if forget && d.statePath != "" {
+		if err := os.Remove(d.statePath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			v.log.Warn("removing the device's state", "dev", d.name, "path", d.statePath, "error", err)
+		}
+	}
 	v.publish()
 	v.log.Info("device removed", "dev", d.name, "pdev", d.pdev)
 }
 
 // dropAll removes every translation (unregister, release, shutdown).
-func (v *vhost) dropAll() {
+func (v *vhost) dropAll(forget bool) {
 	for a := range v.devs {
-		v.drop(a)
+		v.drop(a, forget)
 	}
 }

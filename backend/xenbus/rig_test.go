@@ -39,6 +39,7 @@ type rig struct {
 	grants *xenfake.Grants
 	hub    *xenfake.EventHub
 	dir    string // allowed image directory
+	state  string // Config.StateDir
 	cfg    Config
 	b      *Backend
 	cancel context.CancelFunc
@@ -58,7 +59,7 @@ func newRig(t testing.TB, opts ...rigOpt) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, srv: srv, grants: xenfake.NewGrants(), hub: xenfake.NewEventHub(), dir: t.TempDir()}
+	r := &rig{t: t, srv: srv, grants: xenfake.NewGrants(), hub: xenfake.NewEventHub(), dir: t.TempDir(), state: t.TempDir()}
 	t.Cleanup(func() { srv.Close() })
 	if r.ts, err = srv.Connect(0); err != nil {
 		t.Fatal(err)
@@ -70,7 +71,7 @@ func newRig(t testing.TB, opts ...rigOpt) *rig {
 		Domid: 0,
 		OpenLUN: func(req LUNRequest) (datapath.Entry, error) {
 			o, err := policy.Open(req.Pdev, lunconf.Options{ID: fmt.Sprintf("%d/%s/%s", req.Domid, req.Vhost, req.Dev),
-				LUN: uint64(req.Addr.LUN), ReportLUNs: req.ReportLUNs})
+				LUN: uint64(req.Addr.LUN), ReportLUNs: req.ReportLUNs, StatePath: req.StatePath})
 			if err != nil {
 				return datapath.Entry{}, err
 			}
@@ -85,7 +86,9 @@ func newRig(t testing.TB, opts ...rigOpt) *rig {
 			}
 			return ev, err
 		},
+		StateDir:        r.state,
 		TeardownTimeout: 2 * time.Second,
+		HandoverTimeout: 2 * time.Second,
 		RemoveTimeout:   300 * time.Millisecond,
 		ShutdownTimeout: time.Second,
 		RescanInterval:  50 * time.Millisecond,
@@ -136,8 +139,9 @@ func (r *rig) start() {
 	must(r.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.runErr = make(chan error, 1)
-	go func() { r.runErr <- r.b.Run(ctx) }()
+	done, b := make(chan error, 1), r.b
+	r.runErr = done
+	go func() { done <- b.Run(ctx) }()
 	r.t.Cleanup(func() { r.stop() })
 }
 

@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/govscsi/govscsi/backend/datapath"
+	"github.com/govscsi/govscsi/backend/journal"
+	"github.com/govscsi/govscsi/backend/vscsiif"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 )
 
@@ -44,6 +46,13 @@ type vhost struct {
 	devs      map[datapath.Addr]*dev // translations
 	lastErr   string
 	unregistd bool
+	// resumable: at probe the vhost was connected to this frontend's ring
+	// (BE 4/7/8, FE 3/4/7): a previous backend process served it, so the
+	// first connection resumes that ring (journal) instead of starting
+	// one, and its devices are opened before the ring is served.
+	resumable bool
+	maxSegs   int  // feature-sg-grant this vhost's frontend was told
+	forget    bool // the vhost is really removed: its state files go at the end
 
 	mu       sync.Mutex // guards snap and lunsByCT (read by other goroutines)
 	snap     VhostInfo
@@ -53,9 +62,10 @@ type vhost struct {
 
 // dev is one translation: an open LUN at a guest address.
 type dev struct {
-	name  string // dev-N
-	pdev  string
-	entry datapath.Entry
+	name      string // dev-N
+	pdev      string
+	entry     datapath.Entry
+	statePath string // LUNRequest.StatePath
 }
 
 func newVhost(b *Backend, k key, be, fe string) *vhost {
@@ -66,7 +76,7 @@ func newVhost(b *Backend, k key, be, fe string) *vhost {
 		store: b.cfg.Store,
 		rel:   make(chan struct{}),
 		done:  make(chan struct{}),
-		state: -1, lastFE: -1,
+		state: -1, lastFE: -1, maxSegs: b.cfg.MaxSegments,
 		table: &datapath.Table{},
 		devs:  map[datapath.Addr]*dev{},
 		luns:  map[[2]uint16][]uint64{},
@@ -133,6 +143,7 @@ func (v *vhost) run(ctx context.Context) (unregistered bool) {
 	}
 	defer cancelBE() //nolint:errcheck // best effort
 
+	v.b.checkDomainState(v.k.domid)
 	if !v.probe() {
 		return v.unregistd
 	}
@@ -165,10 +176,18 @@ func (v *vhost) run(ctx context.Context) (unregistered bool) {
 			v.fatal(syscall.EPROTO, fmt.Sprintf("ring of %s stopped: %v", v.fe, err))
 		case <-v.rel:
 			v.log.Info("frontend domain gone: disconnecting")
+			v.forget = true
 			v.disconnect()
 			return false
 		case <-ctx.Done():
-			v.shutdown(feCh)
+			switch {
+			case v.b.killed.Load():
+				v.kill()
+			case v.b.StopMode() == StopDisconnect:
+				v.shutdown(feCh)
+			default:
+				v.handover()
+			}
 			return false
 		}
 	}
@@ -244,18 +263,35 @@ func (v *vhost) probe() bool {
 		v.fatal(syscall.EINVAL, err.Error())
 		return true
 	}
-	if err := v.writeIn(v.be, "feature-sg-grant", strconv.Itoa(v.b.cfg.MaxSegments)); err != nil {
+	fs, _, present := v.readFE()
+	be := -1
+	if st, ok := v.read(v.be + "/state"); ok {
+		if n, err := ParseState(st); err == nil {
+			be = n
+		}
+	}
+	v.resumable = present && (fs == xenif.StateInitialised || fs == xenif.StateConnected || fs == xenif.StateReconfiguring) &&
+		(be == xenif.StateConnected || be == xenif.StateReconfiguring || be == xenif.StateReconfigured)
+	if v.resumable {
+		// The frontend read feature-sg-grant when it connected: keep what
+		// it was told (a new config must not refuse its requests).
+		if raw, ok := v.read(v.be + "/feature-sg-grant"); ok {
+			if n, err := strconv.Atoi(raw); err == nil && n >= vscsiif.MinFeatureSGGrant && n <= vscsiif.SGTableSize*vscsiif.SGPerPage {
+				v.maxSegs = n
+			}
+		}
+	}
+	if v.maxSegs != v.b.cfg.MaxSegments {
+		v.log.Info("keeping the frontend's feature-sg-grant", "feature_sg_grant", v.maxSegs, "configured", v.b.cfg.MaxSegments)
+	} else if err := v.writeIn(v.be, "feature-sg-grant", strconv.Itoa(v.maxSegs)); err != nil {
 		v.log.Warn("writing feature-sg-grant", "error", err)
 		return false
 	}
-	fs, _, present := v.readFE()
 	switch {
-	case present && (fs == xenif.StateInitialised || fs == xenif.StateConnected):
-		v.log.Info("frontend already connecting: reconnecting", "fe_state", fs)
-		if st, ok := v.read(v.be + "/state"); ok {
-			if n, err := ParseState(st); err == nil {
-				v.state = n
-			}
+	case present && (fs == xenif.StateInitialised || fs == xenif.StateConnected || v.resumable):
+		v.log.Info("frontend already connecting: reconnecting", "fe_state", fs, "be_state", be, "resume", v.resumable)
+		if be >= 0 {
+			v.state = be
 		}
 	case present && (fs == xenif.StateClosed || fs == xenif.StateInitialising):
 		// Nothing to do for these until the frontend moves.
@@ -287,6 +323,7 @@ func (v *vhost) readFE() (state int, raw string, present bool) {
 func (v *vhost) step() bool {
 	if _, ok := v.read(v.be); !ok {
 		v.log.Info("backend directory removed")
+		v.forget = true
 		return true
 	}
 	if v.bad {
@@ -359,17 +396,37 @@ func (v *vhost) frontendChanged(fs int) bool {
 		if v.failed {
 			return false
 		}
-		v.disconnect() // a resuming frontend announces a new ring
-		if v.connect() {
-			v.addOrDel()
-			v.setState(xenif.StateConnected)
+		if v.resumable {
+			// A backend process connected this ring and died (or handed
+			// over) before the frontend went on to Connected.
+			if !v.resume() {
+				return false
+			}
+		} else {
+			v.disconnect() // a resuming frontend announces a new ring
+			if !v.connect(false) {
+				return false
+			}
 		}
+		v.addOrDel()
+		v.setState(xenif.StateConnected)
 	case xenif.StateConnected:
 		if v.failed {
 			return false
 		}
-		if v.conn == nil && !v.connect() {
-			return false
+		if v.conn == nil {
+			// A daemon restart: the devices first, so that the requests
+			// queued in the ring meanwhile find their LUNs.
+			if v.resumable {
+				if !v.resume() {
+					return false
+				}
+			} else {
+				v.restoreDevs()
+				if !v.connect(false) {
+					return false
+				}
+			}
 		}
 		v.restoreDevs() // re-opens devices after a daemon restart
 		v.updateDev()
@@ -397,6 +454,9 @@ func (v *vhost) frontendChanged(fs int) bool {
 		if v.failed {
 			return false
 		}
+		if v.conn == nil && v.resumable && !v.resume() {
+			return false
+		}
 		v.addOrDel()
 		v.setState(xenif.StateReconfigured)
 	default: // InitWait, Reconfigured: only a backend may be there
@@ -418,6 +478,8 @@ func (v *vhost) reprobe(why string) {
 // back to Initialised so the new instance adds them).
 func (v *vhost) resetForNewFrontend() {
 	v.disconnect()
+	v.resumable = false
+	v.maxSegs = v.b.cfg.MaxSegments
 	v.failed = false
 	v.lastErr = ""
 	_ = v.store.Rm(xenif.NoTx, v.errp)
@@ -427,12 +489,59 @@ func (v *vhost) resetForNewFrontend() {
 			_ = v.writeIn(dp, "state", "3")
 		}
 	}
-	_ = v.writeIn(v.be, "feature-sg-grant", strconv.Itoa(v.b.cfg.MaxSegments))
+	_ = v.writeIn(v.be, "feature-sg-grant", strconv.Itoa(v.maxSegs))
 }
 
-// connect reads the ring details and starts the data path. On failure it
-// raises a fatal error and returns false.
-func (v *vhost) connect() bool {
+// resume connects to the ring a previous backend process served: the
+// devices are opened first (requests queued while no backend ran must find
+// their LUNs), then the ring is resumed from the journal.
+func (v *vhost) resume() bool {
+	v.resumable = false
+	if v.lastFE == xenif.StateInitialised && v.newRingSinceJournal() {
+		// The guest re-probed its frontend while no backend ran (FE went
+		// Closed and came back with a new ring): a new frontend instance,
+		// which adds only devices offered in state 3 (P15).
+		v.log.Info("the frontend made a new ring while no backend ran: offering the devices again")
+		v.offerDevicesAgain()
+		return v.connect(false)
+	}
+	v.restoreDevs()
+	return v.connect(true)
+}
+
+// newRingSinceJournal: the ring the frontend announces is not the one the
+// previous backend process journaled.
+func (v *vhost) newRingSinceJournal() bool {
+	p := v.journalPath()
+	if p == "" {
+		return false
+	}
+	id, err := journal.ReadIdentity(p)
+	if err != nil {
+		return false
+	}
+	rawRef, _ := v.read(v.fe + "/ring-ref")
+	rawPort, _ := v.read(v.fe + "/event-channel")
+	ref, err1 := ParseRingRef(rawRef)
+	port, err2 := ParseEventChannel(rawPort)
+	return err1 == nil && err2 == nil && (id.Domid != v.k.domid || id.RingRef != ref || id.Port != port)
+}
+
+// offerDevicesAgain moves every device in state 4 back to 3, for a new
+// frontend instance.
+func (v *vhost) offerDevicesAgain() {
+	for _, name := range v.devNames() {
+		dp := v.be + "/vscsi-devs/" + name
+		if st, ok := v.read(dp + "/state"); ok && st == strconv.Itoa(xenif.StateConnected) {
+			_ = v.writeIn(dp, "state", strconv.Itoa(xenif.StateInitialised))
+		}
+	}
+}
+
+// connect reads the ring details and starts the data path (resume: the
+// ring a previous process served, see datapath.Config.Resume). On failure
+// it raises a fatal error and returns false.
+func (v *vhost) connect(resume bool) bool {
 	rawRef, ok1 := v.read(v.fe + "/ring-ref")
 	rawPort, ok2 := v.read(v.fe + "/event-channel")
 	if !ok1 || !ok2 {
@@ -457,8 +566,9 @@ func (v *vhost) connect() bool {
 	conn, err := datapath.Start(datapath.Config{
 		FrontendDomid: v.k.domid, RingRef: ref, RemotePort: port,
 		Grants: v.b.cfg.Grants, Events: ev, Resolver: v.table,
-		MaxSegments: v.b.cfg.MaxSegments, Workers: v.b.cfg.Workers,
-		Logger: v.log.Named("ring"),
+		MaxSegments: v.maxSegs, Workers: v.b.cfg.Workers,
+		Logger:      v.log.Named("ring"),
+		JournalPath: v.journalPath(), Resume: resume,
 	})
 	if err != nil {
 		ev.Close()
@@ -466,7 +576,7 @@ func (v *vhost) connect() bool {
 		return false
 	}
 	v.conn, v.events = conn, ev
-	v.log.Info("connected", "ring_ref", ref, "port", port, "local_port", conn.Port())
+	v.log.Info("connected", "ring_ref", ref, "port", port, "local_port", conn.Port(), "resumed", resume)
 	return true
 }
 
@@ -491,8 +601,9 @@ func (v *vhost) disconnect() {
 // write Closed (the xenbus core does that for Linux).
 func (v *vhost) unregister() {
 	v.log.Info("unregistering")
+	v.forget = true
 	v.disconnect()
-	v.dropAll()
+	v.dropAll(true)
 	if v.state != xenif.StateClosed {
 		v.setState(xenif.StateClosed)
 	}
@@ -562,10 +673,48 @@ wait:
 	v.setState(xenif.StateClosed)
 }
 
-// closeAll runs when the actor ends: nothing may stay mapped or open.
+// handover is the daemon stopping for the next process (StopHandover):
+// xenstore stays as it is, the ring is left with every consumed request
+// answered (bounded by HandoverTimeout; a command stuck in its LUN stays in
+// the journal), the ring unmapped and the port closed. The LUNs are closed
+// by closeAll, their state files kept.
+func (v *vhost) handover() {
+	if v.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), v.b.cfg.HandoverTimeout)
+	defer cancel()
+	left, err := v.conn.Handover(ctx)
+	if err != nil {
+		v.log.Warn("handover incomplete: the next backend executes the rest again", "unanswered", left, "error", err)
+	}
+	if err := v.events.Close(); err != nil {
+		v.log.Warn("closing event channel", "error", err)
+	}
+	v.conn, v.events = nil, nil
+	v.b.handedOver.Add(1)
+	v.log.Info("left connected for the next backend", "unanswered", left)
+}
+
+// kill is the process dying (tests: Backend.kill): no xenstore write, no
+// response; what the kernel would release is released.
+func (v *vhost) kill() {
+	if v.conn == nil {
+		return
+	}
+	v.conn.Kill()
+	v.events.Close() //nolint:errcheck // as the kernel would
+	v.conn, v.events = nil, nil
+}
+
+// closeAll runs when the actor ends: nothing may stay mapped or open. The
+// state files go only if the vhost is really removed.
 func (v *vhost) closeAll() {
 	v.disconnect()
-	v.dropAll()
+	v.dropAll(v.forget)
+	if v.forget {
+		v.forgetState()
+	}
 	v.publish()
 }
 

@@ -24,8 +24,12 @@ func connectGuest(t *testing.T, r *rig, domid uint32) *guest {
 	r.attach(domid, 0, map[int]devSpec{0: {"file:" + img, "0:0:0:0"}, 1: {"ram:4M", "0:0:1:0"}})
 	be := r.bePath(domid, 0)
 	r.waitValue(be+"/state", "2")
-	if v := r.read(be + "/feature-sg-grant"); v != "128" {
-		t.Errorf("feature-sg-grant = %q, want 128", v)
+	want := r.cfg.MaxSegments
+	if want == 0 {
+		want = 128
+	}
+	if v := r.read(be + "/feature-sg-grant"); v != fmt.Sprint(want) {
+		t.Errorf("feature-sg-grant = %q, want %d", v, want)
 	}
 	g.runFrontend(nil)
 	r.waitValue(fePath(domid, 0)+"/state", "4")
@@ -57,7 +61,9 @@ func TestConnectFileAndRAMLUNs(t *testing.T) {
 	if len(vs) != 1 || !vs[0].Connected || len(vs[0].Devices) != 2 || vs[0].Requests == 0 {
 		t.Errorf("Vhosts() = %+v", vs)
 	}
-	// SIGTERM-style shutdown: Closing, the frontend closes, Closed.
+	// The explicit disconnect of every guest (xl-vscsi backend-stop
+	// --disconnect): Closing, the frontend closes, Closed.
+	r.b.SetStopMode(StopDisconnect)
 	r.stop()
 	if v := r.read(r.bePath(5, 0) + "/state"); v != "6" {
 		t.Errorf("BE state after shutdown = %q, want 6", v)
