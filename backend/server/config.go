@@ -49,7 +49,18 @@ type Config struct {
 	// MaxSegments is feature-sg-grant (default 128).
 	MaxSegments int `yaml:"max_segments"`
 	// Workers per vhost for non-inline LUNs (default 16).
-	Workers  int      `yaml:"workers"`
+	Workers int `yaml:"workers"`
+	// StateDir keeps, on tmpfs, what must outlive the process: per vhost
+	// the ring's in-flight journal and the RAM disks (default
+	// /run/govscsi; the backend type is appended). "none": nothing, so a
+	// crash loses the requests in flight and RAM disks die with the
+	// process.
+	StateDir string `yaml:"state_dir"`
+	// OnStop is what SIGTERM/SIGINT (and the C API's vscsi_backend_stop)
+	// do: "handover" (default: every guest stays connected for the next
+	// vscsi-backend) or "disconnect" (close every guest's vhost, the old
+	// behaviour). xl-vscsi backend-stop chooses per stop.
+	OnStop   string   `yaml:"on_stop"`
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Reservations says where the persistent reservation state of the
 	// emulated logical units is kept (docs/backend.md §9.2).
@@ -69,11 +80,15 @@ type Reservations struct {
 	APTPLDir string `yaml:"aptpl_dir"`
 }
 
+// DefaultStateDir is the parent of the state directories.
+const DefaultStateDir = "/run/govscsi"
+
 // Timeouts are Go durations ("5s", "500ms").
 type Timeouts struct {
 	Teardown  time.Duration `yaml:"teardown"`   // one connection's teardown (P23)
 	Remove    time.Duration `yaml:"remove"`     // frontend's grace after the toolstack wrote BE=5
-	Shutdown  time.Duration `yaml:"shutdown"`   // frontend's grace when the daemon stops
+	Shutdown  time.Duration `yaml:"shutdown"`   // frontend's grace when the daemon stops with disconnect
+	Handover  time.Duration `yaml:"handover"`   // commands in flight finishing when the daemon hands over
 	SGCommand time.Duration `yaml:"sg_command"` // each SG_IO pass-through command
 }
 
@@ -203,8 +218,20 @@ func (c *Config) fill() error {
 	if c.Workers < 0 || c.Workers > 1024 {
 		return fmt.Errorf("config: workers %d: want 0..1024", c.Workers)
 	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.StateDir != "none" && (!strings.HasPrefix(c.StateDir, "/") || filepath.Clean(c.StateDir) != c.StateDir || c.StateDir == "/") {
+		return fmt.Errorf("config: state_dir %q: want a clean absolute directory (not /), or none", c.StateDir)
+	}
+	if c.OnStop == "" {
+		c.OnStop = "handover"
+	}
+	if _, err := xenbus.ParseStopMode(c.OnStop); err != nil {
+		return fmt.Errorf("config: on_stop %q: want handover or disconnect", c.OnStop)
+	}
 	for name, d := range map[string]time.Duration{"teardown": c.Timeouts.Teardown, "remove": c.Timeouts.Remove,
-		"shutdown": c.Timeouts.Shutdown, "sg_command": c.Timeouts.SGCommand} {
+		"shutdown": c.Timeouts.Shutdown, "handover": c.Timeouts.Handover, "sg_command": c.Timeouts.SGCommand} {
 		if d < 0 {
 			return fmt.Errorf("config: timeouts.%s %v is negative", name, d)
 		}

@@ -10,8 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +47,10 @@ type Server struct {
 	stats   *stats.Registry
 	// metricsAddr is the HTTP metrics endpoint's address once listening.
 	metricsAddr atomic.Value
+
+	mu      sync.Mutex
+	stopRun context.CancelFunc // ends the running Run (Stop)
+	stopped bool               // Stop came before Run
 }
 
 // New resolves the domid (config or xenstore) and builds the backend.
@@ -83,20 +90,30 @@ func New(cfg Config, deps Deps) (*Server, error) {
 			ReportLUNs:       req.ReportLUNs,
 			SGTimeout:        cfg.Timeouts.SGCommand,
 			MaxTransferBytes: maxSegs * 4096,
+			StatePath:        req.StatePath,
 		})
 		if err != nil {
 			return datapath.Entry{}, err
 		}
+		if o.Restored {
+			s.log.Info("RAM disk contents kept from the previous backend", "domid", req.Domid, "vhost", req.Vhost,
+				"dev", req.Dev, "pdev", req.Pdev)
+		}
 		lun := s.stats.Wrap(stats.Meta{Domid: req.Domid, Vhost: req.Vhost, Dev: req.Dev, Addr: ctl, Pdev: req.Pdev}, o.LUN)
 		return datapath.Entry{LUN: lun, Inline: o.Inline}, nil
+	}
+	mode, err := xenbus.ParseStopMode(cfg.OnStop)
+	if err != nil {
+		return nil, err
 	}
 	b, err := xenbus.New(xenbus.Config{
 		Store: deps.Store, Domid: s.domid, Type: cfg.BackendType,
 		OpenLUN: open, Grants: deps.Grants, OpenEvents: deps.OpenEvents,
 		MaxSegments: cfg.MaxSegments, Workers: cfg.Workers,
 		TeardownTimeout: cfg.Timeouts.Teardown, RemoveTimeout: cfg.Timeouts.Remove,
-		ShutdownTimeout: cfg.Timeouts.Shutdown,
-		Logger:          s.log,
+		ShutdownTimeout: cfg.Timeouts.Shutdown, HandoverTimeout: cfg.Timeouts.Handover,
+		StateDir: cfg.stateDir(), StopMode: mode,
+		Logger: s.log,
 	})
 	if err != nil {
 		return nil, err
@@ -173,9 +190,25 @@ func (s *Server) vhostStatuses() []stats.VhostStatus {
 	return out
 }
 
-// Run serves until ctx ends (then every vhost is closed cleanly) or the
-// xenstore connection fails.
+// Run serves until ctx ends or Stop is called (then it stops as on_stop
+// or Stop says: a handover or a disconnect) or the xenstore connection
+// fails.
 func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.stopRun = cancel
+	if s.stopped {
+		cancel()
+	}
+	s.mu.Unlock()
+	// The state directory's lock first: a daemon started while the
+	// previous one still hands over waits here, before it takes over the
+	// socket the old one will unlink when it closes it.
+	if err := s.backend.AcquireState(ctx); err != nil {
+		return err
+	}
+	defer s.backend.ReleaseState()
 	sctx, stopStats := context.WithCancel(context.Background())
 	defer stopStats()
 	statsDone := make(chan error, 1)
@@ -185,7 +218,22 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 		s.log.Info("stats endpoint", "socket", s.cfg.StatsSocket)
-		go func() { statsDone <- stats.Serve(sctx, l, s.Snapshot, s.log) }()
+		ctl := stats.Controls{Stop: func(mode string) (stats.StopReply, error) {
+			m, err := xenbus.ParseStopMode(mode)
+			if err != nil {
+				return stats.StopReply{}, err
+			}
+			n := 0
+			for _, v := range s.backend.Vhosts() {
+				if v.Connected {
+					n++
+				}
+			}
+			s.log.Info("stop requested on the control socket", "mode", m.String(), "connected_vhosts", n)
+			s.Stop(m)
+			return stats.StopReply{Stopping: true, Mode: m.String(), Pid: os.Getpid(), Vhosts: n}, nil
+		}}
+		go func() { statsDone <- stats.ServeControls(sctx, l, s.Snapshot, ctl, s.log) }()
 	} else {
 		statsDone <- nil
 	}
@@ -196,7 +244,8 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("vscsi backend starting", "domid", s.domid, "type", s.cfg.BackendType,
-		"allow_paths", strings.Join(s.cfg.AllowPaths, ","), "max_segments", strconv.Itoa(s.cfg.MaxSegments))
+		"allow_paths", strings.Join(s.cfg.AllowPaths, ","), "max_segments", strconv.Itoa(s.cfg.MaxSegments),
+		"state_dir", s.cfg.stateDir(), "on_stop", s.cfg.OnStop)
 	if !safeopen.Available() {
 		s.log.Error("file and device p-devs will be refused", "error", safeopen.ErrNoOpenat2)
 	}
@@ -209,4 +258,30 @@ func (s *Server) Run(ctx context.Context) error {
 		err = merr
 	}
 	return err
+}
+
+// Stop makes Run stop in mode m: StopHandover leaves every guest connected
+// for the next backend, StopDisconnect closes every guest's vhost first.
+func (s *Server) Stop(m xenbus.StopMode) {
+	s.backend.SetStopMode(m)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if s.stopRun != nil {
+		s.stopRun()
+	}
+}
+
+// StopMode is how Run stops (or stopped).
+func (s *Server) StopMode() xenbus.StopMode { return s.backend.StopMode() }
+
+// HandedOver is how many vhosts the last Run left connected.
+func (s *Server) HandedOver() int { return s.backend.HandedOver() }
+
+// stateDir is the backend's state directory ("" for none).
+func (c *Config) stateDir() string {
+	if c.StateDir == "none" || c.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(c.StateDir, c.BackendType)
 }

@@ -33,8 +33,13 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.BackendType != "vscsiu" || c.LogLevel != "info" || c.StatsSocket != stats.DefaultSocket ||
-		len(c.AllowPaths) != 1 || c.AllowPaths[0] != "/dev/" || c.Domid != nil {
+		len(c.AllowPaths) != 1 || c.AllowPaths[0] != "/dev/" || c.Domid != nil ||
+		c.StateDir != "/run/govscsi" || c.stateDir() != "/run/govscsi/vscsiu" || c.OnStop != "handover" {
 		t.Errorf("defaults: %+v", c)
+	}
+	if c, _ := ParseConfig([]byte("state_dir: none\non_stop: disconnect\ntimeouts: {handover: 3s}")); c.stateDir() != "" ||
+		c.OnStop != "disconnect" || c.Timeouts.Handover != 3*time.Second {
+		t.Errorf("state_dir none, on_stop disconnect: %+v", c)
 	}
 	c, err = ParseConfig([]byte(`
 backend_type: vscsi-user
@@ -79,6 +84,11 @@ timeouts:
 		{"workers: many", "workers"},
 		{"timeouts: 5", "timeouts"},
 		{"timeouts: {later: 1s}", "timeouts.later"},
+		{"timeouts: {handover: -1s}", "handover"},
+		{"on_stop: quit", "on_stop"},
+		{"state_dir: run/govscsi", "state_dir"},
+		{"state_dir: /run/../etc", "state_dir"},
+		{"state_dir: /", "state_dir"},
 		{"- a\n- b", "top level"},
 		// Strict as documented (issue 14: duplicates took the last, a
 		// second document was ignored, even one holding a refused
@@ -180,7 +190,8 @@ func TestLoadConfig(t *testing.T) {
 // (cgo) against the xsfake server, with xenfake grants and event channels
 // and the simpeer frontend: the domid comes from xenstore, a guest writes
 // and reads a file LUN through the ring, the stats endpoint reports it,
-// and cancelling (SIGTERM) closes the vhost.
+// and the explicit disconnect (the control socket's stop request) closes
+// the vhost.
 func TestServerOnLibxenstore(t *testing.T) {
 	srv := xsfake.StartT(t)
 	store, err := xs.Open(0)
@@ -209,8 +220,8 @@ func TestServerOnLibxenstore(t *testing.T) {
 	defer os.RemoveAll(sockDir)
 	sock := filepath.Join(sockDir, "stats.sock")
 	promFile := filepath.Join(dir, "govscsi.prom")
-	cfg, err := ParseConfig([]byte(fmt.Sprintf("allow_paths: [%s]\nstats_socket: %s\ntimeouts: {shutdown: 2s}\n"+
-		"metrics: {textfile: %s, interval: 1s, listen: \"127.0.0.1:0\"}\n", dir, sock, promFile)))
+	cfg, err := ParseConfig([]byte(fmt.Sprintf("allow_paths: [%s]\nstats_socket: %s\nstate_dir: %s\ntimeouts: {shutdown: 2s}\n"+
+		"metrics: {textfile: %s, interval: 1s, listen: \"127.0.0.1:0\"}\n", dir, sock, t.TempDir(), promFile)))
 	must(err)
 
 	grants, hub := xenfake.NewGrants(), xenfake.NewEventHub()
@@ -332,8 +343,13 @@ func TestServerOnLibxenstore(t *testing.T) {
 	}
 	checkMetrics(t, s, promFile, "file:"+img) // the same numbers, as Prometheus reads them
 
-	// SIGTERM: Closing -> the frontend closes -> Closed, all released.
-	cancel()
+	// xl-vscsi backend-stop --disconnect: Closing -> the frontend closes
+	// -> Closed, all released.
+	rep, err := stats.Stop(context.Background(), sock, "disconnect")
+	if err != nil || rep.Mode != "disconnect" || rep.Vhosts != 1 || rep.Pid != os.Getpid() {
+		t.Fatalf("stop request: %+v, %v", rep, err)
+	}
+	defer cancel()
 	select {
 	case err := <-runErr:
 		if err != nil {

@@ -65,7 +65,7 @@ func TestXenstoreToolsDriveTheBackend(t *testing.T) {
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig([]byte("stats_socket: none\nallow_paths: [" + dir + "]\n"))
+	cfg, err := ParseConfig([]byte("stats_socket: none\nstate_dir: " + t.TempDir() + "\nallow_paths: [" + dir + "]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

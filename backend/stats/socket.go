@@ -22,7 +22,23 @@ const DefaultSocket = "/run/govscsi/vscsi-backend.sock"
 const maxRequest = 4096
 
 type request struct {
-	Op string `json:"op"`
+	Op   string `json:"op"`
+	Mode string `json:"mode,omitempty"` // "stop": handover or disconnect
+}
+
+// StopReply answers a "stop" request: the daemon has started to stop.
+type StopReply struct {
+	Stopping bool   `json:"stopping"`
+	Mode     string `json:"mode"`   // handover or disconnect
+	Pid      int    `json:"pid"`    // the daemon's process
+	Vhosts   int    `json:"vhosts"` // connected vhosts it is handing over or disconnecting
+}
+
+// Controls are the requests besides "stats" a daemon answers on its socket.
+type Controls struct {
+	// Stop starts stopping the daemon in mode ("handover" or
+	// "disconnect"); nil: "stop" is refused.
+	Stop func(mode string) (StopReply, error)
 }
 
 type errorReply struct {
@@ -72,6 +88,13 @@ const (
 // with backoff, so a burst of descriptor exhaustion does not end the
 // endpoint. log may be nil.
 func Serve(ctx context.Context, l net.Listener, snap func() Snapshot, log hclog.Logger) error {
+	return ServeControls(ctx, l, snap, Controls{}, log)
+}
+
+// ServeControls is Serve that also answers the control requests in ctl:
+// {"op":"stop","mode":"handover"|"disconnect"} (xl-vscsi backend-stop).
+// The socket is mode 0600 (root only), like the stats it serves.
+func ServeControls(ctx context.Context, l net.Listener, snap func() Snapshot, ctl Controls, log hclog.Logger) error {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -121,12 +144,12 @@ func Serve(ctx context.Context, l net.Listener, snap func() Snapshot, log hclog.
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			serveConn(c, snap)
+			serveConn(c, snap, ctl)
 		}()
 	}
 }
 
-func serveConn(c net.Conn, snap func() Snapshot) {
+func serveConn(c net.Conn, snap func() Snapshot, ctl Controls) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // best effort
 	line, err := bufio.NewReaderSize(&limitReader{c, maxRequest}, 512).ReadBytes('\n')
@@ -142,8 +165,23 @@ func serveConn(c net.Conn, snap func() Snapshot) {
 	switch req.Op {
 	case "stats":
 		enc.Encode(snap()) //nolint:errcheck // client gone is fine
+	case "stop":
+		if ctl.Stop == nil {
+			enc.Encode(errorReply{Error: "this backend cannot be stopped through its socket"}) //nolint:errcheck // client gone is fine
+			return
+		}
+		if req.Mode != "handover" && req.Mode != "disconnect" {
+			enc.Encode(errorReply{Error: fmt.Sprintf("stop mode %q: want \"handover\" or \"disconnect\"", req.Mode)}) //nolint:errcheck // client gone is fine
+			return
+		}
+		r, err := ctl.Stop(req.Mode)
+		if err != nil {
+			enc.Encode(errorReply{Error: err.Error()}) //nolint:errcheck // client gone is fine
+			return
+		}
+		enc.Encode(r) //nolint:errcheck // client gone is fine
 	default:
-		enc.Encode(errorReply{Error: fmt.Sprintf("unknown op %q (want \"stats\")", req.Op)}) //nolint:errcheck // client gone is fine
+		enc.Encode(errorReply{Error: fmt.Sprintf("unknown op %q (want \"stats\" or \"stop\")", req.Op)}) //nolint:errcheck // client gone is fine
 	}
 }
 
@@ -193,4 +231,35 @@ func Fetch(ctx context.Context, socket string) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("vscsi-backend stats: decoding the answer: %w", err)
 	}
 	return s, nil
+}
+
+// Stop asks the daemon listening on socket to stop in mode ("handover":
+// leave its guests connected for the next daemon; "disconnect": close
+// every guest's vhost first). It returns once the daemon has accepted; the
+// daemon then stops (its socket goes away when it is done).
+func Stop(ctx context.Context, socket, mode string) (StopReply, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return StopReply{}, fmt.Errorf("vscsi-backend stop: %w (is the daemon running?)", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck // best effort
+	req, _ := json.Marshal(request{Op: "stop", Mode: mode})
+	if _, err := c.Write(append(req, '\n')); err != nil {
+		return StopReply{}, fmt.Errorf("vscsi-backend stop: %w", err)
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(c).Decode(&raw); err != nil {
+		return StopReply{}, fmt.Errorf("vscsi-backend stop: reading the answer: %w", err)
+	}
+	var er errorReply
+	if json.Unmarshal(raw, &er) == nil && er.Error != "" {
+		return StopReply{}, fmt.Errorf("vscsi-backend stop: daemon says: %s", er.Error)
+	}
+	var r StopReply
+	if err := json.Unmarshal(raw, &r); err != nil || !r.Stopping {
+		return StopReply{}, fmt.Errorf("vscsi-backend stop: unexpected answer %s", raw)
+	}
+	return r, nil
 }

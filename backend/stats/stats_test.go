@@ -219,3 +219,48 @@ func w(l scsi.LUN) *countingLUN {
 	}
 	return l.(*countingLUN)
 }
+
+// TestStopRequest: "stop" reaches the daemon's Controls with its mode; a
+// bad mode or a daemon without Controls is refused with a message.
+func TestStopRequest(t *testing.T) {
+	dir, err := os.MkdirTemp("", "st")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	serve := func(name string, ctl Controls) (string, func()) {
+		sock := filepath.Join(dir, name)
+		l, err := Listen(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- ServeControls(ctx, l, func() Snapshot { return Snapshot{} }, ctl, nil) }()
+		return sock, func() { cancel(); <-done }
+	}
+	var got []string
+	sock, stop := serve("c.sock", Controls{Stop: func(mode string) (StopReply, error) {
+		got = append(got, mode)
+		return StopReply{Stopping: true, Mode: mode, Pid: 42, Vhosts: 3}, nil
+	}})
+	defer stop()
+	r, err := Stop(context.Background(), sock, "disconnect")
+	if err != nil || r.Mode != "disconnect" || r.Pid != 42 || r.Vhosts != 3 {
+		t.Fatalf("Stop = %+v, %v", r, err)
+	}
+	if _, err := Stop(context.Background(), sock, "later"); err == nil || !strings.Contains(err.Error(), "later") {
+		t.Errorf("bad mode: %v", err)
+	}
+	if len(got) != 1 || got[0] != "disconnect" {
+		t.Errorf("Controls.Stop saw %v", got)
+	}
+	plain, stop2 := serve("p.sock", Controls{})
+	defer stop2()
+	if _, err := Stop(context.Background(), plain, "handover"); err == nil || !strings.Contains(err.Error(), "cannot be stopped") {
+		t.Errorf("stop without Controls: %v", err)
+	}
+	if _, err := Stop(context.Background(), filepath.Join(dir, "none.sock"), "handover"); err == nil {
+		t.Error("stop of no daemon succeeded")
+	}
+}

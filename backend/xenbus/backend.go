@@ -158,8 +158,35 @@ type Backend struct {
 	handedOver atomic.Int32 // vhosts left connected at the end of Run
 	killed     atomic.Bool  // tests: Run's end is a process death (kill)
 
-	stateMu sync.Mutex
-	domTags map[uint32]bool // domains whose state directory was checked
+	stateMu     sync.Mutex
+	domTags     map[uint32]bool // domains whose state directory was checked
+	unlockState func()          // AcquireState's lock, held
+}
+
+// AcquireState takes the StateDir's lock (waiting up to LockWait for a
+// previous backend to finish its handover) and removes the state of
+// domains that died meanwhile. Run does it itself; a caller that must own
+// the directory for longer (the daemon: until its control socket is gone)
+// calls it first and ReleaseState after Run.
+func (b *Backend) AcquireState(ctx context.Context) error {
+	if b.cfg.StateDir == "" || b.unlockState != nil {
+		return nil
+	}
+	unlock, err := b.lockState(ctx)
+	if err != nil {
+		return err
+	}
+	b.unlockState = unlock
+	b.sweepState()
+	return nil
+}
+
+// ReleaseState drops AcquireState's lock.
+func (b *Backend) ReleaseState() {
+	if b.unlockState != nil {
+		b.unlockState()
+		b.unlockState = nil
+	}
 }
 
 type key struct {
@@ -252,13 +279,11 @@ func (b *Backend) Root() string { return b.root }
 // backend picks the guests up). With a StateDir it first takes the
 // directory's lock, waiting up to LockWait for a previous backend.
 func (b *Backend) Run(ctx context.Context) error {
-	if b.cfg.StateDir != "" {
-		unlock, err := b.lockState(ctx)
-		if err != nil {
+	if b.cfg.StateDir != "" && b.unlockState == nil {
+		if err := b.AcquireState(ctx); err != nil {
 			return err
 		}
-		defer unlock()
-		b.sweepState()
+		defer b.ReleaseState()
 	}
 	b.handedOver.Store(0)
 	b.mux = xsutil.NewMux(b.cfg.Store)

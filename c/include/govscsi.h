@@ -55,7 +55,7 @@ extern "C" {
 #endif
 
 /* Bumped on every incompatible change; compare with vscsi_api_version(). */
-#define GOVSCSI_API_VERSION 3
+#define GOVSCSI_API_VERSION 4
 
 /* The API version the loaded library implements (GOVSCSI_API_VERSION). */
 int vscsi_api_version(void);
@@ -135,12 +135,15 @@ void vscsi_free(char *p);
 int vscsi_errmsg(int handle, char *buf, size_t len);
 
 /*
- * The userspace vscsi backend, embedded (API version 2). It serves
+ * The userspace vscsi backend, embedded (API version 2; stop_disconnect 4). It serves
  * /local/domain/<me>/backend/<backend_type>/... (default "vscsiu") from the
  * calling process, exactly as the vscsi-backend daemon would
  * (docs/backend.md); a toolstack handle opened with "flavour: userspace"
- * writes vhosts it serves. Run at most one backend per backend type and
- * host: two would answer for the same vhosts.
+ * writes vhosts it serves. One backend per backend type and host: two
+ * would answer for the same vhosts, so a backend waits (up to 30 s, in the
+ * background after start returned) for the lock of its state directory
+ * (state_dir, default /run/govscsi/<backend_type>: in-flight journals, RAM
+ * disks) while another backend holds it, e.g. one still handing over.
  *
  * vscsi_backend_start: config_yaml is the daemon's configuration
  * (backend/systemd/vscsi-backend.yaml.example; NULL or "" for the
@@ -156,14 +159,28 @@ int vscsi_errmsg(int handle, char *buf, size_t len);
 int vscsi_backend_start(const char *config_yaml, int *handle);
 
 /*
- * Stop a backend: every vhost it serves is closed (the guests get
- * timeouts.shutdown to close their side) and its connections and devices
- * are released. Waits at most timeout_ms (<= 0: 30 s). Returns 0 once
- * stopped, and the handle is gone; -ETIMEDOUT if it has not stopped yet
- * (the handle stays: call again); another error if the backend had failed
- * while running (the handle is gone too; message in vscsi_errmsg(0, ...)).
+ * Stop a backend. By default (configuration on_stop: handover) its guests
+ * stay connected: commands in flight finish and are answered (bounded by
+ * timeouts.handover), requests not taken yet stay in the rings, xenstore is
+ * left as it is, and the next backend started on this host (in this
+ * process or as the vscsi-backend daemon) takes the vhosts over; the
+ * guests see a pause. With on_stop: disconnect every vhost is closed as
+ * vscsi_backend_stop_disconnect does. Either way the backend's connections
+ * and devices in this process are released. Waits at most timeout_ms (<= 0:
+ * 30 s). Returns 0 once stopped, and the handle is gone; -ETIMEDOUT if it
+ * has not stopped yet (the handle stays: call again); another error if the
+ * backend had failed while running (the handle is gone too; message in
+ * vscsi_errmsg(0, ...)).
  */
 int vscsi_backend_stop(int handle, int timeout_ms);
+
+/*
+ * Stop a backend and disconnect every guest it serves (API version 4): each
+ * connected vhost goes Closing, the guest gets timeouts.shutdown to close
+ * its side, then Closed; the guests lose those disks until their vhosts are
+ * set up again. The explicit act; otherwise as vscsi_backend_stop.
+ */
+int vscsi_backend_stop_disconnect(int handle, int timeout_ms);
 
 /*
  * A backend's statistics as JSON, the stats socket's snapshot
@@ -224,6 +241,8 @@ int vscsi_apply_async(int handle, const char *config_path, const char *domain, c
 /* The handle stays valid until the callback reports 0 or an error other
  * than -ETIMEDOUT (as vscsi_backend_stop). Stopping cannot be aborted. */
 int vscsi_backend_stop_async(int handle, int timeout_ms, const vscsi_async_how *how);
+/* As vscsi_backend_stop_disconnect (API version 4). */
+int vscsi_backend_stop_disconnect_async(int handle, int timeout_ms, const vscsi_async_how *how);
 
 /*
  * Abort the asynchronous operations of handle started with the same

@@ -10,7 +10,9 @@
  * It starts the backend, attaches a ram: LUN to guest6 with the toolstack
  * API (flavour userspace), checks state 4 on both sides and the backend's
  * statistics, detaches, stops the backend (vscsi_backend_stop_async) and
- * checks nothing is left.
+ * checks nothing is left. Then, with a guest connected: vscsi_backend_stop
+ * hands over (4/4 kept), a second backend takes the vhost over, and
+ * vscsi_backend_stop_disconnect_async closes it (6).
  * Prints PASS and exits 0 when every check holds.
  */
 #include <errno.h>
@@ -38,6 +40,99 @@ static void on_stopped(int handle, int rc, const char *msg, void *user)
 	atomic_fetch_add(&st->done, 1);
 }
 
+#define BACKEND_CONFIG "domid: 0\nstats_socket: none\nmax_ram: 64M\nlog_level: warn\n" \
+	"timeouts: {shutdown: 5s, remove: 5s}\n"
+
+/* vscsi_list's JSON for guest6 contains want (waits up to 10 s). */
+static int list_has(int h, const char *want)
+{
+	char *json = NULL;
+	int i, ok = 0;
+
+	for (i = 0; i < 200 && !ok; i++) {
+		if (vscsi_list(h, "guest6", &json) == 0 && json)
+			ok = strstr(json, want) != NULL;
+		if (!ok && i == 199)
+			printf("list: %s\n", json ? json : "(none)");
+		vscsi_free(json);
+		json = NULL;
+		if (!ok)
+			usleep(50000);
+	}
+	return ok;
+}
+
+/* The backend's stats JSON contains want (waits up to 10 s). */
+static int stats_has(int be, const char *want)
+{
+	char *json = NULL;
+	int i, ok = 0;
+
+	for (i = 0; i < 200 && !ok; i++) {
+		if (vscsi_backend_stats(be, &json) == 0 && json)
+			ok = strstr(json, want) != NULL;
+		vscsi_free(json);
+		json = NULL;
+		if (!ok)
+			usleep(50000);
+	}
+	return ok;
+}
+
+/*
+ * A guest connected when the backend stops: vscsi_backend_stop (the default
+ * handover) leaves the vhost connected (4/4) and a second backend takes it
+ * over; vscsi_backend_stop_disconnect closes it (the explicit act).
+ */
+static void handover_then_disconnect(int base_g)
+{
+	char state[128];
+	int be = -1, h = -1, rc;
+
+	snprintf(state, sizeof state, "state_dir: /tmp/govscsi-cshared-state-%d\n", (int)getpid());
+	char config[512];
+	snprintf(config, sizeof config, "%s%s", BACKEND_CONFIG, state);
+	rc = vscsi_backend_start(config, &be);
+	CHECK(rc == 0, "start rc %d: %s", rc, errmsg(0));
+	rc = vscsi_open("flavour: userspace\ntimeout: 10s\n", &h);
+	CHECK(rc == 0, "open rc %d: %s", rc, errmsg(0));
+	rc = vscsi_attach(h, "guest6", "ram:16M", "0:0:0:0");
+	CHECK(rc == 0, "attach rc %d: %s", rc, errmsg(h));
+	CHECK(stats_has(be, "\"connected\": true"), "first backend not connected");
+
+	rc = vscsi_backend_stop(be, 10000);
+	CHECK(rc == 0, "handover stop rc %d: %s", rc, errmsg(0));
+	CHECK(list_has(h, "\"backend_state\": 4"), "the handover changed the backend state");
+	CHECK(list_has(h, "\"frontend_state\": 4"), "the handover changed the frontend state");
+
+	rc = vscsi_backend_start(config, &be);
+	CHECK(rc == 0, "second start rc %d: %s", rc, errmsg(0));
+	CHECK(stats_has(be, "\"connected\": true"), "second backend did not take the vhost over");
+	CHECK(list_has(h, "\"backend_state\": 4"), "after the takeover");
+
+	/* The asynchronous twin (API version 4). */
+	struct stopped st = {0, 1, 0};
+	vscsi_async_how how = {on_stopped, &st};
+	rc = vscsi_backend_stop_disconnect_async(be, 10000, &how);
+	CHECK(rc == 0, "stop_disconnect_async rc %d: %s", rc, errmsg(be));
+	for (int i = 0; i < 1500 && !atomic_load(&st.done); i++)
+		usleep(10000);
+	CHECK(atomic_load(&st.done) == 1 && st.rc == 0, "disconnect callback %d times, rc %d", atomic_load(&st.done), st.rc);
+	CHECK(list_has(h, "\"backend_state\": 6"), "the explicit disconnect did not close the vhost");
+	CHECK(vscsi_backend_stop_disconnect(be, 10000) == -EBADF, "double stop_disconnect");
+
+	rc = vscsi_destroy_vhost(h, "guest6", 0);
+	CHECK(rc == 0, "destroy rc %d: %s", rc, errmsg(h));
+	CHECK(vscsi_close(h) == 0, "close");
+	CHECK(vscsi_open_handles() == 0, "handles leaked: %d", vscsi_open_handles());
+	for (int i = 0; i < 100 && vscsi_debug_goroutines() > base_g; i++)
+		usleep(20000); /* the callback thread ends just after its last callback */
+	CHECK(vscsi_debug_goroutines() == base_g, "goroutines %d after the second stop, %d at load",
+	      vscsi_debug_goroutines(), base_g);
+	snprintf(config, sizeof config, "rm -rf /tmp/govscsi-cshared-state-%d", (int)getpid());
+	CHECK(system(config) == 0, "%s", config);
+}
+
 int main(void)
 {
 	int be = -1, h = -1, rc, base_g;
@@ -45,7 +140,7 @@ int main(void)
 
 	base_g = vscsi_debug_goroutines();
 	CHECK(base_g <= 1, "%d goroutines at load", base_g);
-	CHECK(vscsi_api_version() == 3 && GOVSCSI_API_VERSION == 3, "api version %d", vscsi_api_version());
+	CHECK(vscsi_api_version() == 4 && GOVSCSI_API_VERSION == 4, "api version %d", vscsi_api_version());
 
 	/* A bad configuration: EINVAL, the message names the key, nothing runs. */
 	rc = vscsi_backend_start("domid: 0\nallow_pathz: [/dev/]\n", &be);
@@ -54,7 +149,7 @@ int main(void)
 	CHECK(vscsi_open_handles() == 0, "handles after a failed start %d", vscsi_open_handles());
 	CHECK(vscsi_backend_start(NULL, NULL) == -EINVAL, "NULL handle pointer");
 
-	rc = vscsi_backend_start("domid: 0\nstats_socket: none\nmax_ram: 64M\n"
+	rc = vscsi_backend_start("domid: 0\nstats_socket: none\nstate_dir: none\nmax_ram: 64M\n"
 				 "timeouts: {shutdown: 5s, remove: 5s}\nlog_level: warn\n", &be);
 	CHECK(rc == 0 && be > 0, "start rc %d: %s", rc, errmsg(0));
 	CHECK(vscsi_open_handles() == 1, "handles %d", vscsi_open_handles());
@@ -121,5 +216,6 @@ int main(void)
 	CHECK(vscsi_debug_goroutines() == base_g, "goroutines %d after stop, %d at load",
 	      vscsi_debug_goroutines(), base_g);
 
+	handover_then_disconnect(base_g);
 	return verdict();
 }

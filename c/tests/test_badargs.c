@@ -101,6 +101,7 @@ int main(void)
 		json = (char *)"untouched";
 		CHECK(vscsi_list(b, "guest5", &json) == -EBADF && json == NULL, "list(%d)", b);
 		CHECK(vscsi_backend_stop(b, 10) == -EBADF, "backend_stop(%d)", b);
+		CHECK(vscsi_backend_stop_disconnect(b, 10) == -EBADF, "backend_stop_disconnect(%d)", b);
 		json = (char *)"untouched";
 		CHECK(vscsi_backend_stats(b, &json) == -EBADF && json == NULL, "backend_stats(%d)", b);
 		if (b != 0)
@@ -117,6 +118,7 @@ int main(void)
 		CHECK(vscsi_destroy_vhost_async(b, "guest5", 0, &how) == -EBADF, "destroy_vhost_async(%d)", b);
 		CHECK(vscsi_apply_async(b, "/dev/null", "guest5", &how) == -EBADF, "apply_async(%d)", b);
 		CHECK(vscsi_backend_stop_async(b, 10, &how) == -EBADF, "backend_stop_async(%d)", b);
+		CHECK(vscsi_backend_stop_disconnect_async(b, 10, &how) == -EBADF, "backend_stop_disconnect_async(%d)", b);
 		CHECK(vscsi_abort(b, &how) == -EBADF, "abort(%d)", b);
 		CHECK(vscsi_evenable(b, "guest5", on_event, NULL, &sub) == -EBADF && sub == NULL, "evenable(%d)", b);
 		CHECK(vscsi_evdisable(b, sub) == -EBADF, "evdisable(%d, NULL)", b);
@@ -135,6 +137,9 @@ int main(void)
 	MSG(h, "NULL");
 	stale(h);
 	CHECK(vscsi_backend_stop_async(h, 10, &how) == -EBADF, "backend_stop_async on a toolstack handle");
+	MSG(h, "not a");
+	stale(h);
+	CHECK(vscsi_backend_stop_disconnect_async(h, 10, &how) == -EBADF, "backend_stop_disconnect_async on a toolstack handle");
 	MSG(h, "not a");
 	stale(h);
 	CHECK(vscsi_abort(h, NULL) == -EINVAL, "abort NULL how");
@@ -275,7 +280,7 @@ int main(void)
 	MSG(0, "twice");
 	CHECK(vscsi_backend_start("backend_type: \"a b\"\nstats_socket: none\n", &be) == -EINVAL, "backend_start bad type");
 	MSG(0, "backend_type");
-	rc = vscsi_backend_start("domid: 0\nstats_socket: none\nbackend_type: vscsibadargs\nlog_level: error\n", &be);
+	rc = vscsi_backend_start("domid: 0\nstats_socket: none\nstate_dir: none\nbackend_type: vscsibadargs\nlog_level: error\n", &be);
 	CHECK(rc == 0 && be > 0, "backend_start rc %d: %s", rc, errmsg(0));
 	if (rc == 0) {
 		CHECK(vscsi_attach(be, "guest5", "naa.5001405012345678:0", "0:0:0:0") == -EBADF, "attach on a backend handle");
@@ -284,6 +289,8 @@ int main(void)
 		CHECK(vscsi_backend_stats(be, NULL) == -EINVAL, "backend_stats NULL out");
 		MSG(be, "NULL");
 		CHECK(vscsi_backend_stop(h, 10) == -EBADF, "backend_stop on a toolstack handle");
+		MSG(h, "not a backend handle");
+		CHECK(vscsi_backend_stop_disconnect(h, 10) == -EBADF, "backend_stop_disconnect on a toolstack handle");
 		MSG(h, "not a backend handle");
 		json = (char *)"untouched";
 		CHECK(vscsi_backend_stats(h, &json) == -EBADF && json == NULL, "backend_stats on a toolstack handle");
@@ -299,7 +306,7 @@ int main(void)
 	if (trigger && (f = fopen(trigger, "w")) != NULL) {
 		fclose(f);
 		be = -1;
-		rc = vscsi_backend_start("domid: 0\nstats_socket: none\nbackend_type: vscsibadargs\n", &be);
+		rc = vscsi_backend_start("domid: 0\nstats_socket: none\nstate_dir: none\nbackend_type: vscsibadargs\n", &be);
 		unlink(trigger);
 		CHECK(rc == -EIO && be == -1, "a panic in backend_start rc %d", rc);
 		MSG(0, "internal error");

@@ -234,6 +234,18 @@ func vscsi_backend_stop_async(h C.int, timeoutMS C.int, how unsafe.Pointer) (rc 
 		})
 }
 
+//export vscsi_backend_stop_disconnect_async
+func vscsi_backend_stop_disconnect_async(h C.int, timeoutMS C.int, how unsafe.Pointer) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_backend_stop_disconnect_async")
+	return startAsync(h, how, false, func() C.int { return vscsi_backend_stop_disconnect(h, timeoutMS) },
+		func(_ context.Context, hd *handle) error {
+			if rc := vscsi_backend_stop_disconnect(h, timeoutMS); rc != 0 {
+				return errnoError{rc: rc, msg: lastMessage(h, hd)}
+			}
+			return nil
+		})
+}
+
 // errnoError carries an rc and message a synchronous call produced.
 type errnoError struct {
 	rc  C.int

@@ -8,7 +8,10 @@ package main
 // xenDeps opens (xen_real.go: /dev/xen/gntdev and /dev/xen/evtchn; the
 // test-only build tag govscsi_fakexen swaps in libxlgo/xenfake, see
 // xen_fake.go). Nothing runs before vscsi_backend_start; after
-// vscsi_backend_stop returns 0, nothing of that backend is left.
+// vscsi_backend_stop returns 0, nothing of that backend is left in the
+// process. vscsi_backend_stop hands the guests over (on_stop, default
+// "handover": they stay connected for the next backend, in this process or
+// another); vscsi_backend_stop_disconnect closes every guest's vhost first.
 
 /*
 #include <stdlib.h>
@@ -28,6 +31,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/govscsi/govscsi/backend/server"
+	"github.com/govscsi/govscsi/backend/xenbus"
 )
 
 // backendRun is one started backend.
@@ -156,8 +160,24 @@ func (b *backendRun) wait(d time.Duration) bool {
 //export vscsi_backend_stop
 func vscsi_backend_stop(h C.int, timeoutMS C.int) (rc C.int) {
 	defer recoverExport(h, &rc, "vscsi_backend_stop")
-	rc = callBackend(h, func(hd *handle) error {
+	return backendStop(h, timeoutMS, false)
+}
+
+//export vscsi_backend_stop_disconnect
+func vscsi_backend_stop_disconnect(h C.int, timeoutMS C.int) (rc C.int) {
+	defer recoverExport(h, &rc, "vscsi_backend_stop_disconnect")
+	return backendStop(h, timeoutMS, true)
+}
+
+// backendStop stops a backend as configured (on_stop, default handover:
+// its guests stay connected for the next backend), or with disconnect
+// every guest's vhost closed first.
+func backendStop(h C.int, timeoutMS C.int, disconnect bool) C.int {
+	rc := callBackend(h, func(hd *handle) error {
 		b := hd.be
+		if disconnect {
+			b.srv.Stop(xenbus.StopDisconnect)
+		}
 		b.cancel()
 		d := time.Duration(timeoutMS) * time.Millisecond
 		if timeoutMS <= 0 {

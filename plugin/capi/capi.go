@@ -46,7 +46,7 @@ import (
 )
 
 // apiVersion must equal GOVSCSI_API_VERSION in c/include/govscsi.h.
-const apiVersion = 3
+const apiVersion = 4
 
 // handle is a toolstack handle (vscsi_open: store, ts) or an embedded
 // backend (vscsi_backend_start: be).

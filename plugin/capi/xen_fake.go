@@ -31,8 +31,16 @@ import (
 )
 
 // fakeRings keeps the guests' ring pages alive (the fake grant table
-// aliases them) for the life of the process.
-var fakeRings [][]byte
+// aliases them) for the life of the process. The fake hypervisor (grant
+// table, event channels, the guests' rings) is made by the first
+// vscsi_backend_start and shared by every later one, as the real one is:
+// a backend started after another one's handover finds the guests' rings
+// and ports where the first left them.
+var (
+	fakeRings  [][]byte
+	fakeGrants *xenfake.Grants
+	fakeHub    *xenfake.EventHub
+)
 
 func xenDeps() (server.Deps, []io.Closer, error) {
 	// While the file GOVSCSI_FAKEXEN_PANIC names exists,
@@ -48,6 +56,11 @@ func xenDeps() (server.Deps, []io.Closer, error) {
 	store, err := xs.Open(0)
 	if err != nil {
 		return server.Deps{}, nil, fmt.Errorf("cannot connect to xenstore: %w", err)
+	}
+	if fakeGrants != nil {
+		hub := fakeHub
+		return server.Deps{Store: store, Grants: fakeGrants,
+			OpenEvents: func() (xenif.EventChannel, error) { return hub.Open(0) }}, []io.Closer{store}, nil
 	}
 	grants, hub := xenfake.NewGrants(), xenfake.NewEventHub()
 	if list := os.Getenv("GOVSCSI_FAKEXEN_GUESTS"); list != "" {
@@ -74,6 +87,7 @@ func xenDeps() (server.Deps, []io.Closer, error) {
 			}
 		}
 	}
+	fakeGrants, fakeHub = grants, hub
 	return server.Deps{Store: store, Grants: grants,
-		OpenEvents: func() (xenif.EventChannel, error) { return hub.Open(0) }}, []io.Closer{store, grants}, nil
+		OpenEvents: func() (xenif.EventChannel, error) { return hub.Open(0) }}, []io.Closer{store}, nil
 }

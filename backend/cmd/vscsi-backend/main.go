@@ -6,9 +6,14 @@
 //
 //	vscsi-backend [--config FILE] [--foreground] [--log-level LEVEL] [--cpu-profile FILE]
 //
-// SIGTERM and SIGINT close every vhost cleanly (BE Closing, the frontend
-// closes, grants unmapped, BE Closed) and exit 0. docs/backend.md
-// describes the configuration and the p-dev syntax.
+// SIGTERM and SIGINT are a handover (on_stop: handover, the default): every
+// guest stays connected, the commands in flight finish and are answered,
+// xenstore is left as it is, and the next vscsi-backend takes the vhosts
+// over (its in-flight journal and RAM disks under state_dir). The daemon
+// exits 0 saying how many vhosts it left connected. Disconnecting every
+// guest is the explicit `xl-vscsi backend-stop --disconnect` (or on_stop:
+// disconnect). docs/backend.md describes the configuration, the p-dev
+// syntax and the restart protocol.
 package main
 
 import (
@@ -25,6 +30,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/govscsi/govscsi/backend/server"
+	"github.com/govscsi/govscsi/backend/xenbus"
 	"github.com/govscsi/govscsi/internal/version"
 	"github.com/govscsi/govscsi/libxlgo/evtchn"
 	"github.com/govscsi/govscsi/libxlgo/gnttab"
@@ -124,9 +130,14 @@ func run(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		log.Error("backend stopped", "error", err)
+		log.Error("backend stopped", "error", err, "vhosts_left_connected", srv.HandedOver())
 		return 1
 	}
-	log.Info("clean shutdown")
+	if srv.StopMode() == xenbus.StopHandover {
+		log.Info(fmt.Sprintf("clean shutdown: %d vhosts left connected for the next vscsi-backend", srv.HandedOver()),
+			"vhosts_left_connected", srv.HandedOver())
+	} else {
+		log.Info("clean shutdown: every guest disconnected")
+	}
 	return 0
 }

@@ -75,6 +75,8 @@ every node's permissions.`,
 		summary: "Remove vscsi xenstore nodes left behind by vanished domains", help: cleanupHelp, setup: setupCleanup},
 	{name: "stats", args: "[--socket P] [--json]",
 		summary: "Show the userspace backend's per-LUN statistics", help: statsHelp, setup: setupStats},
+	{name: "backend-stop", args: "[--disconnect] [--socket P] [--timeout D]",
+		summary: "Stop the userspace backend (a handover, or disconnecting every guest)", help: backendStopHelp, setup: setupBackendStop},
 }
 
 // The scsi-* commands also go by SUSE's vscsi-* names (alias).

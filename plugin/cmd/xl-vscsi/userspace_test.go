@@ -118,3 +118,56 @@ func TestHumanBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIBackendStop: backend-stop is a handover (the guest's vhost stays
+// connected, 4/4) and backend-stop --disconnect closes it (6/6); both wait
+// for the backend to finish and say what became of the vhosts.
+func TestCLIBackendStop(t *testing.T) {
+	for _, c := range []struct {
+		flags   []string
+		state   string
+		saying  string
+		stopped string
+	}{
+		{nil, "4", "left connected for the next vscsi-backend", "handover"},
+		{[]string{"--disconnect"}, "6", "disconnected", "disconnect"},
+	} {
+		t.Run(c.stopped, func(t *testing.T) {
+			r := newCLIRig(t, nil)
+			const guest = 7
+			r.Mkdir("/local/domain/0/backend/vscsiu", rigtest.N0)
+			r.Guest(guest, "guest7")
+			sockDir, err := os.MkdirTemp("", "xlvs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.RemoveAll(sockDir)
+			sock := filepath.Join(sockDir, "stats.sock")
+			b := rigtest.StartBackend(t, fmt.Sprintf("stats_socket: %s\nmax_ram: 16M\ntimeouts: {shutdown: 2s}\n", sock), hclog.NewNullLogger())
+			defer b.Stop()
+			ref, port := b.GuestRing(t, guest)
+			gs, err := r.Srv.Connect(guest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gs.Close()
+			stopFE := simpeer.Start((&simpeer.Frontend{Store: gs, Domid: guest, RingRef: ref, EventChannel: port}).Run)
+			defer stopFE()
+			r.ok("scsi-attach", "--flavour", "userspace", "guest7", "ram:4M", "0:0:0:0")
+
+			out := r.ok(append([]string{"backend-stop", "--socket", sock}, c.flags...)...)
+			if !strings.Contains(out, "1 vhosts "+c.saying) {
+				t.Errorf("backend-stop said %q", out)
+			}
+			if v := r.read("/local/domain/0/backend/vscsiu/7/0/state"); v != c.state {
+				t.Errorf("BE state %q after backend-stop %v, want %s", v, c.flags, c.state)
+			}
+			if v := r.read("/local/domain/7/device/vscsi/0/state"); v != c.state {
+				t.Errorf("FE state %q after backend-stop %v, want %s", v, c.flags, c.state)
+			}
+			if _, errs, code := r.run("backend-stop", "--socket", sock); code == 0 || !strings.Contains(errs, "stats.sock") {
+				t.Errorf("backend-stop of a stopped backend: exit %d %q", code, errs)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,11 @@ func StartBackend(t testing.TB, extra string, log hclog.Logger) *Backend {
 	b.Img = filepath.Join(dir, "disk.img")
 	if err := os.WriteFile(b.Img, make([]byte, 1<<20), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(extra, "state_dir:") {
+		// Never the host's /run/govscsi: tests in parallel would wait for
+		// each other's lock.
+		extra = "state_dir: " + filepath.Join(dir, "state") + "\n" + extra
 	}
 	cfg, err := server.ParseConfig([]byte(fmt.Sprintf("domid: 0\nallow_paths: [%s]\n%s", dir, extra)))
 	if err != nil {

@@ -57,6 +57,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, "fake-xenstored:", err)
 			os.Exit(1)
 		}
+		// A domain with its own connection is a live one (XS_IS_DOMAIN_
+		// INTRODUCED says so): a backend started later must not take its
+		// vhosts for a dead domain's.
+		s.IntroduceDomain(uint32(n))
 	}
 	fmt.Println("ready", *socket)
 	sig := make(chan os.Signal, 1)
