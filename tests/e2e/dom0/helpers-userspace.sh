@@ -9,7 +9,8 @@
 #   us_daemon_start [TYPE]     write the YAML config and start vscsi-backend;
 #                              waits for its stats socket. Log: result_file
 #                              vscsi-backend-<scenario>.log
-#   us_daemon_stop             SIGTERM, wait for a clean exit (status 0)
+#   us_daemon_stop             SIGTERM (a handover: the guests stay connected),
+#                              wait for a clean exit (status 0)
 #   us_pid                     the daemon's pid
 #   us_stats                   one stats snapshot (JSON) from the stats socket
 #   us_no_kernel_backend       unload xen-scsiback (it would take backend/vscsi)
@@ -83,11 +84,13 @@ EOF
 us_daemon_stop() {
 	local pid rc
 	pid=$(us_pid) || return 0
-	kill -TERM "$pid" 2>/dev/null || { rm -f "$US_PIDFILE"; return 0; }
+	# it may have exited already (xl-vscsi backend-stop): still reap it
+	kill -TERM "$pid" 2>/dev/null
 	wait_for 60 bash -c "! kill -0 $pid" || { note "vscsi-backend $pid did not exit after SIGTERM"; return 1; }
 	wait "$pid" 2>/dev/null
 	rc=$?
 	rm -f "$US_PIDFILE"
+	((rc == 127)) && return 0 # not this shell's child: its status is unknown
 	((rc == 0)) || { note "vscsi-backend exited with status $rc"; return 1; }
 }
 

@@ -6,8 +6,9 @@
 # Block Limits VPD and READ CAPACITY(16) answers are checked; ext4 is made and
 # checked; fio writes with crc32c verify; a LUN is hot-added and hot-removed;
 # the guest's xen-scsifront unbinds and re-probes the vhost (P15) and gets
-# its disks back; the stats socket counts the I/O; SIGTERM closes the vhost
-# cleanly.
+# its disks back; the stats socket counts the I/O; the explicit disconnect
+# (`xl-vscsi backend-stop --disconnect`) closes the vhost cleanly. (SIGTERM
+# is a handover that keeps the guest connected: userspace-restart.)
 # timeout: 1800
 # shellcheck source=tests/e2e/dom0/helpers-userspace.sh
 . /rig/helpers-userspace.sh
@@ -161,14 +162,17 @@ jq -e '(.luns | length) == 3 and all(.luns[]; .commands > 0 and .errors == 0)' <
 	fail "stats: want 3 LUNs with commands and no errors: $(jq -c '[.luns[] | {ctl, pdev, commands, errors}]' <<<"$st")"
 note "stats: $(jq -c '[.luns[] | {pdev, commands, read_bytes, write_bytes, p50: .latency_us.p50}]' <<<"$st")"
 
-# SIGTERM: the vhost closes (5 -> frontend 6 -> 6), the daemon exits 0
-us_daemon_stop || fail "daemon did not stop cleanly"
+# The explicit disconnect: the vhost closes (5 -> frontend 6 -> 6), the
+# daemon exits 0
+out=$(xl-vscsi backend-stop --disconnect --socket "$US_SOCK" 2>&1) || fail "backend-stop --disconnect: $out"
+note "backend-stop --disconnect: $(tr '\n' ' ' <<<"$out")"
+us_daemon_stop || fail "daemon did not exit cleanly"
 l=$(xl-vscsi scsi-list --json "$g") || fail "scsi-list: $l"
 jq -e '.[0].backend_state == 6 and .[0].frontend_state == 6' <<<"$l" >/dev/null ||
-	fail "after SIGTERM the vhost is not closed: $(jq -c '.[0] | {backend_state, frontend_state}' <<<"$l")"
-((n = $(us_guest_devs GOVSCSI | grep -c .))) && fail "guest still has $n GOVSCSI disks after the daemon stopped"
+	fail "after backend-stop --disconnect the vhost is not closed: $(jq -c '.[0] | {backend_state, frontend_state}' <<<"$l")"
+((n = $(us_guest_devs GOVSCSI | grep -c .))) && fail "guest still has $n GOVSCSI disks after the disconnect"
 ls -l /proc/"$pid"/fd 2>/dev/null && fail "daemon $pid still running"
-note "SIGTERM: vhost closed (backend 6, frontend 6), guest disks gone, daemon exited 0"
+note "backend-stop --disconnect: vhost closed (backend 6, frontend 6), guest disks gone, daemon exited 0"
 
 # clean up for the next scenario: the guest (with a closed vhost) is replaced
 xl destroy "$g"
