@@ -385,7 +385,7 @@ int main(void)
 	char *json = NULL;
 
 	base_g = vscsi_debug_goroutines();
-	CHECK(vscsi_api_version() == 3 && GOVSCSI_API_VERSION == 3, "api version %d", vscsi_api_version());
+	CHECK(vscsi_api_version() == 4 && GOVSCSI_API_VERSION == 4, "api version %d", vscsi_api_version());
 	CHECK(vscsi_debug_pointers() == 0, "pointers at load: %d", vscsi_debug_pointers());
 
 	/* Log callback: bad level refused; debug messages arrive. */
