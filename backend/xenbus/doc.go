@@ -47,7 +47,20 @@
 //     removal.
 //   - A device whose p-dev cannot be opened gets state 6 and
 //     vscsi-devs/dev-N/error with the reason (P5).
-//   - A vhost found with FE at 3 or 4 when the daemon starts is connected
-//     straight away (daemon restart), re-opening its devices.
+//   - Stopping the daemon is a handover by default (StopHandover): xenstore
+//     is left as it is, every connection finishes the commands it took
+//     (datapath.Conn.Handover) and is left for the next process.
+//     Disconnecting every guest (the old stop: Closing, Closed) is the
+//     explicit StopDisconnect.
+//   - A vhost found with FE at 3, 4 or 7 and BE at 4, 7 or 8 when the
+//     daemon starts was served by a previous process: its devices are
+//     re-opened first, then the ring is resumed from the in-flight journal
+//     (package journal: requests the dead process left unanswered are
+//     executed again, exactly once), with one event to the frontend. A
+//     frontend that made a new ring meanwhile is a new frontend instance.
+//   - Config.StateDir (state.go) keeps, on tmpfs, the journals, the LUNs'
+//     state files (RAM disks) and the lock that makes a restarted backend
+//     wait for its predecessor; they go when the device, vhost or domain
+//     really goes.
 //   - A frontend path outside /local/domain/<frontend-id>/ is refused.
 package xenbus
