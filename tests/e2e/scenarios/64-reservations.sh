@@ -135,7 +135,7 @@ attach_ours
 prout g2 "$o2" "--register --param-sark=0x2222 --param-aptpl" || fail "g2 REGISTER with APTPL"
 prout g2 "$o2" "--reserve --param-rk=0x2222 --prout-type=3" || fail "g2 RESERVE Exclusive Access"
 caps=$(run g2 "sg_persist -n --in --report-capabilities $o2")
-grep -q 'Persist Through Power Loss Active (PTPL_A): 1' <<<"$caps" || fail "REPORT CAPABILITIES does not show PTPL_A: $(tr '\n' ' ' <<<"$caps")"
+grep -Eq 'PTPL_A\): *1' <<<"$caps" || fail "REPORT CAPABILITIES does not show PTPL_A: $(tr '\n' ' ' <<<"$caps")"
 detach_ours
 us_daemon_stop || fail "daemon did not stop cleanly"
 ls /var/lib/govscsi/pr/*.json >/dev/null 2>&1 || fail "no APTPL file in /var/lib/govscsi/pr"
