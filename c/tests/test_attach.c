@@ -49,10 +49,16 @@ int main(int argc, char **argv)
 	printf("at load: %d threads (Go runtime), %d goroutines\n", base_t, base_g);
 	CHECK(base_g <= 1, "%d goroutines before vscsi_open", base_g);
 
-	/* Forking with the library loaded and no handle open is fine. */
+	/* Forking with the library loaded and no handle open, then exec in
+	 * the child, is fine (govscsi.h, "Threads and forking"). The child
+	 * must not call into the library: the Go runtime's other threads do
+	 * not exist there, and a lock one of them held at the fork stays
+	 * held (a child calling vscsi_open_handles hung so on a busy host). */
 	pid_t pid = fork();
-	if (pid == 0)
-		_exit(vscsi_open_handles() == 0 ? 0 : 1);
+	if (pid == 0) {
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(127);
+	}
 	int status = 0;
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "forked child status %d", status);
