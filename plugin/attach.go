@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -277,6 +278,11 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 	var (
 		plan   cfgparse.Plan
 		states map[int]VHostStatus
+		// made: the directories above the written nodes that did not
+		// exist before this operation's transaction (xenstore creates
+		// missing parents with a write); a rollback removes them again
+		// once empty, so the tree is left as found.
+		made []string
 	)
 	for attempt := 0; ; attempt++ {
 		if attempt == maxBusyRetries {
@@ -350,6 +356,9 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 			if t.opt.DryRun {
 				return errDry
 			}
+			if made, err = missingParents(t.s, tx, ws); err != nil {
+				return err
+			}
 			return t.applyWrites(tx, ws)
 		})
 		if errors.Is(err, errDry) {
@@ -401,7 +410,7 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 		}
 	}
 	if werr != nil {
-		if rerr := t.rollback(domid, plan, states); rerr != nil {
+		if rerr := t.rollback(domid, plan, states, made); rerr != nil {
 			werr = fmt.Errorf("%w (and rolling back failed: %v)", werr, rerr)
 		}
 		return res, werr
@@ -745,8 +754,12 @@ func (t *Toolstack) markReadded(fe string, dev int) error {
 //     (state 5 + Reconfiguring, as a detach) if the backend holds it
 //     (dev state 3 or 4), otherwise its nodes are just deleted; a backend
 //     state 7 the peers never reacted to is set back to 4;
-//   - the toolstack counters are left as they are: ids are never reused.
-func (t *Toolstack) rollback(domid uint32, plan cfgparse.Plan, states map[int]VHostStatus) error {
+//   - the toolstack counters are left as they are: ids are never reused;
+//   - the directories the operation's writes created above their nodes
+//     (made, from missingParents: /local/domain/0/backend/<type>, /libxl/
+//     <domid> ...) are removed again if empty, deepest first, so a failed
+//     operation leaves the tree as it found it.
+func (t *Toolstack) rollback(domid uint32, plan cfgparse.Plan, states map[int]VHostStatus, made []string) error {
 	var errs []error
 	for _, v := range plan.Create {
 		if err := t.destroyVHost(context.Background(), domid, v.DevID, false); err != nil {
@@ -763,5 +776,40 @@ func (t *Toolstack) rollback(domid uint32, plan cfgparse.Plan, states map[int]VH
 			errs = append(errs, err)
 		}
 	}
+	if len(made) > 0 {
+		if err := xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
+			for _, p := range made {
+				if err := rmIfEmpty(t.s, tx, p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("removing the directories the attach created: %w", err))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// missingParents lists, deepest first, the directories above the nodes ws
+// writes that do not exist in tx yet (each ancestor checked once; the
+// root's children such as /local are never counted).
+func missingParents(s xenif.Store, tx xenif.Tx, ws []cfgparse.Write) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, w := range ws {
+		for p := path.Dir(w.Path); strings.Count(p, "/") > 1 && !seen[p]; p = path.Dir(p) {
+			seen[p] = true
+			_, err := s.Read(tx, p)
+			if err == nil {
+				break // its parents exist too
+			}
+			if !errors.Is(err, syscall.ENOENT) {
+				return nil, err
+			}
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return strings.Count(out[i], "/") > strings.Count(out[j], "/") })
+	return out, nil
 }
