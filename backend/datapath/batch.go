@@ -1,6 +1,9 @@
 package datapath
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/govscsi/govscsi/backend/scsi"
 	"github.com/govscsi/govscsi/backend/vscsiif"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
@@ -145,7 +148,10 @@ func (c *Conn) runGroup() {
 	kept := g[:0]
 	for _, s := range g {
 		if s.cmd.Dir != scsi.DirNone {
-			if err := c.segmentsReady(s); err != nil {
+			if err := c.segmentsReady(s); errors.Is(err, errTooMuchData) {
+				c.refuseTooMuchData(s, err)
+				continue
+			} else if err != nil {
 				c.reject(s, vscsiif.HostError, err)
 				continue
 			}
@@ -287,11 +293,16 @@ func (c *Conn) segmentsReady(s *slot) error {
 	for _, seg := range s.segs {
 		total += int(seg.Length)
 	}
+	if total > maxDataBytes {
+		// More than any LUN takes in one command, so nothing is allocated
+		// for it: max_segments may let a guest describe up to 52 MiB.
+		return fmt.Errorf("%d bytes, the limit is %d: %w", total, maxDataBytes, errTooMuchData)
+	}
 	if total > len(s.buf) {
 		// Grow in big steps up to the maximum transfer, so a slot
 		// reallocates at most a few times in its life and a vhost that only
 		// sees small commands stays small.
-		s.buf = make([]byte, min(max(total, 2*len(s.buf), 64<<10), c.maxSegs*vscsiif.PageSize))
+		s.buf = make([]byte, min(max(total, 2*len(s.buf), 64<<10), maxDataBytes))
 	}
 	s.dataLen = total
 	if total > 0 {

@@ -90,6 +90,28 @@ func (s *slot) resetting() bool {
 // page...). The request gets DID_ERROR; nothing partial is ever reported.
 var errGrantCopy = errors.New("datapath: grant copy failed")
 
+// maxDataBytes bounds a request's data, and so a slot's data buffer: no
+// LUN takes more than scsi.MaxTransferBytes (512 KiB) in one command (the
+// emulated disks refuse it, and pass-through gets no more). max_segments
+// only lets a guest describe that with more, smaller segments; without
+// this bound its 13312 segments of 4 KiB would make a slot allocate, and
+// keep, 52 MiB (docs/backend.md, "Memory per vhost").
+const maxDataBytes = scsi.MaxTransferBytes
+
+// errTooMuchData: the segments offer more than maxDataBytes.
+var errTooMuchData = errors.New("datapath: request data larger than any LUN accepts")
+
+// refuseTooMuchData answers a request whose segments offer more than
+// maxDataBytes as a disk answers a transfer length over its limit: CHECK
+// CONDITION, ILLEGAL REQUEST, INVALID FIELD IN CDB (not DID_ERROR, which
+// the guest would retry).
+func (c *Conn) refuseTooMuchData(s *slot, err error) {
+	c.counters.Rejected.Add(1)
+	c.limiter.log(c.log, "request offers more data than any LUN accepts", err)
+	scsi.SetCheckCondition(&s.res, scsi.KeyIllegalRequest, 0x24, 0x00)
+	c.finish(s, vscsiif.Rslt(vscsiif.HostOK, scsi.StatusCheckCondition), s.senseBuf[:copy(s.senseBuf[:], s.res.Sense)], 0)
+}
+
 // dirFromDMA maps vscsiif's sc_data_direction (Linux DMA_* numbering) to
 // scsi.Direction. The value was validated to be 0..3.
 func dirFromDMA(d uint8) scsi.Direction {
