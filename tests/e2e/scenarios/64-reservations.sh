@@ -8,7 +8,7 @@
 # reads pass; READ KEYS / READ RESERVATION / READ FULL STATUS agree in both
 # guests; g2 PREEMPT AND ABORTs g1, which then gets REGISTRATIONS PREEMPTED
 # and RESERVATION CONFLICT on writes while g2 writes. Ours then: the state
-# survives a vscsi-backend restart (the run file), and after a simulated
+# survives a vscsi-backend restart under the guests (the run file), and after a simulated
 # reboot (the run directory emptied) only while APTPL was set.
 # timeout: 1200
 # shellcheck source=tests/e2e/dom0/helpers-userspace.sh
@@ -113,15 +113,15 @@ fence ours "$o1" "$o2"
 ls /run/govscsi/pr/*.json >/dev/null 2>&1 || fail "no reservation state file in /run/govscsi/pr"
 grep -q '"holder": "vm:' /run/govscsi/pr/*.json || fail "state file names no vm: holder: $(cat /run/govscsi/pr/*.json)"
 
-# restart: the next process finds the reservation (run file, no APTPL)
-detach_ours
+# restart under the guests (SIGTERM hands over, the disks stay): the next
+# process finds the reservation (the run file, no APTPL)
 us_daemon_stop || fail "daemon did not stop cleanly"
 us_daemon_start "$type" || fail "vscsi-backend did not restart"
-attach_ours
 h=$(holder g1 "$o1")
 [[ $h == "0x2222 Write Exclusive" ]] || fail "after a restart: reservation '$h', want 0x2222 Write Exclusive"
 [[ $(status g1 "$o1" write) == 24 ]] || fail "after a restart g1 is not fenced any more"
-note "ours: vscsi-backend restarted: g2's reservation and g1's fencing are still there"
+[[ $(status g2 "$o2" write) == 0 ]] || fail "after a restart the holder g2 cannot write"
+note "ours: vscsi-backend restarted under both guests (handover): g2's reservation and g1's fencing are still there"
 
 # a reboot (the run directory is tmpfs) without APTPL: the state is gone
 detach_ours
