@@ -13,6 +13,8 @@
 #     PATH              fileio backstore on an existing regular file
 #     PATH:SIZE         fileio, the file created sparse with SIZE if missing
 #     ram:SIZE          rd_mcp ramdisk backstore (SIZE like 64M, 1G, 4096K)
+#     pscsi:H:C:T:L     pscsi pass-through of the SCSI device H:C:T:L (any
+#                       type: a tape drive, a medium changer, a disk)
 #   WWN defaults to an naa. name derived from NAME (naa.5001405 + 9 hex digits).
 #   --alias H:C:T sets the target's alias so a guest config can name the LUN
 #   as p-dev "H:C:T:LUN" instead of "WWN:LUN".
@@ -99,6 +101,14 @@ backstore_desc() {
 	fileio_*) echo "fileio $(sed -n 's/.*File: \([^ ]*\).*/\1/p' <<<"$info" | head -1)" ;;
 	iblock_*) echo "iblock $(cat "$d/udev_path" 2>/dev/null)" ;;
 	rd_mcp_*) echo "ramdisk $(($(sed -n 's/.*PAGES\/PAGE_SIZE: \([0-9]*\)\*.*/\1/p' <<<"$info" | head -1) * 4))K" ;;
+	pscsi_*)
+		# LIO's info names each part ("Host ID: 2 ... Channel ID: 0 Target ID: 0 LUN: 1")
+		local k parts=()
+		for k in "Host ID" "Channel ID" "Target ID" "LUN"; do
+			parts+=("$(tr '\n' ' ' <<<"$info" | sed -n "s/.*$k: \([0-9]*\).*/\1/p")")
+		done
+		echo "pscsi $(IFS=:; echo "${parts[*]}")"
+		;;
 	*) echo "${hba%_*} ?" ;;
 	esac
 }
@@ -111,6 +121,12 @@ make_backstore() {
 		size=$(size_bytes "${b#ram:}")
 		((size % 4096 == 0)) || die "bad size '${b#ram:}': a ramdisk is a whole number of 4 KiB pages"
 		hba=rd_mcp_0 ctl="rd_pages=$((size / 4096))" want="ramdisk $((size / 1024))K"
+		;;
+	pscsi:*)
+		[[ ${b#pscsi:} =~ ^([0-9]+):([0-9]+):([0-9]+):([0-9]+)$ ]] || die "bad pscsi address '${b#pscsi:}' (want H:C:T:L)"
+		[[ -d /sys/bus/scsi/devices/${b#pscsi:} ]] || die "no SCSI device ${b#pscsi:} (lsscsi lists them)"
+		hba=pscsi_0 want="pscsi ${b#pscsi:}"
+		ctl="scsi_host_id=${BASH_REMATCH[1]},scsi_channel_id=${BASH_REMATCH[2]},scsi_target_id=${BASH_REMATCH[3]},scsi_lun_id=${BASH_REMATCH[4]}"
 		;;
 	/dev/*)
 		[[ -b $b ]] || die "'$b' is not a block device"

@@ -21,8 +21,11 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 # Packages installed in the dom0 root. The guest's userland is taken from the
 # same root (see steps/30-guest.sh), so fio & co. are listed here too.
 # man-db: the host-install scenario reads the installed man pages as an admin would.
+# tgt + open-iscsi: a virtual tape library (tgt's SSC tape and SMC changer
+# emulation) logged in over loopback iSCSI, for the tape-changer scenario;
+# mt-st and mtx: what a backup admin drives them with (also in the guest).
 # shellcheck disable=SC2034 # used by the steps
-DOM0_PKGS=("xen-utils-$XENVER" xenstore-utils sg3-utils lsscsi fio e2fsprogs util-linux kmod procps iproute2 busybox tar jq man-db)
+DOM0_PKGS=("xen-utils-$XENVER" xenstore-utils sg3-utils lsscsi fio e2fsprogs util-linux kmod procps iproute2 busybox tar jq man-db tgt open-iscsi mt-st mtx)
 
 RIG_T0=${RIG_T0:-$SECONDS}
 export RIG_T0

@@ -8,8 +8,9 @@
 #                    exactly the shared libraries they load (ldd closure).
 
 # Guest userland: programs (paths inside the dom0 root) and modules.
-GUEST_PROGS=(/usr/bin/fio /usr/bin/lsscsi /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/bin/xenstore)
-GUEST_MODS=(xen-scsifront sd_mod sg ext4)
+GUEST_PROGS=(/usr/bin/fio /usr/bin/lsscsi /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/bin/xenstore
+	/usr/bin/mt-st /usr/sbin/mtx /usr/sbin/tapeinfo /usr/sbin/loaderinfo)
+GUEST_MODS=(xen-scsifront sd_mod sg ext4 st ch)
 DOM0_EARLY_MODS=(virtio_pci virtio_blk ext4)
 
 initramfs_key() {
@@ -84,6 +85,7 @@ do_initramfs() {
 	copy_closure "$r" "$g" "${progs[@]}"
 	# the tools' other names (mkfs.ext4 -> mke2fs, xenstore-read -> xenstore, ...)
 	ln -s mke2fs "$g/usr/sbin/mkfs.ext4"
+	ln -s mt-st "$g/usr/bin/mt"
 	for p in read write exists rm ls list chmod watch; do ln -s xenstore "$g/usr/bin/xenstore-$p"; done
 	cp "$r/etc/mke2fs.conf" "$g/etc/" 2>/dev/null || true
 	install -m 755 "$E2E/guest/init.sh" "$g/init"
