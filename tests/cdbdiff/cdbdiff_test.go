@@ -106,9 +106,9 @@ func TestAgainstRecordedLIO(t *testing.T) {
 	if len(files) == 0 {
 		t.Skip("no recorded LIO results in testdata/")
 	}
-	cases := Cases(rig)
-	ours := runOurs(t, cases)
 	for _, f := range files {
+		cases := Cases(rig)
+		ours := runOurs(t, cases)
 		r, err := os.Open(f)
 		if err != nil {
 			t.Fatal(err)
@@ -118,8 +118,17 @@ func TestAgainstRecordedLIO(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
+		// A case the guest's kernel refused (no SCSI status) never reached
+		// LIO, and in-process it cannot be refused the same way: only the
+		// rig compares those.
+		var reached []Case
+		for _, c := range cases {
+			if o, ok := lio[c.ID]; !ok || o.Status >= 0 {
+				reached = append(reached, c)
+			}
+		}
 		var buf bytes.Buffer
-		if report(&buf, cases, lio, ours, false) != 0 {
+		if report(&buf, reached, lio, ours, false) != 0 {
 			t.Errorf("%s: differences not intended:\n%s", f, buf.String())
 		}
 	}

@@ -72,8 +72,15 @@ var intended = []Intended{
 	{"maintenance-in.bad-sa", []string{invCDB}, "an unsupported service action is INVALID FIELD IN CDB (SPC-4); LIO says INVALID COMMAND OPERATION CODE"},
 	{"scan.a3", []string{invCDB}, "an unsupported service action is INVALID FIELD IN CDB (SPC-4); LIO says INVALID COMMAND OPERATION CODE"},
 	{"log-sense.*", []string{good, invCDB}, "LOG SENSE is served (supported pages, informational exceptions); LIO does not have it"},
+	{"scan.4d", []string{good}, "LOG SENSE is served; LIO does not have it"},
 	{"scan.83", []string{invOp}, "no EXTENDED COPY (copy offload reaches beyond the LUN); LIO completes an empty one"},
 	{"scan.84", []string{invOp}, "no RECEIVE COPY RESULTS (no EXTENDED COPY); LIO serves its OPERATING PARAMETERS form"},
+	{"pr-in.read-keys-alloc4", []string{good}, "PERSISTENT RESERVE IN truncates to any allocation length (SPC-4 4.2.5.6); LIO wants at least 8"},
+	{"pr-in.alloc0", []string{good}, "allocation length 0 is not an error (SPC-4 4.2.5.6); LIO refuses it"},
+	{"scan.5e", []string{good}, "PERSISTENT RESERVE IN with allocation length 0 is not an error; LIO refuses it"},
+	{"pr-out.release-wrong-type", []string{"CHECK 5/26/04"}, "RELEASE of another type is INVALID RELEASE OF PERSISTENT RESERVATION (SPC-4 5.13.11.2.2); LIO answers RESERVATION CONFLICT"},
+	{"pr-out.reserve-scope1", []string{invCDB}, "a SCOPE other than LU_SCOPE is an invalid field of the CDB; LIO says of the parameter list"},
+	{"pr-out.register-and-move", []string{invCDB}, "REGISTER AND MOVE is not supported (docs/backend.md 9.2); LIO supports it"},
 }
 
 func intendedFor(id string, lio, ours Outcome) *Intended {
