@@ -79,7 +79,8 @@ lc_workload_stop() {
 		echo "verify $(grep -ciE "verify|bad magic|crc32c" /tmp/lc.fio.err)"') || { note "stopping the workload: $out"; return 1; }
 	LC_DMESG_ERR=$(awk '$1 == "dmesg" {print $2}' <<<"$out")
 	LC_VERIFY_ERR=$(awk '$1 == "verify" {print $2}' <<<"$out")
-	json=$(guest_run 'cat /tmp/lc.fio.json') || { note "no fio result"; return 1; }
+	# fio puts "fio: terminating on signal 2" before its JSON
+	json=$(guest_run 'sed -n "/^{/,\$p" /tmp/lc.fio.json') || { note "no fio result"; return 1; }
 	LC_IO_ERR=$(jq '[.jobs[] | .total_err // .error] | add' <<<"$json" 2>/dev/null) || LC_IO_ERR=unknown
 	LC_WRITTEN_MB=$(jq '[.jobs[].write.io_kbytes] | add / 1024 | floor' <<<"$json" 2>/dev/null) || LC_WRITTEN_MB=0
 	LC_VERIFIED_MB=$(jq '[.jobs[].read.io_kbytes] | add / 1024 | floor' <<<"$json" 2>/dev/null) || LC_VERIFIED_MB=0
