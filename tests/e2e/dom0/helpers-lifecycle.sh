@@ -19,6 +19,10 @@
 #                                  LC_MAX_GAP (s, probe) LC_PROBE_ERR LC_WRITTEN_MB,
 #                                  prints a summary line
 #   lc_first_io_after EPOCH        seconds from EPOCH to the first probe read after it
+#   lc_main                        the whole lifecycle run, once the scenario set LC_NAME,
+#                                  LC_FLAVOUR, LC_TYPE (backend type of the vhosts) and LC_VSCSI
+#                                  (two vscsi= entries: the boot image of lc_images at 0:0:0:0,
+#                                  the data image at 0:0:1:0) and started the backend
 #
 # The guest's wall clock (date) is Xen's: it stays comparable with dom0's
 # across a save/restore, where the guest's own uptime would not.
@@ -94,4 +98,153 @@ lc_workload_stop() {
 
 lc_first_io_after() {
 	awk -v t="$1" '$1 != "ERR" && $1 > t { printf "%.1f", $1 - t; exit }' /run/rig/lc.probe
+}
+
+LC_DIR=/run/rig/lc
+LC_SAVE=/var/lib/govscsi-lc # dom0's /tmp and /run are RAM: save images go to disk
+
+# lc_images BOOT DATA: a 32 MiB boot image (ext4 "vscsiboot" with a random
+# stamp file) and a 32 MiB data image; sets LC_STAMP (its sha256)
+lc_images() {
+	rm -rf "$LC_DIR" "$LC_SAVE" && mkdir -p "$LC_DIR/fs" "$LC_SAVE" || return 1
+	rm -f "$1" "$2" && truncate -s 32M "$1" "$2" || return 1
+	head -c 1M /dev/urandom >"$LC_DIR/fs/stamp"
+	LC_STAMP=$(sha256sum <"$LC_DIR/fs/stamp" | cut -d' ' -f1)
+	mkfs.ext4 -q -F -L vscsiboot -d "$LC_DIR/fs" "$1"
+}
+
+# lc_only_guest: no other domain (a localhost migration needs room for two copies)
+lc_only_guest() {
+	local g
+	for g in $(xl list | awk 'NR > 2 {print $1}'); do xl destroy "$g" || return 1; done
+}
+
+LC_AA=
+lc_aa_start() {
+	local n
+	n=$(grep -c 'watching for new domains' "$LC_AALOG")
+	vscsi-autoattach --config "$LC_DIR/autoattach.yaml" >>"$LC_AALOG" 2>&1 &
+	LC_AA=$!
+	wait_for 30 bash -c '(($(grep -c "watching for new domains" "$1") > $2))' _ "$LC_AALOG" "$n" ||
+		fail "vscsi-autoattach did not start: $(tail -3 "$LC_AALOG")"
+}
+lc_aa_stop() {
+	[[ -n $LC_AA ]] || return 0
+	kill "$LC_AA" && wait "$LC_AA"
+	local rc=$?
+	LC_AA=
+	((rc == 0)) || fail "vscsi-autoattach exited $rc on SIGTERM: $(tail -3 "$LC_AALOG")"
+}
+
+# lc_check_guest WHAT: the boot mount still there, its stamp intact, the vhost 4/4 with both devices
+lc_check_guest() {
+	local d out
+	d=$(guest_domid) || fail "$1: no guest"
+	out=$(guest_run -t 60 'grep -q " /mnt/boot " /proc/mounts && sha256sum /mnt/boot/stamp | cut -d" " -f1') ||
+		fail "$1: boot filesystem: $out"
+	[[ $out == "$LC_STAMP" ]] || fail "$1: the boot disk's stamp changed: $out, want $LC_STAMP"
+	out=$(xl-vscsi scsi-list --json "$d") || fail "$1: scsi-list: $out"
+	jq -e --arg t "$LC_TYPE" 'length == 1 and .[0].backend_type == $t and .[0].backend_state == 4 and .[0].frontend_state == 4 and
+		(.[0].devs | length == 2 and all(.backend_state == 4 and .frontend_state == 4))' <<<"$out" >/dev/null ||
+		fail "$1: vhost of domain $d not 4/4 ($LC_TYPE) with both devices: $(jq -c . <<<"$out")"
+}
+# lc_held DOMID: how long the scenario's daemon held the domain ("" if it did not)
+lc_held() { lc_hold_of "$LC_AALOG" "$1"; }
+# lc_booted DOMID WHAT: the guest mounted its disk at boot, having found its
+# vhost at its first look, and the daemon held it
+lc_booted() {
+	local line
+	lc_rig_dir "$1" || fail "$2: rig dir of domain $1"
+	lc_agent_ready "$1" || fail "$2: guest agent of domain $1 not ready"
+	line=$(lc_boot_mount) || fail "$2: no boot-mount record"
+	note "$2: $line"
+	lc_boot_mount_ok "$line" ||
+		fail "$2: the guest did not mount its vscsi disk at boot, or ran before its vscsi devices were there: $line"
+	[[ -n $(lc_held "$1") ]] || fail "$2: vscsi-autoattach did not hold domain $1: $(grep "domid=$1" "$LC_AALOG" | tail -3)"
+}
+
+# lc_op NAME CMD...: run an operation under the workload; one result line
+lc_op() {
+	local name=$1 t0 t1 d first took
+	shift
+	lc_workload_start "$LC_FDEV" "$LC_BDEV" || fail "$name: workload"
+	sleep 5
+	t0=$(now)
+	"$@" || fail "$name: $*"
+	t1=$(now)
+	d=$(guest_domid) || fail "$name: no guest afterwards"
+	lc_rig_dir "$d" || fail "$name: rig dir of domain $d"
+	sleep 10 # I/O after the operation
+	if ! lc_workload_stop; then
+		guest_run 'dmesg | tail -20' | sed 's/^/    /'
+		fail "$name: the guest saw I/O errors"
+	fi
+	lc_check_guest "$name"
+	first=$(lc_first_io_after "$t0")
+	took=$(awk -v a="$t1" -v b="$t0" 'BEGIN{printf "%.1f", a-b}')
+	echo "$name domid=$d op_s=$took first_io_after_op_start_s=$first max_gap_s=$LC_MAX_GAP hold=$(lc_held "$d") written_mb=$LC_WRITTEN_MB verified_mb=$LC_VERIFIED_MB fio_err=$LC_IO_ERR verify_err=$LC_VERIFY_ERR dmesg_err=$LC_DMESG_ERR probe_err=$LC_PROBE_ERR" >>"$LC_RES"
+	note "$name: took $took s; the guest's I/O resumed $first s after it began (longest gap ${LC_MAX_GAP} s); held $(lc_held "$d")"
+}
+lc_save_restore() { xl save "$GUEST_NAME" "$LC_SAVE/g1.save" >/dev/null && xl restore "$LC_SAVE/g1.save" >/dev/null; }
+lc_migrate_local() { xl migrate -s "" "$GUEST_NAME" "xl migrate-receive" >/dev/null 2>&1; }
+lc_save_restore_nodaemon() {
+	xl save "$GUEST_NAME" "$LC_SAVE/g1.save" >/dev/null &&
+		xl-vscsi --flavour "$LC_FLAVOUR" restore --config-dir "$LC_DIR" "$LC_SAVE/g1.save"
+}
+
+# lc_main: create (boot-time mount), reboot, save+restore and migrate with
+# the daemon, save + xl-vscsi restore without it; see the scenarios' headers
+lc_main() {
+	local d t0
+	LC_AALOG=$(result_file "autoattach-$LC_NAME.log")
+	LC_RES=$(result_file "results-$LC_NAME.txt")
+	lc_cfg "$LC_DIR/g1.cfg" vscsiboot "${LC_VSCSI[@]}" || fail "guest config"
+	printf 'config_dirs: [ %s ]\nlog_level: debug\nhold_timeout: 120s\ntoolstack:\n  flavour: %s\n  init_timeout: 5m\n' \
+		"$LC_DIR" "$LC_FLAVOUR" >"$LC_DIR/autoattach.yaml"
+	: >"$LC_AALOG"
+	lc_aa_start
+	echo "# $LC_NAME: one line per operation" >"$LC_RES"
+
+	# 1. plain xl create
+	t0=$(now)
+	xl create "$LC_DIR/g1.cfg" >/dev/null || fail "xl create"
+	d=$(guest_domid) || fail "no domid after xl create"
+	lc_booted "$d" "xl create"
+	lc_check_guest "xl create"
+	echo "create domid=$d hold=$(lc_held "$d") ready_s=$(since "$t0")" >>"$LC_RES"
+	note "xl create: held $(lc_held "$d"), guest up with its disk mounted $(since "$t0") s after xl create"
+
+	# 2. xl reboot
+	t0=$(now)
+	xl reboot "$GUEST_NAME" || fail "xl reboot"
+	wait_for 300 bash -c "d2=\$(xl domid $GUEST_NAME 2>/dev/null) && [[ \$d2 != $d ]]" || fail "no new domid after xl reboot"
+	d=$(guest_domid) || fail "guest gone after xl reboot"
+	lc_booted "$d" "xl reboot"
+	lc_check_guest "xl reboot"
+	echo "reboot domid=$d hold=$(lc_held "$d") ready_s=$(since "$t0")" >>"$LC_RES"
+	note "xl reboot: held $(lc_held "$d"), guest up with its disk mounted $(since "$t0") s after xl reboot"
+
+	LC_FDEV=$(lc_disk 0:1:0) || fail "no data disk in the guest"
+	LC_BDEV=$(lc_disk 0:0:0) || fail "no boot disk in the guest"
+	# 3. save + restore, 4. localhost migration, with the daemon
+	lc_op "save+restore" lc_save_restore
+	lc_op "migrate" lc_migrate_local
+	# 5. save, then xl-vscsi restore without the daemon
+	lc_aa_stop
+	lc_op "save+xl-vscsi-restore" lc_save_restore_nodaemon
+	lc_aa_start
+
+	sed 's/^/    /' "$LC_RES"
+	d=$(guest_domid) || fail "no guest at the end"
+	xl destroy "$GUEST_NAME" || fail "xl destroy"
+	wait_for 60 bash -c "! xenstore-exists /local/domain/0/backend/$LC_TYPE/$d" || fail "vscsi trees of $d left after xl destroy"
+	lc_aa_stop
+}
+
+# lc_cleanup: for the scenarios' EXIT trap
+lc_cleanup() {
+	local g
+	[[ -n $LC_AA ]] && kill "$LC_AA" 2>/dev/null
+	for g in $(xl list | awk 'NR > 2 {print $1}'); do xl destroy "$g" 2>/dev/null; done
+	rm -rf "$LC_SAVE"
 }
