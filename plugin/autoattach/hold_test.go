@@ -250,3 +250,24 @@ func newHostNoBackend(t *testing.T) *host {
 	t.Helper()
 	return newHostOpt(t, 0, false)
 }
+
+// A domain that is already running when the daemon finds it (the daemon
+// started after it) is not paused: its devices are hot-plugged.
+func TestNoHoldForRunningDomain(t *testing.T) {
+	h := newHost(t, 0)
+	h.hold = true
+	h.cfg(0, "guest5.cfg", guestCfg)
+	h.doms.Create(5, 0)
+	h.doms.Tick(time.Second)
+	h.guest(5, "guest5", "", false)
+	h.start()
+	if o := h.outcome(5); o.Action != autoattach.Attached || o.Held != 0 {
+		t.Fatalf("%+v", o)
+	}
+	if n := h.doms.MostPauses(5); n != 0 {
+		t.Errorf("a running domain was paused (%d references)", n)
+	}
+	if vs := h.list(h.adminTS(), 5); !connected(vs, 2) {
+		t.Fatalf("vhosts: %+v", vs)
+	}
+}

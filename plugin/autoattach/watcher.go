@@ -633,6 +633,10 @@ func (w *Watcher) takeHold(domid uint32, log hclog.Logger) *hold.Hold {
 	if w.cfg.Holder == nil {
 		return nil
 	}
+	if w.cfg.Holder.HasRun(domid) {
+		log.Debug("the domain is already running: its vscsi devices are hot-plugged")
+		return nil
+	}
 	x, err := w.cfg.Holder.Take(domid)
 	if err != nil {
 		log.Warn("cannot hold the domain until its vscsi devices are connected; they are hot-plugged while it boots", "error", err)

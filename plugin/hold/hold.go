@@ -110,6 +110,14 @@ func New(cfg Config) (*Holder, error) {
 // MaxHold is the bound on every hold.
 func (h *Holder) MaxHold() time.Duration { return h.cfg.MaxHold }
 
+// HasRun reports whether domid's vCPUs have run (CPU time > 0): holding
+// such a domain would only stall a guest that is already booting. An
+// unknown domain has not run.
+func (h *Holder) HasRun(domid uint32) bool {
+	in, err := h.cfg.Control.DomainInfo(domid)
+	return err == nil && in.CPUTime > 0
+}
+
 // RecordPath is where the hold of domid is recorded.
 func RecordPath(domid uint32) string {
 	return "/libxl/" + strconv.FormatUint(uint64(domid), 10) + "/vscsi-hold"

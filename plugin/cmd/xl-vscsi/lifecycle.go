@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,11 +68,24 @@ func (l *lifeFlags) findConfig(e *env, name, uuid string) (string, error) {
 	return p, nil
 }
 
-// newDomain is the one domain in after but not in before.
-func newDomain(before, after map[string]bool) (string, error) {
+// xlNewDomain runs an xl command that makes one domain (create, restore,
+// migrate-receive; all with -p) and returns the new domain's id: the one
+// domain in /local/domain afterwards that was not there before.
+func xlNewDomain(st xenif.Store, run func() error) (string, error) {
+	before, err := liveDomains(st)
+	if err != nil {
+		return "", err
+	}
+	if err := run(); err != nil {
+		return "", err
+	}
+	after, err := liveDomains(st)
+	if err != nil {
+		return "", err
+	}
 	var fresh []string
 	for d := range after {
-		if !before[d] && d != "0" {
+		if !before[d] {
 			fresh = append(fresh, d)
 		}
 	}
@@ -189,19 +201,9 @@ func setupRestore(fs *flag.FlagSet) runner {
 			return err
 		}
 		defer st.Close()
-		before, err := liveDomains(st)
-		if err != nil {
-			return err
-		}
-		xlArgs := append(append([]string{"restore", "-p"}, without(opts, "-p")...), pos...)
-		if err := xlCommand(e, xlArgs...); err != nil {
-			return err
-		}
-		after, err := liveDomains(st)
-		if err != nil {
-			return err
-		}
-		domid, err := newDomain(before, after)
+		domid, err := xlNewDomain(st, func() error {
+			return xlCommand(e, append(append([]string{"restore", "-p"}, without(opts, "-p")...), pos...)...)
+		})
 		if err != nil {
 			return err
 		}
@@ -309,25 +311,15 @@ func setupMigrateReceive(fs *flag.FlagSet) runner {
 			return err
 		}
 		defer st.Close()
-		before, err := liveDomains(st)
-		if err != nil {
-			return err
-		}
-		bin := os.Getenv("XL")
-		if bin == "" {
-			bin = "xl"
-		}
-		in, out := migrateStream()
-		cmd := exec.Command(bin, append([]string{"migrate-receive", "-p"}, without(opts, "-p")...)...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = in, out, e.stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s migrate-receive: %w", bin, err)
-		}
-		after, err := liveDomains(st)
-		if err != nil {
-			return err
-		}
-		domid, err := newDomain(before, after)
+		domid, err := xlNewDomain(st, func() error {
+			in, out := migrateStream()
+			cmd := xlCmd(append([]string{"migrate-receive", "-p"}, without(opts, "-p")...)...)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = in, out, e.stderr
+			if err := cmd.Run(); err != nil {
+				return fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}

@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -315,17 +314,21 @@ func setupCleanup(fs *flag.FlagSet) runner {
 	}
 }
 
-// xlCommand runs the xl binary ($XL, else xl from PATH) with args,
-// output to e's streams.
-func xlCommand(e *env, args ...string) error {
+// xlCmd is the xl binary ($XL, else xl from PATH) with args.
+func xlCmd(args ...string) *exec.Cmd {
 	bin := os.Getenv("XL")
 	if bin == "" {
 		bin = "xl"
 	}
-	cmd := exec.Command(bin, args...)
+	return exec.Command(bin, args...)
+}
+
+// xlCommand runs xl with args, output to e's stderr.
+func xlCommand(e *env, args ...string) error {
+	cmd := xlCmd(args...)
 	cmd.Stdout, cmd.Stderr = e.stderr, e.stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w", bin, strings.Join(args, " "), err)
+		return fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
 	}
 	return nil
 }
@@ -378,30 +381,10 @@ func setupCreate(fs *flag.FlagSet) runner {
 			return err
 		}
 		defer st.Close()
-		before, err := liveDomains(st)
+		domid, err := xlNewDomain(st, func() error { return xlCommand(e, xlArgs...) })
 		if err != nil {
 			return err
 		}
-		if err := xlCommand(e, xlArgs...); err != nil {
-			return err
-		}
-		after, err := liveDomains(st)
-		if err != nil {
-			return err
-		}
-		var fresh []string
-		for d := range after {
-			if !before[d] {
-				fresh = append(fresh, d)
-			}
-		}
-		// xl create [options] <ConfigFile> [Variable=Value ...]: options
-		// went before the file, assignments after it.
-		sort.Strings(fresh)
-		if len(fresh) != 1 {
-			return fmt.Errorf("cannot tell which domain xl created: new domains %v (did another one start meanwhile?); it stays paused", fresh)
-		}
-		domid := fresh[0]
 		if len(devs) > 0 {
 			o := f.options(e)
 			// The guest is paused: its frontend cannot connect before

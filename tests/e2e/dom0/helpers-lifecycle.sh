@@ -119,23 +119,7 @@ lc_only_guest() {
 	for g in $(xl list | awk 'NR > 2 {print $1}'); do xl destroy "$g" || return 1; done
 }
 
-LC_AA=
-lc_aa_start() {
-	local n
-	n=$(grep -c 'watching for new domains' "$LC_AALOG")
-	vscsi-autoattach --config "$LC_DIR/autoattach.yaml" >>"$LC_AALOG" 2>&1 &
-	LC_AA=$!
-	wait_for 30 bash -c '(($(grep -c "watching for new domains" "$1") > $2))' _ "$LC_AALOG" "$n" ||
-		fail "vscsi-autoattach did not start: $(tail -3 "$LC_AALOG")"
-}
-lc_aa_stop() {
-	[[ -n $LC_AA ]] || return 0
-	kill "$LC_AA" && wait "$LC_AA"
-	local rc=$?
-	LC_AA=
-	((rc == 0)) || fail "vscsi-autoattach exited $rc on SIGTERM: $(tail -3 "$LC_AALOG")"
-}
-
+lc_aa_start() { aa_start "$LC_AALOG" vscsi-autoattach --config "$LC_DIR/autoattach.yaml"; }
 # lc_check_guest WHAT: the boot mount still there, its stamp intact, the vhost 4/4 with both devices
 lc_check_guest() {
 	local d out
@@ -230,7 +214,7 @@ lc_main() {
 	lc_op "save+restore" lc_save_restore
 	lc_op "migrate" lc_migrate_local
 	# 5. save, then xl-vscsi restore without the daemon
-	lc_aa_stop
+	aa_stop
 	lc_op "save+xl-vscsi-restore" lc_save_restore_nodaemon
 	lc_aa_start
 
@@ -238,13 +222,13 @@ lc_main() {
 	d=$(guest_domid) || fail "no guest at the end"
 	xl destroy "$GUEST_NAME" || fail "xl destroy"
 	wait_for 60 bash -c "! xenstore-exists /local/domain/0/backend/$LC_TYPE/$d" || fail "vscsi trees of $d left after xl destroy"
-	lc_aa_stop
+	aa_stop
 }
 
 # lc_cleanup: for the scenarios' EXIT trap
 lc_cleanup() {
 	local g
-	[[ -n $LC_AA ]] && kill "$LC_AA" 2>/dev/null
+	[[ -n $AA_PID ]] && kill "$AA_PID" 2>/dev/null
 	for g in $(xl list | awk 'NR > 2 {print $1}'); do xl destroy "$g" 2>/dev/null; done
 	rm -rf "$LC_SAVE"
 }

@@ -20,6 +20,9 @@
 #            xs_apply_json FILE               apply `xl-vscsi apply --dry-run --json`:
 #                                             dirs + perms first, nodes in one transaction
 # Results:   result_file NAME                 a file the host gets back in $RIG_LOGS
+# Daemons:   aa_start LOG CMD...              start vscsi-autoattach (CMD) in the background,
+#                                             appending to LOG; wait until it watches
+#            aa_stop                          SIGTERM it; fail unless it exits 0
 export PATH=/rig/bin:/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # Values that may start with "-" are written after "--": the xenstore tools'
 # getopt would take them for options. (Not POSIXLY_CORRECT: in the environment
@@ -180,3 +183,25 @@ result_file() { mkdir -p "$RIG_OUT" && echo "$RIG_OUT/$1"; }
 
 # have PROGRAM: 0 if PROGRAM is in PATH (project binaries are in /rig/bin).
 have() { command -v "$1" >/dev/null 2>&1; }
+
+# aa_start LOG CMD...: run CMD (a vscsi-autoattach command line) in the
+# background, output appended to LOG, and wait until it logs that it watches.
+AA_PID=
+aa_start() {
+	local log=$1 n
+	shift
+	n=$(grep -c 'watching for new domains' "$log" 2>/dev/null)
+	"$@" >>"$log" 2>&1 &
+	AA_PID=$!
+	# shellcheck disable=SC2016 # expanded by the polled bash
+	wait_for 30 bash -c '(($(grep -c "watching for new domains" "$1") > $2))' _ "$log" "${n:-0}" ||
+		fail "vscsi-autoattach did not start: $(tail -3 "$log")"
+	AA_LOG=$log
+}
+aa_stop() {
+	[[ -n $AA_PID ]] || return 0
+	kill "$AA_PID" && wait "$AA_PID"
+	local rc=$?
+	AA_PID=
+	((rc == 0)) || fail "vscsi-autoattach exited $rc on SIGTERM: $(tail -3 "$AA_LOG")"
+}

@@ -27,26 +27,11 @@ lio-xen-pvscsi.sh delete ram0 || fail "LIO cleanup before the test"
 lio-xen-pvscsi.sh create ram0 ram:64M $W 0 >/dev/null || fail "LIO ramdisk LUN"
 { cat /rig/guest/g1.cfg; echo "vscsi = [ '$W:0,0:0:0:0' ]"; } >"$dir/g1.cfg"
 
-daemon=
 # the daemon reads the shipped /etc/govscsi/autoattach.yaml (kernel flavour,
 # init_timeout 5m); only the config directory is the test's
-start_daemon() {
-	local n
-	n=$(grep -c 'watching for new domains' "$log")
-	"$AA" --config-dir "$dir" --log-level debug >>"$log" 2>&1 &
-	daemon=$!
-	# shellcheck disable=SC2016 # expanded by the polled bash
-	wait_for 30 bash -c '(($(grep -c "watching for new domains" "$1") > $2))' _ "$log" "$n" ||
-		fail "vscsi-autoattach did not start: $(tail -3 "$log")"
-}
-stop_daemon() {
-	[[ -n $daemon ]] || return 0
-	kill "$daemon" && wait "$daemon"
-	local rc=$?
-	daemon=
-	((rc == 0)) || fail "vscsi-autoattach exited $rc on SIGTERM: $(tail -3 "$log")"
-}
-trap '[[ -n $daemon ]] && kill "$daemon" 2>/dev/null' EXIT
+start_daemon() { aa_start "$log" "$AA" --config-dir "$dir" --log-level debug; }
+stop_daemon() { aa_stop; }
+trap '[[ -n $AA_PID ]] && kill "$AA_PID" 2>/dev/null' EXIT
 # the vscsi state of domain $1 (backend, frontend, libxl trees; permissions included)
 snap() { xenstore-ls -fp "/local/domain/0/backend/vscsi/$1"; xenstore-ls -fp "/local/domain/$1/device/vscsi"; xenstore-ls -fp "/libxl/$1/vscsi"; }
 # no_vscsi_trees DOMID: nothing of the domain's vscsi state is left
