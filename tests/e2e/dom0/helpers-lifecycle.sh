@@ -70,7 +70,7 @@ lc_workload_start() {
 		fio --name=lc --filename=$dev --direct=1 --ioengine=libaio --rw=randwrite --bs=4k --iodepth=4 --size=32M \
 			--verify=crc32c --verify_backlog=32 --verify_fatal=0 --continue_on_error=all --time_based --runtime=3600 \
 			--output-format=json --output=/tmp/lc.fio.json >/tmp/lc.fio.err 2>&1 </dev/null & echo \$! >/tmp/lc.fio.pid
-		(while :; do if dd if=$probe of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null; then date +%s.%N; else echo ERR \$(date +%s.%N); fi; sleep 0.2; done >/tmp/lc.probe 2>&1 </dev/null) & echo \$! >/tmp/lc.probe.pid
+		(while :; do if dd if=$probe of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null; then date +%s; else echo ERR \$(date +%s); fi; sleep 0.2; done >/tmp/lc.probe 2>&1 </dev/null) & echo \$! >/tmp/lc.probe.pid
 		sleep 3; [ -s /tmp/lc.probe ] && kill -0 \$(cat /tmp/lc.fio.pid)" >/dev/null ||
 		{ note "workload did not start: $(guest_run 'cat /tmp/lc.fio.err; tail -3 /tmp/lc.probe')"; return 1; }
 }
@@ -170,7 +170,14 @@ lc_op() {
 	note "$name: took $took s; the guest's I/O resumed $first s after it began (longest gap ${LC_MAX_GAP} s); held $(lc_held "$d")"
 }
 lc_save_restore() { xl save "$GUEST_NAME" "$LC_SAVE/g1.save" >/dev/null && xl restore "$LC_SAVE/g1.save" >/dev/null; }
-lc_migrate_local() { xl migrate -s "" "$GUEST_NAME" "xl migrate-receive" >/dev/null 2>&1; }
+lc_migrate_local() {
+	local out
+	out=$(result_file "xl-migrate-$LC_NAME.log")
+	if ! xl migrate -s "" "$GUEST_NAME" "xl migrate-receive" >>"$out" 2>&1; then
+		tail -n 15 "$out" | sed 's/^/    /'
+		return 1
+	fi
+}
 lc_save_restore_nodaemon() {
 	xl save "$GUEST_NAME" "$LC_SAVE/g1.save" >/dev/null &&
 		xl-vscsi --flavour "$LC_FLAVOUR" restore --config-dir "$LC_DIR" "$LC_SAVE/g1.save"
