@@ -341,13 +341,16 @@ func (v *vhost) step() bool {
 			v.lastFERaw = raw
 			v.fatal(syscall.EINVAL, fmt.Sprintf("saw invalid state %s at frontend", quoteShort(raw)))
 		}
-		return false
+		// A frontend that leaves garbage in its state node must not
+		// block the toolstack's removal: go on to the level-triggered
+		// checks below, as for a hung frontend.
+	} else {
+		v.lastFERaw = raw
+		if !present {
+			fs = xenif.StateUnknown
+		}
 	}
-	v.lastFERaw = raw
-	if !present {
-		fs = xenif.StateUnknown
-	}
-	if fs != v.lastFE {
+	if fs >= 0 && fs != v.lastFE {
 		prev := v.lastFE
 		v.lastFE = fs
 		v.log.Debug("frontend state", "from", prev, "to", fs)
@@ -364,8 +367,12 @@ func (v *vhost) step() bool {
 	if !v.removing {
 		// libxl's removal writes online=0 and BE state 5; a state 5 we
 		// wrote ourselves counts too once online is 0 (a frontend that
-		// hung after a fatal error never writes Closed).
-		if st, ok := v.read(v.be + "/state"); ok && st == strconv.Itoa(xenif.StateClosing) && (v.state != xenif.StateClosing || online != "1") {
+		// hung after a fatal error never writes Closed). online=0 alone
+		// counts as well: the toolstack's 5 may have been overwritten by
+		// a state this backend wrote in the same instant (connecting
+		// while the removal came), and online=0 is only ever written
+		// for a removal.
+		if st, ok := v.read(v.be + "/state"); ok && (st == strconv.Itoa(xenif.StateClosing) && (v.state != xenif.StateClosing || online != "1") || online == "0") {
 			v.startRemoval(fs)
 			if v.unregistd {
 				return true
