@@ -319,6 +319,10 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte("x = [ 'a\\0 1', [ 0x1f, \"\\\"\" ], ]\nx += [ 1 ]\ny = 'a'; y += \"b\""))
+	// Issue 14: nesting past MaxListDepth (a million '[' overflowed the
+	// stack) and += chains.
+	f.Add([]byte("x = " + strings.Repeat("[", MaxListDepth+3) + "\n"))
+	f.Add([]byte("x = [1]\nx += [2]\nx += [3]\ny = 'a'\ny += 'b'\ny += 'c'\nx = [4]\nx += [5]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.cfg", data)
 		if err != nil {

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -18,7 +20,7 @@ func must(t *testing.T, err error) {
 
 // tree makes dir/allowed (with a file, a subdirectory, relative and
 // absolute symlinks, a ".." symlink and a FIFO) and dir/outside/secret.
-func tree(t *testing.T) (allowed, outside string) {
+func tree(t testing.TB) (allowed, outside string) {
 	dir := t.TempDir()
 	allowed, outside = filepath.Join(dir, "allowed"), filepath.Join(dir, "outside")
 	must(t, os.MkdirAll(filepath.Join(allowed, "sub"), 0o700))
@@ -173,4 +175,42 @@ func TestReopen(t *testing.T) {
 	if f.Name() != pf.Name() {
 		t.Errorf("reopened name %q, want %q", f.Name(), pf.Name())
 	}
+}
+
+// FuzzBeneath: whatever relative path a p-dev brings (components, "..",
+// symlinks in and out of the directory, magic links), what Beneath opens
+// lies beneath the directory: never the secret file outside it.
+func FuzzBeneath(f *testing.F) {
+	for _, s := range []string{"sub/good", "rel", "sub/up", "abs", "out", "parent/outside/secret", "../outside/secret",
+		"magic/etc/passwd", "sub/../../outside/secret", "sub/./good", "fifo", "", "/", "sub//good", "parent/allowed/out",
+		"sub/up/../../out"} {
+		f.Add(s)
+	}
+	allowed, outside := tree(f)
+	// A symlink chain that climbs out two levels at a time.
+	must(f, os.Symlink("../../outside", filepath.Join(allowed, "sub", "twoup")))
+	secret := filepath.Join(outside, "secret")
+	var st unix.Stat_t
+	must(f, unix.Stat(secret, &st))
+	f.Fuzz(func(t *testing.T, rel string) {
+		pf, err := Beneath(allowed, rel, true)
+		if err != nil {
+			return
+		}
+		defer pf.Close()
+		var got unix.Stat_t
+		if err := unix.Fstat(int(pf.Fd()), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Dev == st.Dev && got.Ino == st.Ino {
+			t.Fatalf("Beneath(%q) opened the secret outside the directory", rel)
+		}
+		real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(pf.Fd())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if real != allowed && !strings.HasPrefix(real, allowed+"/") {
+			t.Fatalf("Beneath(%q) opened %s, outside %s", rel, real, allowed)
+		}
+	})
 }

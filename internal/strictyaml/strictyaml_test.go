@@ -1,8 +1,11 @@
 package strictyaml
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 type conf struct {
@@ -40,4 +43,40 @@ func TestDecode(t *testing.T) {
 	if n, err := Document([]byte("x: &a {k: 1}\ny: *a\nz: *a\n")); err != nil || n == nil {
 		t.Errorf("aliases: %v", err)
 	}
+}
+
+// FuzzDocument: Document never panics, and what it accepts is one
+// document without a key given twice: yaml.v3, decoding the same text
+// into a generic value (where it does check duplicates), finds none, and
+// a Decoder finds no second document.
+func FuzzDocument(f *testing.F) {
+	for _, s := range []string{"a: 1\n", "a: 1\na: 2\n", "a: {b: 1, b: 2}\n", "- {x: 1}\n- {x: 1, x: 2}\n", "a: 1\n---\nb: 2\n",
+		"a: &x {k: 1}\nb: *x\n", "<<: {a: 1}\na: 2\n", "", "---\n", "a: [\n", "? [a]\n: 1\n", "a: 1\n...\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		root, err := Document(data)
+		if err != nil {
+			return
+		}
+		var v any
+		if err := yaml.Unmarshal(data, &v); err != nil && strings.Contains(err.Error(), "already defined") {
+			t.Fatalf("accepted %q, but yaml.v3 finds a duplicate: %v", data, err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		docs := 0
+		for {
+			var n yaml.Node
+			if err := dec.Decode(&n); err != nil {
+				break
+			}
+			docs++
+		}
+		if docs > 1 {
+			t.Fatalf("accepted %q with %d documents", data, docs)
+		}
+		if root != nil && docs == 0 {
+			t.Fatalf("a root node from %q without a document", data)
+		}
+	})
 }
