@@ -9,6 +9,7 @@ import (
 
 	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/internal/strictyaml"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -127,8 +128,8 @@ func ParseOptionsYAML(text string) (Options, io.Closer, error) {
 	}
 	var o Options
 	if y.BackendDomid != nil {
-		if *y.BackendDomid >= 0x7FF0 {
-			return Options{}, nil, fmt.Errorf("options: backend_domid %d out of range (0-%d)", *y.BackendDomid, 0x7FF0-1)
+		if *y.BackendDomid >= xenif.DomidFirstReserved {
+			return Options{}, nil, fmt.Errorf("options: backend_domid %d out of range (0-%d)", *y.BackendDomid, xenif.DomidFirstReserved-1)
 		}
 		o.BackendDomid = *y.BackendDomid
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/internal/version"
+	"github.com/govscsi/govscsi/libxlgo/xenif"
 )
 
 const prog = "xl-vscsi"
@@ -217,9 +218,6 @@ func cmdUsage(w io.Writer, c *command) {
 	}
 }
 
-// DOMID_FIRST_RESERVED (xen.h): ids from here on are special, not domains.
-const domidFirstReserved = 0x7FF0
-
 // parseDomid accepts a decimal domain id. Names need a xenstore lookup,
 // which arrives with the plugin.
 func parseDomid(s string) (uint32, error) {
@@ -237,8 +235,8 @@ func parseDomid(s string) (uint32, error) {
 		return 0, fmt.Errorf("domain %q: domain names need xenstore, which only the plugin (not yet written) reads; pass a numeric domid", s)
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || n >= domidFirstReserved {
-		return 0, fmt.Errorf("domain id %q out of range (0-%d)", s, domidFirstReserved-1)
+	if err != nil || n >= xenif.DomidFirstReserved {
+		return 0, fmt.Errorf("domain id %q out of range (0-%d)", s, xenif.DomidFirstReserved-1)
 	}
 	return uint32(n), nil
 }
