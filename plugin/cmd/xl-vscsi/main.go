@@ -218,8 +218,8 @@ func cmdUsage(w io.Writer, c *command) {
 	}
 }
 
-// parseDomid accepts a decimal domain id. Names need a xenstore lookup,
-// which arrives with the plugin.
+// parseDomid accepts a decimal domain id, where no xenstore is read
+// (apply --dry-run, --backend-domid); elsewhere the plugin resolves names.
 func parseDomid(s string) (uint32, error) {
 	if s == "" {
 		return 0, fmt.Errorf("empty domain id")
@@ -232,7 +232,7 @@ func parseDomid(s string) (uint32, error) {
 		}
 	}
 	if !isNum {
-		return 0, fmt.Errorf("domain %q: domain names need xenstore, which only the plugin (not yet written) reads; pass a numeric domid", s)
+		return 0, fmt.Errorf("domain %q: domain names need xenstore, which this does not read; pass a numeric domid", s)
 	}
 	n, err := strconv.ParseUint(s, 10, 32)
 	if err != nil || n >= xenif.DomidFirstReserved {
