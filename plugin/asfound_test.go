@@ -146,3 +146,35 @@ func TestFailedHotAddLeavesTreeAsFound(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedOperationsWithHungFrontendLeaveTreeAsFound: with the guest's
+// frontend hung after the first device connected, a hot-add and a detach
+// both time out; each leaves the whole tree as it found it (the hot-add:
+// but for next_vscsidev_id, see TestFailedHotAddLeavesTreeAsFound).
+func TestFailedOperationsWithHungFrontendLeaveTreeAsFound(t *testing.T) {
+	r := newRig(t, rigOpt{opts: plugin.Options{InitTimeout: 300 * time.Millisecond, DestroyTimeout: 300 * time.Millisecond}})
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	r.stopFE()
+	before := r.Srv.Dump()
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn1, "0:0:1:0"); !errors.Is(err, plugin.ErrTimeout) {
+		t.Fatalf("hot-add with a hung frontend: %v", err)
+	}
+	var d []string
+	for _, l := range strings.Split(treeDiff(before, r.Srv.Dump()), "\n") {
+		if l != "" && !strings.Contains(l, "/next_vscsidev_id = ") {
+			d = append(d, l)
+		}
+	}
+	if len(d) != 0 {
+		t.Errorf("the failed hot-add changed the tree:\n%s", strings.Join(d, "\n"))
+	}
+	before = r.Srv.Dump()
+	if _, err := r.ts.Detach(ctx(t), "guest5", "0:0:0:0"); !errors.Is(err, plugin.ErrTimeout) {
+		t.Fatalf("detach with a hung frontend: %v", err)
+	}
+	if diff := treeDiff(before, r.Srv.Dump()); diff != "" {
+		t.Errorf("the failed detach changed the tree:\n%s", diff)
+	}
+}

@@ -87,9 +87,12 @@ func TestDataMemoryBounded(t *testing.T) {
 			// and 13312 tiny segments of 32 bytes (416 KiB).
 			ok := rw(20, opRead10, vscsiif.DMAFromDevice, 0, 0, seg(indRef, 0, 128*vscsiif.SegmentSize))
 			ok.NrSegments = vscsiif.SGGrant | 1
+			// Its own data page: two reads in flight into one guest
+			// page would race in the fake's memory.
+			_, data2 := f.dataPage(0, false)
 			tiny, tinyRef := f.dataPage(0, true)
 			for i := 0; i < vscsiif.SGPerPage; i++ {
-				seg(data, 0, 32).Encode(tiny[i*vscsiif.SegmentSize:])
+				seg(data2, 0, 32).Encode(tiny[i*vscsiif.SegmentSize:])
 			}
 			var tsegs []vscsiif.Segment
 			for i := 0; i < vscsiif.SGTableSize; i++ {
