@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,13 +40,29 @@ func newFuzzRig(t *testing.T) *fuzzRig {
 	if r.refs != [4]uint32{fuzzRefRW, fuzzRefRO, fuzzRefInd1, fuzzRefInd2} {
 		t.Fatalf("xenfake handed out refs %v; update the fuzz seeds", r.refs)
 	}
-	c, err := newConn(r.f.config(1))
+	cfg := r.f.config(1)
+	cfg.JournalPath = filepath.Join(t.TempDir(), "ring.journal") // hostile streams go through the journal too
+	c, err := newConn(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.c = c
 	t.Cleanup(func() { r.f.stop(c) })
 	return r
+}
+
+// restart kills the connection and resumes the ring from its journal in a
+// new one (a daemon restart over whatever the hostile stream left).
+func (r *fuzzRig) restart(t *testing.T) {
+	r.c.Kill()
+	cfg := r.f.config(1)
+	cfg.JournalPath, cfg.Resume = r.c.cfg.JournalPath, true
+	c, err := newConn(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.c = c
+	t.Cleanup(func() { r.f.stop(c) })
 }
 
 func encodeReq(r vscsiif.Request) []byte {
@@ -191,6 +208,14 @@ func FuzzRingLoop(f *testing.F) {
 			}
 			for rig.f.front.UnconsumedResponses() > 0 {
 				rig.f.front.CopyResponse(rsp)
+			}
+		}
+		// The next process over what is left: it must not panic, and what
+		// it takes from the ring or the journal it answers.
+		rig.restart(t)
+		if rig.c.service() {
+			if st := rig.c.Stats(); st.Requests.Load() != st.Responses.Load() {
+				t.Fatalf("after the restart: %d requests, %d responses", st.Requests.Load(), st.Responses.Load())
 			}
 		}
 	})
