@@ -8,7 +8,8 @@
 #   2. `xl reboot`: the same under the new domid;
 #   3. `xl save` + `xl restore` with a verify workload running in the guest
 #      (fio crc32c write+verify, an O_DIRECT read probe at 5 Hz);
-#   4. `xl migrate` to localhost under the same workload;
+#   4. `xl migrate` to localhost under the same workload (of a PVH guest:
+#      Debian's Xen cannot live-migrate PV guests, see lc_main);
 #   5. `xl save`, then `xl-vscsi restore` with no daemon running.
 # After each: 0 fio errors, 0 verify errors, 0 guest dmesg I/O errors, the
 # boot filesystem's stamp file unchanged, every device 4/4; the hold times,

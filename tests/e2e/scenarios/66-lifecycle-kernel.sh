@@ -3,7 +3,7 @@
 # with the kernel backend: xen-scsiback and two LIO fileio LUNs on image
 # files (scripts/lio-xen-pvscsi.sh), vscsi-autoattach with flavour kernel.
 # Plain `xl create` with a boot-time mount, `xl reboot`, `xl save` + `xl
-# restore` and a localhost `xl migrate` with the daemon, `xl save` + `xl-vscsi
+# restore` and a localhost `xl migrate` (PVH) with the daemon, `xl save` + `xl-vscsi
 # restore` without it, each under a crc32c verify workload; results in
 # results-lifecycle-kernel.txt.
 # timeout: 2400
