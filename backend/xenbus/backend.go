@@ -441,20 +441,18 @@ func (b *Backend) scan(ctx context.Context, wg *sync.WaitGroup) error {
 	return nil
 }
 
-// domainChecker is implemented by libxlgo/xs.Handle and xsfake.Client.
-type domainChecker interface {
-	IsDomainIntroduced(domid uint32) (bool, error)
-}
-
-// domainGone reports whether domid no longer exists. A dom0 backend asks
-// xenstored (XS_IS_DOMAIN_INTRODUCED, dom0 only); otherwise, or if that
-// fails, a domain whose home directory is gone counts as dead.
+// domainGone reports whether domid no longer exists: its home directory
+// /local/domain/<domid> is gone (libxl removes it before it destroys the
+// domain, so it is gone by the time @releaseDomain fires).
+//
+// Whether xenstored has the domain introduced does not tell: a domain that
+// libxl is building, restoring or receiving exists, with its home, long
+// before libxl introduces it at the end, and vscsi-autoattach writes its
+// vhosts in that window (it holds the domain from the moment libxl makes
+// it, docs/host-integration.md §3). Taking "not introduced" for "gone"
+// removed a migrating guest's vhost when the sending copy suspended (its
+// @releaseDomain) and the resumed guest found no backend (seen on the rig).
 func (b *Backend) domainGone(domid uint32) bool {
-	if dc, ok := b.cfg.Store.(domainChecker); ok && b.cfg.Domid == 0 {
-		if in, err := dc.IsDomainIntroduced(domid); err == nil {
-			return !in
-		}
-	}
 	_, err := b.cfg.Store.Read(xenif.NoTx, "/local/domain/"+strconv.FormatUint(uint64(domid), 10))
 	return errors.Is(err, syscall.ENOENT)
 }

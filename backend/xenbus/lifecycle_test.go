@@ -45,7 +45,7 @@ func TestReleaseDomainMidIO(t *testing.T) {
 	}
 	// The guest dies: xl destroy releases the domain and removes its home.
 	must(t, r.ts.Write(xenif.NoTx, "/local/domain/0/error/backend/"+r.typ()+"/5/0/error", "1 stale"))
-	r.srv.ReleaseDomain(5)
+	r.destroyDomain(5)
 	r.waitFor(r.bePath(5, 0), func(_ string, ok bool) bool { return !ok }, "backend tree removed")
 	r.waitFor("/local/domain/0/error/backend/"+r.typ()+"/5", func(_ string, ok bool) bool { return !ok }, "error tree removed")
 	eventually(t, "ring unmapped", func() bool { return r.grants.Mapped() == 0 })
@@ -79,7 +79,7 @@ func TestTwoGuestsAndRelease(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	r.srv.ReleaseDomain(6)
+	r.destroyDomain(6)
 	r.waitFor(r.bePath(6, 0), func(_ string, ok bool) bool { return !ok }, "dom6 tree removed")
 	if v := r.read(r.bePath(5, 0) + "/state"); v != "4" {
 		t.Errorf("dom5 vhost state %q after dom6 was released", v)
@@ -292,4 +292,34 @@ func TestXenstoreGoneEndsRun(t *testing.T) {
 	}
 	r.cancel = nil
 	r.checkReleased()
+}
+
+// A domain libxl is still making (restoring, receiving a migration) has
+// its home but is not introduced yet; vscsi-autoattach writes its vhosts in
+// that window. Another domain's @releaseDomain (the sending copy of a
+// localhost migration suspends) must leave them: the backend took "not
+// introduced" for "gone" once, removed the incoming guest's vhost, and the
+// resumed guest found no backend (rig, lifecycle-userspace migrate).
+func TestReleaseKeepsDomainsBeingMade(t *testing.T) {
+	r := newRig(t)
+	r.start()
+	g5 := connectGuest(t, r, 5)
+	r.makeDomain(7) // libxl__domain_make; not introduced
+	img := r.image("d7.img", 1<<20)
+	r.attach(7, 0, map[int]devSpec{0: {"file:" + img, "0:0:0:0"}})
+	be7 := r.bePath(7, 0)
+	r.waitValue(be7+"/state", "2")
+	r.destroyDomain(5) // the sender's copy goes
+	r.waitFor(r.bePath(5, 0), func(_ string, ok bool) bool { return !ok }, "dom5 tree removed")
+	time.Sleep(100 * time.Millisecond)
+	if v := r.read(be7 + "/state"); v != "2" {
+		t.Fatalf("the vhost of a domain being made: state %q after another domain's release, want 2", v)
+	}
+	_ = g5
+	// libxl introduces it, the guest runs and connects.
+	r.srv.IntroduceDomain(7)
+	g7 := r.guestOf(7)
+	g7.runFrontend(nil)
+	r.waitValue(be7+"/state", "4")
+	g7.writeRead(a0, 0, 0x5a)
 }

@@ -416,7 +416,7 @@ func TestRAMDiskStateLifetime(t *testing.T) {
 		return os.IsNotExist(err)
 	})
 	// The domain dies.
-	r2.srv.ReleaseDomain(7)
+	r2.destroyDomain(7)
 	eventually(t, "dead domain's state deleted", func() bool {
 		_, err := os.Stat(filepath.Join(r2.state, "7"))
 		return os.IsNotExist(err)

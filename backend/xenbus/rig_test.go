@@ -210,11 +210,27 @@ type devSpec struct {
 
 // newDomain creates a guest's home (owned by the guest) and introduces it.
 func (r *rig) newDomain(domid uint32) {
+	r.makeDomain(domid)
+	r.srv.IntroduceDomain(domid)
+}
+
+// makeDomain creates a guest's home as libxl__domain_make does, without
+// introducing the domain: libxl introduces it only once it is built (or
+// restored, or received).
+func (r *rig) makeDomain(domid uint32) {
 	home := fmt.Sprintf("/local/domain/%d", domid)
 	must(r.t, r.ts.Mkdir(xenif.NoTx, home))
 	must(r.t, r.ts.SetPerms(xenif.NoTx, home, xenif.Perms{{Domid: domid, Bits: xenif.PermNone}, {Domid: 0, Bits: xenif.PermRead}}))
 	must(r.t, r.ts.Write(xenif.NoTx, home+"/domid", strconv.Itoa(int(domid))))
-	r.srv.IntroduceDomain(domid)
+}
+
+// destroyDomain is xl destroy's part in xenstore: libxl removes the home
+// (its device trees with it), then the domain dies and xenstored fires
+// @releaseDomain. The vhosts' backend trees stay for the backend (P26).
+func (r *rig) destroyDomain(domid uint32) {
+	r.t.Helper()
+	must(r.t, r.ts.Rm(xenif.NoTx, fmt.Sprintf("/local/domain/%d", domid)))
+	r.srv.ReleaseDomain(domid)
 }
 
 // attach is the toolstack's vhost creation (§2.3 step 1), in one
@@ -345,6 +361,12 @@ type guest struct {
 func (r *rig) newGuest(domid uint32) *guest {
 	r.t.Helper()
 	r.newDomain(domid)
+	return r.guestOf(domid)
+}
+
+// guestOf is the guest side of a domain whose home exists.
+func (r *rig) guestOf(domid uint32) *guest {
+	r.t.Helper()
 	c, err := r.srv.Connect(domid)
 	must(r.t, err)
 	r.t.Cleanup(func() { c.Close() })
