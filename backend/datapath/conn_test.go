@@ -479,9 +479,19 @@ func TestFullRingAndHoldoff(t *testing.T) {
 // TestServiceDoesNotAllocate: a full ring of 4 KiB reads and writes through
 // an inline LUN allocates nothing once every slot has its buffer.
 func TestServiceDoesNotAllocate(t *testing.T) {
+	for _, withJournal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("journal=%v", withJournal), func(t *testing.T) { testServiceDoesNotAllocate(t, withJournal) })
+	}
+}
+
+func testServiceDoesNotAllocate(t *testing.T, withJournal bool) {
 	f := newTestFront(t)
 	f.table.Set(lun0, Entry{LUN: nullLUN{}, Inline: true})
-	c, err := newConn(f.config(1))
+	cfg := f.config(1)
+	if withJournal {
+		cfg.JournalPath = f.journalPath()
+	}
+	c, err := newConn(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
