@@ -8,7 +8,8 @@
 # as their units would; an ordinary xl config with vscsi= lines; plain
 # `xl create`; the guest mounts its vscsi disk at boot (the devices were
 # there before it ran: autoattach held the new domain until they were
-# probed); I/O; a hot-add; `xl-vscsi scsi-list` and `stats`; `xl reboot`
+# probed); I/O; a hot-add; `xl-vscsi scsi-list` and `stats`, and the
+# Prometheus metrics the backend writes for node_exporter; `xl reboot`
 # (the file written before it is read after it); `xl destroy`, and nothing
 # is left behind (xenstore, grant mappings, open files, LUNs).
 # Act 2, the kernel backend (xen-scsiback + LIO) through `xl-vscsi create`.
@@ -25,9 +26,16 @@ grep -Eq 'rig\.only=([^ ]*:)?demo(:| |$)' /proc/cmdline || pending "runs with ma
 # shellcheck source=tests/e2e/dom0/helpers-lifecycle.sh
 . /rig/helpers-lifecycle.sh
 say() { rig_log "DEMO: $*"; }
+shq() { # shq ARG...: the arguments as a shell line (quoted where needed)
+	local a out=()
+	for a; do
+		if [[ $a =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
+	done
+	echo "${out[*]}"
+}
 show() { # show CMD...: narrate a dom0 command and its output
 	local out rc
-	say "dom0# $*"
+	say "dom0# $(shq "$@")"
 	out=$("$@" 2>&1)
 	rc=$?
 	[[ -n $out ]] && while IFS= read -r l; do say "    $l"; done <<<"$out"
@@ -56,7 +64,8 @@ trap cleanup EXIT
 t00=$(now)
 
 say "==== Act 1: govscsi's own path: the package, plain xl create, the userspace backend (no LIO)"
-# (a clean dom0: no older package, no kernel backend loaded)
+# (a clean dom0: no guest, no older package, no kernel backend loaded)
+for g in $(xl list | awk 'NR > 2 {print $1}'); do xl destroy "$g" || fail "xl destroy $g"; done
 if dpkg -s govscsi >/dev/null 2>&1; then dpkg -P govscsi >/dev/null || fail "purging an older govscsi"; fi
 us_no_kernel_backend || fail "cannot unload xen-scsiback"
 say "== 1. install the package (built by make deb)"
@@ -66,14 +75,19 @@ show dpkg -i "/root/$(basename "${debs[0]}")" || fail "dpkg -i"
 say "    (installed in $(since "$t0") s)"
 # From here on the installed tools, as an admin's shell finds them.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin:/rig/bin
-show bash -c 'command -v xl-vscsi vscsi-backend vscsi-autoattach; ls /lib/systemd/system/vscsi-*' || fail "installed tools"
+say "dom0# command -v xl-vscsi vscsi-backend vscsi-autoattach; ls /lib/systemd/system/vscsi-*"
+out=$(command -v xl-vscsi vscsi-backend vscsi-autoattach && ls /lib/systemd/system/vscsi-*) || fail "installed tools: $out"
+while IFS= read -r l; do say "    $l"; done <<<"$out"
 say "dom0# lsmod | grep -c xen_scsiback"
 say "    $(lsmod | grep -c xen_scsiback)   (the kernel backend is not loaded: this act needs no LIO)"
 
 say "== 2. the userspace backend daemon: the example configuration, started as its unit would"
 show cp /usr/share/doc/govscsi/examples/vscsi-backend.yaml /etc/govscsi/vscsi-backend.yaml || fail "example config"
+prom=/var/lib/prometheus/node-exporter/govscsi.prom
+say "dom0# cat >>/etc/govscsi/vscsi-backend.yaml    # Prometheus metrics for node_exporter's textfile collector"
+printf 'metrics:\n  textfile: %s\n  interval: 2s\n' "$prom" >>/etc/govscsi/vscsi-backend.yaml
 show grep -Ev '^[[:space:]]*(#|$)' /etc/govscsi/vscsi-backend.yaml
-mkdir -p /var/lib/govscsi/images
+mkdir -p /var/lib/govscsi/images "${prom%/*}"
 modprobe -q xen-gntdev && modprobe -q xen-evtchn # the unit's ExecStartPre
 say "dom0# vscsi-backend --config /etc/govscsi/vscsi-backend.yaml --foreground &    # systemd: systemctl enable --now vscsi-backend"
 vscsi-backend --config /etc/govscsi/vscsi-backend.yaml --foreground >>"$belog" 2>&1 &
@@ -116,11 +130,13 @@ lc_boot_mount_ok "$bm" || fail "the guest did not find and mount its vscsi disk 
 gshow 'lsscsi; df -h /mnt/boot | tail -1; cat /mnt/boot/hello.txt' || fail "boot disk"
 show xl-vscsi scsi-list g1 || fail "scsi-list"
 
-say "== 6. I/O: a file on the boot disk (kept for after the reboot), 32 MiB through the RAM disk with O_DIRECT"
+say "== 6. I/O: a file on the boot disk (kept for after the reboot); the RAM disk: 32 MiB written and read back with O_DIRECT, then 5 s of fio"
 ram=$(lc_disk 0:1:0) || fail "no RAM disk in the guest"
 gshow 'date > /mnt/boot/before-reboot.txt && sync && cat /mnt/boot/before-reboot.txt' || fail "write to the boot disk"
-gshow "dd if=/dev/urandom of=/tmp/r bs=1M count=32 2>/dev/null && dd if=/tmp/r of=$ram bs=1M oflag=direct 2>&1 | tail -1 && dd if=$ram of=/tmp/r2 bs=1M count=32 iflag=direct 2>&1 | tail -1 && cmp /tmp/r /tmp/r2 && echo 'read back: identical'; rm -f /tmp/r /tmp/r2" ||
+gshow "dd if=/dev/urandom of=/tmp/r bs=1M count=32 2>/dev/null && dd if=/tmp/r of=$ram bs=1M oflag=direct 2>/dev/null && dd if=$ram of=/tmp/r2 bs=1M count=32 iflag=direct 2>/dev/null && cmp /tmp/r /tmp/r2 && echo '32 MiB read back: identical'; rm -f /tmp/r /tmp/r2" ||
 	fail "RAM disk round trip"
+gshow "fio --name=ram --filename=$ram --rw=randrw --bs=4k --direct=1 --ioengine=libaio --iodepth=16 --runtime=5 --time_based 2>&1 | grep -E '^ *(read|write): IOPS|err='" ||
+	fail "fio on the RAM disk"
 
 say "== 7. hot-add a third disk (a 32 MiB RAM disk) to the running guest"
 show xl-vscsi --flavour userspace scsi-attach g1 ram:32M 0:0:2:0 || fail "scsi-attach"
@@ -130,7 +146,11 @@ gshow 'lsscsi'
 say "== 8. what the toolstack and the backend see"
 show xl-vscsi scsi-list g1 || fail "scsi-list"
 show xl-vscsi stats || fail "stats"
-
+# the textfile is rewritten every 2 s: wait for one that has the hot-added disk
+wait_for 10 grep -q 'govscsi_lun_commands_total{.*pdev="ram:32M",op="read"}' "$prom" || fail "no metrics for the hot-added disk in $prom"
+show grep -E '^govscsi_lun_(commands_total\{.*op="write"|errors_total)' "$prom" || fail "metrics textfile"
+errs=$(awk '/^govscsi_lun_errors_total/ { s += $NF } END { print s + 0 }' "$prom")
+[[ $errs == 0 ]] || fail "the backend counted $errs command errors"
 say "== 9. xl reboot: a new domain, held and given its disks again; the file written before is there"
 t0=$(now)
 show xl reboot g1 || fail "xl reboot"
@@ -176,6 +196,8 @@ aa_pid=
 kill "$be_pid"
 wait "$be_pid" || fail "vscsi-backend exited $? on SIGTERM"
 be_pid=
+[[ ! -e $prom ]] || fail "$prom left after vscsi-backend stopped"
+say "    (both exited 0; the metrics textfile went with vscsi-backend)"
 rm -f /etc/xen/g1.cfg
 say "== act 1 done in $(since "$t00") s"
 
