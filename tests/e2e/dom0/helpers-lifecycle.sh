@@ -14,7 +14,7 @@
 #                                  (vhost 0, its backend in InitWait or later)
 #   lc_hold_of LOG DOMID           how long vscsi-autoattach (log LOG) held DOMID
 #   lc_disk CTL                    the guest's /dev/sdX at c:t:l CTL (e.g. 0:1:0)
-#   lc_workload_start DEV PROBE    fio crc32c write+verify on DEV, and a 5 Hz O_DIRECT
+#   lc_workload_start DEV PROBE    fio crc32c write+verify on DEV, and a 1 Hz O_DIRECT
 #                                  read probe of PROBE, both in the background
 #   lc_workload_stop               stop both; sets LC_IO_ERR LC_VERIFY_ERR LC_DMESG_ERR
 #                                  LC_MAX_GAP (s, probe) LC_PROBE_ERR LC_WRITTEN_MB,
@@ -81,7 +81,7 @@ lc_workload_start() {
 		fio --name=lc --filename=$dev --direct=1 --ioengine=libaio --rw=randwrite --bs=4k --iodepth=4 --size=32M \
 			--verify=crc32c --verify_backlog=32 --verify_fatal=0 --continue_on_error=all --time_based --runtime=3600 \
 			--output-format=json --output=/tmp/lc.fio.json >/tmp/lc.fio.err 2>&1 </dev/null & echo \$! >/tmp/lc.fio.pid
-		(while :; do if dd if=$probe of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null; then date +%s; else echo ERR \$(date +%s); fi; sleep 0.2; done >/tmp/lc.probe 2>&1 </dev/null) & echo \$! >/tmp/lc.probe.pid
+		(while :; do if dd if=$probe of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null; then date +%s; else echo ERR \$(date +%s); fi; sleep 1; done >/tmp/lc.probe 2>&1 </dev/null) & echo \$! >/tmp/lc.probe.pid
 		sleep 3; [ -s /tmp/lc.probe ] && kill -0 \$(cat /tmp/lc.fio.pid)" >/dev/null ||
 		{ note "workload did not start: $(guest_run 'cat /tmp/lc.fio.err; tail -3 /tmp/lc.probe')"; return 1; }
 }

@@ -7,7 +7,7 @@
 #      runs: vscsi-autoattach holds the domain until the vhost is probed;
 #   2. `xl reboot`: the same under the new domid;
 #   3. `xl save` + `xl restore` with a verify workload running in the guest
-#      (fio crc32c write+verify, an O_DIRECT read probe at 5 Hz);
+#      (fio crc32c write+verify, an O_DIRECT read probe at 1 Hz);
 #   4. `xl migrate` to localhost under the same workload (of a PVH guest:
 #      Debian's Xen cannot live-migrate PV guests, see lc_main);
 #   5. `xl save`, then `xl-vscsi restore` with no daemon running.
