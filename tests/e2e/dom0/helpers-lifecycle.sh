@@ -194,8 +194,28 @@ lc_save_restore_nodaemon() {
 		xl-vscsi --flavour "$LC_FLAVOUR" restore --config-dir "$LC_DIR" "$LC_SAVE/g1.save"
 }
 
+# lc_create WHAT: plain xl create of the config, the guest held, booted with its disk
+lc_create() {
+	local d t0
+	t0=$(now)
+	xl create "$LC_DIR/g1.cfg" >/dev/null || fail "$1"
+	d=$(guest_domid) || fail "no domid after $1"
+	lc_booted "$d" "$1"
+	lc_check_guest "$1"
+	echo "${1// /-} domid=$d hold=$(lc_held "$d") ready_s=$(since "$t0")" >>"$LC_RES"
+	note "$1: held $(lc_held "$d"), guest up with its disk mounted $(since "$t0") s later"
+	LC_FDEV=$(lc_disk 0:1:0) || fail "$1: no data disk in the guest"
+	LC_BDEV=$(lc_disk 0:0:0) || fail "$1: no boot disk in the guest"
+}
+
 # lc_main: create (boot-time mount), reboot, save+restore and migrate with
-# the daemon, save + xl-vscsi restore without it; see the scenarios' headers
+# the daemon, save + xl-vscsi restore without it; see the scenarios'
+# headers. With LC_GUEST=pvh the whole run is a PVH guest's and skips the
+# reboot; by default (pv) the PV guest does create, reboot and save+restore,
+# then a PVH guest the rest: a live migration puts the guest in log-dirty
+# mode, which for a PV guest needs shadow paging, and Debian 12 builds Xen
+# without it (CONFIG_SHADOW_PAGING unset: `xl migrate` of a PV guest fails
+# with "Failed to enable logdirty: 95"); a PVH guest's uses HAP.
 lc_main() {
 	local d t0
 	LC_AALOG=$(result_file "autoattach-$LC_NAME.log")
@@ -207,45 +227,32 @@ lc_main() {
 	lc_aa_start
 	echo "# $LC_NAME: one line per operation" >"$LC_RES"
 
-	# 1. plain xl create
-	t0=$(now)
-	xl create "$LC_DIR/g1.cfg" >/dev/null || fail "xl create"
-	d=$(guest_domid) || fail "no domid after xl create"
-	lc_booted "$d" "xl create"
-	lc_check_guest "xl create"
-	echo "create domid=$d hold=$(lc_held "$d") ready_s=$(since "$t0")" >>"$LC_RES"
-	note "xl create: held $(lc_held "$d"), guest up with its disk mounted $(since "$t0") s after xl create"
-
-	# 2. xl reboot
-	t0=$(now)
-	xl reboot "$GUEST_NAME" || fail "xl reboot"
-	wait_for 300 bash -c "d2=\$(xl domid $GUEST_NAME 2>/dev/null) && [[ \$d2 != $d ]]" || fail "no new domid after xl reboot"
-	d=$(guest_domid) || fail "guest gone after xl reboot"
-	lc_booted "$d" "xl reboot"
-	lc_check_guest "xl reboot"
-	echo "reboot domid=$d hold=$(lc_held "$d") ready_s=$(since "$t0")" >>"$LC_RES"
-	note "xl reboot: held $(lc_held "$d"), guest up with its disk mounted $(since "$t0") s after xl reboot"
-
-	LC_FDEV=$(lc_disk 0:1:0) || fail "no data disk in the guest"
-	LC_BDEV=$(lc_disk 0:0:0) || fail "no boot disk in the guest"
-	# 3. save + restore with the daemon
-	lc_op "save+restore" lc_save_restore
-
-	# 4. A localhost migration needs a PVH guest: a live migration puts the
-	# guest in log-dirty mode, which for a PV guest needs shadow paging, and
-	# Debian 12 builds Xen without it (CONFIG_SHADOW_PAGING unset: `xl
-	# migrate` of a PV guest fails with "Failed to enable logdirty: 95");
-	# a PVH guest's log-dirty mode uses HAP. The same config, type pvh.
-	xl destroy "$GUEST_NAME" || fail "xl destroy of the PV guest"
-	lc_pvh "$LC_DIR/g1.cfg" || fail "PVH config"
-	t0=$(now)
-	xl create "$LC_DIR/g1.cfg" >/dev/null || fail "xl create (PVH)"
-	d=$(guest_domid) || fail "no domid after xl create (PVH)"
-	lc_booted "$d" "xl create (PVH)"
-	lc_check_guest "xl create (PVH)"
-	echo "create-pvh domid=$d hold=$(lc_held "$d") ready_s=$(since "$t0")" >>"$LC_RES"
-	LC_FDEV=$(lc_disk 0:1:0) || fail "no data disk in the PVH guest"
-	LC_BDEV=$(lc_disk 0:0:0) || fail "no boot disk in the PVH guest"
+	if [[ ${LC_GUEST:-pv} == pv ]]; then
+		# 1. plain xl create
+		lc_create "xl create"
+		# 2. xl reboot
+		d=$(guest_domid)
+		t0=$(now)
+		xl reboot "$GUEST_NAME" || fail "xl reboot"
+		wait_for 300 bash -c "d2=\$(xl domid $GUEST_NAME 2>/dev/null) && [[ \$d2 != $d ]]" || fail "no new domid after xl reboot"
+		d=$(guest_domid) || fail "guest gone after xl reboot"
+		lc_booted "$d" "xl reboot"
+		lc_check_guest "xl reboot"
+		echo "reboot domid=$d hold=$(lc_held "$d") ready_s=$(since "$t0")" >>"$LC_RES"
+		note "xl reboot: held $(lc_held "$d"), guest up with its disk mounted $(since "$t0") s after xl reboot"
+		LC_FDEV=$(lc_disk 0:1:0) || fail "no data disk in the guest"
+		LC_BDEV=$(lc_disk 0:0:0) || fail "no boot disk in the guest"
+		# 3. save + restore with the daemon
+		lc_op "save+restore" lc_save_restore
+		xl destroy "$GUEST_NAME" || fail "xl destroy of the PV guest"
+		lc_pvh "$LC_DIR/g1.cfg" || fail "PVH config"
+		lc_create "xl create (PVH)"
+	else
+		lc_pvh "$LC_DIR/g1.cfg" || fail "PVH config"
+		lc_create "xl create (PVH)"
+		lc_op "save+restore (PVH)" lc_save_restore
+	fi
+	# 4. a localhost migration with the daemon
 	lc_op "migrate" lc_migrate_local
 	# 5. save, then xl-vscsi restore without the daemon
 	aa_stop
