@@ -410,6 +410,11 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 		}
 	}
 	if werr != nil {
+		if t.opt.CancelKeepsDevices && errors.Is(werr, context.Canceled) {
+			// A daemon stopping (vscsi-autoattach): what the guest may
+			// already be connecting stays; the next run leaves it alone.
+			return res, fmt.Errorf("%w: stopped while waiting; the devices written stay", werr)
+		}
 		if rerr := t.rollback(domid, plan, states, made); rerr != nil {
 			werr = fmt.Errorf("%w (and rolling back failed: %v)", werr, rerr)
 		}

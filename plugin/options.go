@@ -60,6 +60,12 @@ type Options struct {
 	// paused guest's xen-scsifront cannot connect (libxl likewise waits
 	// only for the backend before it unpauses).
 	DeferConnect bool
+	// CancelKeepsDevices makes an operation whose context is cancelled
+	// (not timed out) while it waits for the peers leave what it wrote
+	// instead of rolling it back. vscsi-autoattach sets it: stopping the
+	// daemon must never take a device from a running guest, and a guest may
+	// be connecting the device while the daemon waits for it.
+	CancelKeepsDevices bool
 	// DryRun makes writing operations compute and record their writes
 	// (see Result.Writes) without touching xenstore and without waiting.
 	DryRun bool

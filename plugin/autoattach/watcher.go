@@ -60,6 +60,7 @@ const (
 	Failed       Action = "failed"        // apply failed (and rolled back its writes)
 	Gone         Action = "gone"          // the domain vanished while being set up
 	Renamed      Action = "renamed"       // the domain kept changing its name: nothing written
+	Stopped      Action = "stopped"       // the daemon stopped while waiting for the peers: what was written stays
 	Connected    Action = "connected"     // after a hold: the guest's frontend connected every device
 	NotConnected Action = "not-connected" // after a hold: the frontend did not connect in time (nothing removed)
 	Unnamed      Action = "unnamed"       // no name node yet: retried on the next event
@@ -593,6 +594,11 @@ func (w *Watcher) handle(ctx context.Context, domid uint32) (o Outcome) {
 		if errors.As(err, &se) || errors.As(err, &ge) {
 			o.Action = BadConfig
 			log.Error("bad vscsi= entry in the domain's config; nothing attached", "error", err)
+			return o
+		}
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) && w.ts.Options().CancelKeepsDevices {
+			o.Action = Stopped
+			log.Info("the daemon is stopping: the vscsi devices written stay for the guest", "error", err)
 			return o
 		}
 		o.Action = Failed

@@ -199,6 +199,7 @@ func run(args []string, stderr io.Writer) int {
 	if st.opts.HotplugLog == nil {
 		st.opts.HotplugLog = stderr
 	}
+	st.opts.CancelKeepsDevices = true // a stop never takes a device from a guest
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serve(ctx, st, log); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"github.com/govscsi/govscsi/plugin/hold"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/govscsi/govscsi/internal/opfile/opfiletest"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/libxlgo/xsfake"
+	"github.com/govscsi/govscsi/plugin/hold"
 	"github.com/govscsi/govscsi/plugin/internal/rigtest"
 	"github.com/govscsi/govscsi/tests/simpeer"
 )
@@ -205,4 +205,74 @@ func TestShippedConfig(t *testing.T) {
 // an oversize file is an error at once.
 func TestLoadHostilePaths(t *testing.T) {
 	opfiletest.Check(t, opfile.MaxConfigSize, func(p string) error { _, err := load(p, true); return err })
+}
+
+// Stopping the daemon never takes a device from a guest: SIGTERM while it
+// waits for a running guest's frontend to connect a hot-plugged vhost
+// leaves the vhost as written (the guest may be connecting it right then),
+// where an interrupted attach used to roll it back. The restarted daemon
+// leaves it alone, and the guest's frontend connects it.
+func TestSIGTERMKeepsDevicesBeingConnected(t *testing.T) {
+	bin := build(t)
+	h := rigtest.NewHost(t)
+	h.Guest(6, "slow6") // no frontend yet: its xen-scsifront loads later
+	bs, err := h.Srv.Connect(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopBE := simpeer.Start((&simpeer.Backend{Store: bs}).Run)
+	t.Cleanup(func() { stopBE(); bs.Close() })
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "slow6.cfg"), "name = 'slow6'\nvscsi = [ 'naa.5001405012345678:0,0:0:0:0' ]\n")
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "--config-dir", dir, "--log-level", "debug")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	be := "/local/domain/0/backend/vscsi/6/0"
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if v, _ := h.Admin.Read(xenif.NoTx, be+"/state"); v == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("vhost never probed:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the daemon waits for the frontend now
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	for _, p := range []string{be + "/state", "/local/domain/6/device/vscsi/0/backend"} {
+		if !h.Exists(p) {
+			t.Fatalf("%s removed by the daemon's stop:\n%s", p, stderr.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "the vscsi devices written stay for the guest") {
+		t.Errorf("no log line saying the devices stay:\n%s", stderr.String())
+	}
+	// The guest's frontend comes: the vhost connects without any daemon.
+	fs, err := h.Srv.Connect(6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopFE := simpeer.Start((&simpeer.Frontend{Store: fs, Domid: 6, RingRef: "8", EventChannel: "9"}).Run)
+	t.Cleanup(func() { stopFE(); fs.Close() })
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		if v, _ := h.Admin.Read(xenif.NoTx, be+"/vscsi-devs/dev-0/state"); v == "4" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kept vhost never connected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
