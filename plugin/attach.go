@@ -214,9 +214,15 @@ func (t *Toolstack) applyEntries(ctx context.Context, domid uint32, entries []cf
 
 // existingForGroup reads a domain's vhosts as cfgparse.Group wants them,
 // and the first free vhost devid: numeric max over the backend, frontend
-// and toolstack directories, + 1 (P31).
-func (t *Toolstack) existingForGroup(tx xenif.Tx, domid uint32) ([]cfgparse.VHost, map[int]VHostStatus, int, error) {
-	vs, err := t.readVHosts(tx, domid)
+// and toolstack directories, + 1 (P31). The states (VHostStatus) are read
+// only for the vhosts that devs' vdev host numbers select, the ones the
+// operation may add to: see readVHosts.
+func (t *Toolstack) existingForGroup(tx xenif.Tx, domid uint32, devs []cfgparse.Device) ([]cfgparse.VHost, map[int]VHostStatus, int, error) {
+	hosts := map[int]bool{}
+	for _, d := range devs {
+		hosts[int(d.VDev.Host)] = true
+	}
+	vs, err := t.readVHosts(tx, domid, func(index int) bool { return hosts[index] })
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -291,7 +297,7 @@ func (t *Toolstack) applyDevices(ctx context.Context, domid uint32, devs []cfgpa
 		var busy *busyError
 		err := xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
 			res.Writes, res.Removes, res.Created, res.Added, res.Already, res.Pending = nil, nil, nil, nil, nil, false
-			existing, byID, next, err := t.existingForGroup(tx, domid)
+			existing, byID, next, err := t.existingForGroup(tx, domid, devs)
 			if err != nil {
 				return err
 			}

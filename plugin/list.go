@@ -53,13 +53,21 @@ func (t *Toolstack) List(domid uint32) ([]VHostStatus, error) {
 	var out []VHostStatus
 	err := xenif.Transact(t.s, 20, func(tx xenif.Tx) error {
 		var err error
-		out, err = t.readVHosts(tx, domid)
+		out, err = t.readVHosts(tx, domid, nil)
 		return err
 	})
 	return out, err
 }
 
-func (t *Toolstack) readVHosts(tx xenif.Tx, domid uint32) ([]VHostStatus, error) {
+// readVHosts reads the vhosts of a domain in tx: the layout of each (ids,
+// backend type, idx, feature-host, devices and their addresses), and the
+// states (backend, frontend, online, errors, per device) of those whose
+// vdev host number withStates accepts (nil: all). A transaction that
+// reads a node conflicts with every change of it: the peers write states
+// all the time while a vhost connects, so an operation reads only the
+// states of the vhosts it may write to, and a vhost of the same domain
+// that is connecting meanwhile does not make its commit fail.
+func (t *Toolstack) readVHosts(tx xenif.Tx, domid uint32, withStates func(index int) bool) ([]VHostStatus, error) {
 	d := t.domains(domid)
 	feNames, err := dirOpt(t.s, tx, cfgparse.FrontendRoot(d))
 	if err != nil {
@@ -86,7 +94,10 @@ func (t *Toolstack) readVHosts(tx xenif.Tx, domid uint32) ([]VHostStatus, error)
 	sort.Ints(ids)
 	out := []VHostStatus{}
 	for _, id := range ids {
-		v, err := t.readVHost(tx, domid, id)
+		v, err := t.readLayout(tx, domid, id)
+		if err == nil && (withStates == nil || withStates(v.Index)) {
+			err = t.readStates(tx, &v)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -95,10 +106,58 @@ func (t *Toolstack) readVHosts(tx xenif.Tx, domid uint32) ([]VHostStatus, error)
 	return out, nil
 }
 
-func (t *Toolstack) readVHost(tx xenif.Tx, domid uint32, id int) (VHostStatus, error) {
+// readLayout reads what the toolstack wrote for a vhost and only it
+// changes: backend type, feature-host, idx, the dev-N counter, and each
+// device's p-dev, p-devname and v-dev. Index falls back to the host number
+// of the first device's v-dev.
+func (t *Toolstack) readLayout(tx xenif.Tx, domid uint32, id int) (VHostStatus, error) {
 	d := t.vhostDomains(tx, domid, id)
-	be, fe := cfgparse.BackendPath(d, id), cfgparse.FrontendPath(d, id)
+	be := cfgparse.BackendPath(d, id)
 	v := VHostStatus{Domid: domid, VHost: id, Index: -1, BackendDomid: d.Backend, BackendType: d.BackendType(), Devs: []DevStatus{}}
+	var err error
+	rs := func(p string) string {
+		if err != nil {
+			return ""
+		}
+		s, e := readOpt(t.s, tx, p)
+		err = e
+		return s
+	}
+	v.FeatureHost = rs(be+"/feature-host") == "1"
+	if idx, ok, e := readInt(t.s, tx, metaPath(domid, id)+"/idx"); e == nil && ok {
+		v.Index = idx
+	}
+	next, _, _ := readInt(t.s, tx, metaPath(domid, id)+"/next_vscsidev_id")
+	names, e := dirOpt(t.s, tx, be+"/vscsi-devs")
+	if e != nil {
+		return v, e
+	}
+	for _, n := range numericNames(names, "dev-") {
+		dp := be + "/vscsi-devs/dev-" + strconv.Itoa(n)
+		dv := DevStatus{ID: n}
+		dv.PDev = rs(dp + "/p-dev")
+		dv.PDevName = rs(dp + "/p-devname")
+		dv.VDev = rs(dp + "/v-dev")
+		v.Devs = append(v.Devs, dv)
+		if n >= next {
+			next = n + 1
+		}
+		if v.Index < 0 {
+			if h, e := cfgparse.ParseHCTL(dv.VDev); e == nil {
+				v.Index = int(h.Host)
+			}
+		}
+	}
+	v.NextDev = next
+	return v, err
+}
+
+// readStates adds to a vhost read by readLayout what the peers change:
+// backend and frontend state, online, the error nodes, and each device's
+// states on both sides and its error node.
+func (t *Toolstack) readStates(tx xenif.Tx, v *VHostStatus) error {
+	d := t.vhostDomains(tx, v.Domid, v.VHost)
+	be, fe := cfgparse.BackendPath(d, v.VHost), cfgparse.FrontendPath(d, v.VHost)
 	var err error
 	ri := func(p string) int {
 		if err != nil {
@@ -118,38 +177,16 @@ func (t *Toolstack) readVHost(tx xenif.Tx, domid uint32, id int) (VHostStatus, e
 	}
 	v.BackendState = ri(be + "/state")
 	v.FrontendState = ri(fe + "/state")
-	v.FeatureHost = rs(be+"/feature-host") == "1"
 	v.Online = rs(be+"/online") == "1"
-	v.Error = t.errorNode(tx, domid, id)
-	if idx, ok, e := readInt(t.s, tx, metaPath(domid, id)+"/idx"); e == nil && ok {
-		v.Index = idx
-	}
-	next, _, _ := readInt(t.s, tx, metaPath(domid, id)+"/next_vscsidev_id")
-	names, e := dirOpt(t.s, tx, be+"/vscsi-devs")
-	if e != nil {
-		return v, e
-	}
-	for _, n := range numericNames(names, "dev-") {
-		dp := be + "/vscsi-devs/dev-" + strconv.Itoa(n)
-		dv := DevStatus{ID: n}
-		dv.PDev = rs(dp + "/p-dev")
-		dv.PDevName = rs(dp + "/p-devname")
-		dv.VDev = rs(dp + "/v-dev")
+	v.Error = t.errorNode(tx, v.Domid, v.VHost)
+	for i := range v.Devs {
+		dv := &v.Devs[i]
+		dp := be + "/vscsi-devs/dev-" + strconv.Itoa(dv.ID)
 		dv.BackendState = ri(dp + "/state")
-		dv.FrontendState = ri(fe + "/vscsi-devs/dev-" + strconv.Itoa(n) + "/state")
+		dv.FrontendState = ri(fe + "/vscsi-devs/dev-" + strconv.Itoa(dv.ID) + "/state")
 		dv.Error = rs(dp + "/error")
-		v.Devs = append(v.Devs, dv)
-		if n >= next {
-			next = n + 1
-		}
-		if v.Index < 0 {
-			if h, e := cfgparse.ParseHCTL(dv.VDev); e == nil {
-				v.Index = int(h.Host)
-			}
-		}
 	}
-	v.NextDev = next
-	return v, err
+	return err
 }
 
 // errorNode returns what the backend reported for a vhost: the xenbus

@@ -18,6 +18,7 @@ import (
 	"github.com/govscsi/govscsi/cfgparse"
 	"github.com/govscsi/govscsi/libxlgo/xenif"
 	"github.com/govscsi/govscsi/plugin"
+	"github.com/govscsi/govscsi/plugin/internal/rigtest"
 )
 
 const (
@@ -345,6 +346,58 @@ func TestRacingAttaches(t *testing.T) {
 	if len(vs[0].Devs) != 4 || strings.Count(devStates(vs[0]), " 4/4") != 4 {
 		t.Errorf("after the race: %+v", devStates(vs[0]))
 	}
+}
+
+// An attach commits while another vhost of the same domain keeps changing
+// (its peers write states all the while it connects): the attach's
+// transaction reads the states of the vhosts it may write to only, so the
+// other vhost's churn does not conflict it. When it read every vhost's
+// states it ran out of its 20 attempts here at once, and
+// TestWatchStatesConcurrentOperations failed so under load.
+func TestAttachNotConflictedByAnotherVHostsStates(t *testing.T) {
+	r := newRig(t, rigOpt{})
+	if _, err := r.ts.Attach(ctx(t), "guest5", wwn0, "0:0:0:0"); err != nil {
+		t.Fatal(err)
+	}
+	vs := r.list()
+	if len(vs) != 1 || len(vs[0].Devs) != 1 {
+		t.Fatalf("after the first attach: %+v", vs)
+	}
+	// The frontend's dev state of vhost 0, rewritten (same value) as fast
+	// as one connection can: every write is a change to a reader's
+	// transaction, as the peers' state writes are.
+	churn := fmt.Sprintf("%s/device/vscsi/%d/vscsi-devs/dev-%d/state", rigtest.Home(guest), vs[0].VHost, vs[0].Devs[0].ID)
+	c, err := r.Srv.Connect(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { done <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if c.Write(xenif.NoTx, churn, "4") != nil {
+				return
+			}
+			n++
+		}
+	}()
+	_, err = r.ts.Attach(ctx(t), "guest5", wwn1, "1:0:0:0")
+	close(stop)
+	n := <-done
+	if err != nil {
+		t.Fatalf("attach to a new vhost while vhost %d's states changed (%d writes): %v", vs[0].VHost, n, err)
+	}
+	if n < 100 {
+		t.Fatalf("only %d writes while the attach ran: the churn proves nothing", n)
+	}
+	t.Logf("%d state writes on vhost %d while the attach ran", n, vs[0].VHost)
 }
 
 // Backend trees of domains that are gone are cleaned up (P26).
